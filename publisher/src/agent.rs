@@ -64,6 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let bye = stamper.stamp(SampleBody::Bye(ByeBody {
         reason: reason.to_owned(),
         dropped: outbox.dropped(),
+        last_seq: stamper.last_seqs(),
     }));
     outbox.push(outgoing(&bye));
     let delivered = forwarder.drain(deadline).await;
