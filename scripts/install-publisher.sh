@@ -99,7 +99,7 @@ for key in $(printf '%s\n' "${!settings[@]}" | sort); do
   # systemd's EnvironmentFile takes one line per variable; refuse what would
   # break out of it.
   case $value in
-    *$'\n'* | *'"'* | *"'"* | *'\'* ) die "$key contains a newline, a quote or a backslash" ;;
+    *$'\n'* | *'"'* | *"'"* | *\\* ) die "$key contains a newline, a quote or a backslash" ;;
   esac
   printf '%s=%s\n' "$key" "$value" >>"$new_env"
 done
