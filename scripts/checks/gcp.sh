@@ -73,7 +73,8 @@ lacks() {
 
 # ---- shellcheck -------------------------------------------------------------
 check "shellcheck" shellcheck -x scripts/gcp/up scripts/gcp/down scripts/gcp/stress scripts/gcp/lib.sh \
-  scripts/gcp/vm-startup.sh scripts/gcp/tests/fake-gcloud scripts/install-publisher.sh scripts/checks/gcp.sh
+  scripts/gcp/vm-startup.sh scripts/gcp/tests/fake-gcloud scripts/install-publisher.sh scripts/checks/gcp.sh \
+  scripts/simulate-fleet.sh scripts/checks/simulate-fleet.sh
 
 # ---- up / down / stress against the fake gcloud ------------------------------
 mkdir -p "$WORK/bin"
