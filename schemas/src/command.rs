@@ -157,7 +157,8 @@ mod tests {
         assert_eq!(r.pid, Some(1234));
         assert_eq!(r.signal, Some(SignalSpec::Name("TERM".into())));
         assert_eq!(r.requested_by.as_deref(), Some("operator"));
-        let r = CommandRequest::decode(br#" {"action":"kill","pid":7,"signal":9,"x":[1]}"#).unwrap();
+        let r =
+            CommandRequest::decode(br#" {"action":"kill","pid":7,"signal":9,"x":[1]}"#).unwrap();
         assert_eq!(r.signal, Some(SignalSpec::Number(9)));
     }
 

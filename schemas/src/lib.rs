@@ -16,8 +16,8 @@ pub mod host;
 pub mod sample;
 pub mod subject;
 
-pub use host::{HostToken, HostTokenError};
 pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
+pub use host::{HostToken, HostTokenError};
 pub use sample::{
     ByeBody, CpuBody, DecodeError, EventBody, HelloBody, Kind, Outcome, ProcessEntry, ProcsBody,
     RamBody, Sample, SampleBody, SCHEMA_VERSION,

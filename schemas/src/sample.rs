@@ -614,7 +614,11 @@ mod tests {
 
     fn event_body() -> impl Strategy<Value = EventBody> {
         (
-            (".{0,12}", any::<Option<i64>>(), proptest::option::of(".{0,15}")),
+            (
+                ".{0,12}",
+                any::<Option<i64>>(),
+                proptest::option::of(".{0,15}"),
+            ),
             (
                 proptest::option::of("[A-Z0-9]{1,6}"),
                 proptest::option::of(".{0,20}"),
