@@ -13,7 +13,7 @@ use vigia_schema::{
 };
 use vigia_testkit::database::TempDatabase;
 use vigia_testkit::nats::{create_telemetry_stream, NatsServer};
-use vigia_testkit::publisher::{self, Publisher};
+use vigia_testkit::publisher::{self, Publisher, Sink};
 
 fn vigiactl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigiactl"))
@@ -50,13 +50,57 @@ fn kill(server: &NatsServer, host: &str, pid: &str, extra: &[&str]) -> Output {
     vigiactl(&args)
 }
 
+/// One row of `commands`, the columns a test checks.
+type CommandRow = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+async fn command_rows(db: &TempDatabase, host: &str, count: usize) -> Vec<CommandRow> {
+    let mut conn = db.connect().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Before the sink's first start the table may not exist yet.
+        let rows: Vec<CommandRow> = sqlx::query_as(
+            "SELECT action, pid, process_name, signal_name, requested_by, \
+                    CAST(outcome AS CHAR), error \
+             FROM commands WHERE host = ? ORDER BY seq",
+        )
+        .bind(host)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        if rows.len() >= count {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {count} commands rows for {host} after 20 s",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
-async fn kill_signals_a_process_and_names_it() {
+async fn kill_signals_a_process_names_it_and_the_sink_records_it() {
+    let db = TempDatabase::create("cli_kill").await;
     let (server, publisher) = setup("cli-kill", &[]).await;
+    let _sink = Sink::start(&server.url(), &db.url);
     let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
     let pid = sleeper.id().to_string();
 
-    let out = kill(&server, &publisher.host, &pid, &["--signal", "KILL"]);
+    let out = kill(
+        &server,
+        &publisher.host,
+        &pid,
+        &["--signal", "KILL", "--requested-by", "tester"],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -71,6 +115,35 @@ async fn kill_signals_a_process_and_names_it() {
     let status = sleeper.wait().unwrap();
     assert_eq!(status.signal(), Some(9), "sleep is gone, killed");
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+    // A refusal is recorded too.
+    let out = kill(&server, &publisher.host, "1", &["--requested-by", "tester"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let rows = command_rows(&db, &publisher.host, 2).await;
+    assert_eq!(
+        rows,
+        [
+            (
+                "kill".to_owned(),
+                Some(pid.parse().unwrap()),
+                Some("sleep".to_owned()),
+                Some("KILL".to_owned()),
+                Some("tester".to_owned()),
+                "ok".to_owned(),
+                None
+            ),
+            (
+                "kill".to_owned(),
+                Some(1),
+                None,
+                Some("TERM".to_owned()),
+                Some("tester".to_owned()),
+                "refused".to_owned(),
+                Some("pid 1 is init; it is never signalled".to_owned())
+            ),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ CREATE TABLE commands (
     -- comm of the target, when it was found.
     process_name VARCHAR(64)  NULL,
     -- Without SIG: TERM, KILL, ... (`signal` is a reserved word).
-    signal_name  VARCHAR(16)  CHARACTER SET ascii NULL,
+    signal_name  VARCHAR(16)  NULL,
     -- Who the request says asked (the requester's claim).
     requested_by VARCHAR(255) NULL,
     -- The requester's NATS user, when the server passed it on.
