@@ -11,9 +11,15 @@ use vigia_schema::{
     ByeBody, CpuBody, EventBody, HelloBody, Outcome, ProcessEntry, ProcsBody, RamBody, Sample,
     SampleBody, SCHEMA_VERSION,
 };
-use vigia_testkit::database::TempDatabase;
-use vigia_testkit::nats::{create_telemetry_stream, NatsServer};
-use vigia_testkit::publisher::{self, Publisher, Sink};
+use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
+use vigia_testkit::vigia::{start_publisher, start_sink};
+use vigia_testkit::{free_port, unique_name, Child, NatsServer, TestDatabase, SHARED_MYSQL};
+
+/// A publisher under test, and its host token.
+struct Publisher {
+    _process: Child,
+    host: String,
+}
 
 fn vigiactl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigiactl"))
@@ -36,11 +42,24 @@ fn stderr(output: &Output) -> String {
 /// commands.
 async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, Publisher) {
     let server = NatsServer::start();
-    create_telemetry_stream(&server.client().await).await;
-    let host = vigia_testkit::unique(prefix);
-    let publisher = Publisher::start(&publisher::binary(), &server.url(), &host, args);
+    create_telemetry_stream(&connect(&server.url()).await).await;
+    let host = unique_name(prefix);
+    let process = start_publisher(&server.url(), &host, args);
     server.wait_for_subscription(&format!("cmd.{host}"));
-    (server, publisher)
+    (
+        server,
+        Publisher {
+            _process: process,
+            host,
+        },
+    )
+}
+
+async fn connect_db(url: &str) -> sqlx::MySqlConnection {
+    use sqlx::Connection as _;
+    sqlx::MySqlConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 
 fn kill(server: &NatsServer, host: &str, pid: &str, extra: &[&str]) -> Output {
@@ -61,11 +80,23 @@ type CommandRow = (
     Option<String>,
 );
 
-async fn command_rows(db: &TempDatabase, host: &str, count: usize) -> Vec<CommandRow> {
-    let mut conn = db.connect().await;
+async fn command_rows(db: &TestDatabase, host: &str, count: usize) -> Vec<CommandRow> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        // The sink creates the database when it starts.
+        use sqlx::Connection as _;
+        if let Ok(conn) = sqlx::MySqlConnection::connect(&db.url()).await {
+            break conn;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no database {}",
+            db.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     loop {
-        // Before the sink's first start the table may not exist yet.
+        // Until the sink has migrated, the table may not exist yet.
         let rows: Vec<CommandRow> = sqlx::query_as(
             "SELECT action, pid, process_name, signal_name, requested_by, \
                     CAST(outcome AS CHAR), error \
@@ -89,9 +120,9 @@ async fn command_rows(db: &TempDatabase, host: &str, count: usize) -> Vec<Comman
 
 #[tokio::test]
 async fn kill_signals_a_process_names_it_and_the_sink_records_it() {
-    let db = TempDatabase::create("cli_kill").await;
+    let db = TestDatabase::new("cli_kill");
     let (server, publisher) = setup("cli-kill", &[]).await;
-    let _sink = Sink::start(&server.url(), &db.url);
+    let _sink = start_sink(&server.url(), &db.url());
     let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
     let pid = sleeper.id().to_string();
 
@@ -201,7 +232,7 @@ async fn an_unknown_host_is_no_answer_with_exit_2() {
 
 #[test]
 fn an_unreachable_nats_is_one_clear_line() {
-    let port = vigia_testkit::nats::free_port();
+    let port = free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let out = vigiactl(&["kill", "--nats-url", &url, "--host", "h", "--pid", "5"]);
     assert_eq!(out.status.code(), Some(2));
@@ -260,9 +291,9 @@ async fn watch_prints_one_line_per_sample() {
 #[tokio::test]
 async fn hosts_lists_live_publishers() {
     let (server, publisher) = setup("cli-hosts", &[]).await;
-    let client = server.client().await;
+    let client = connect(&server.url()).await;
     // Wait for the first ram sample, so the host has a last sample.
-    vigia_testkit::nats::stored_samples(
+    stored_samples(
         &client,
         &format!("telemetry.{}.ram", publisher.host),
         1,
@@ -302,14 +333,19 @@ async fn hosts_lists_live_publishers() {
 
 #[tokio::test]
 async fn hosts_reads_the_hosts_table() {
-    let db = TempDatabase::create("cli_hosts").await;
+    let db = TestDatabase::new("cli_hosts");
+    let mut server = connect_db(SHARED_MYSQL).await;
+    server
+        .execute(format!("CREATE DATABASE `{}`", db.name).as_str())
+        .await
+        .unwrap();
     let migration = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../mysql/migrations/0001_telemetry.sql"
     ))
     .unwrap();
-    db.apply(&migration).await;
-    let mut conn = db.connect().await;
+    let mut conn = connect_db(&db.url()).await;
+    sqlx::raw_sql(&migration).execute(&mut conn).await.unwrap();
     conn.execute(
         "INSERT INTO hosts (host, boot, status, first_seen, last_seen, source, cpus, ram_total) \
          VALUES ('db-host-1', 'b1', 'offline', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
@@ -317,7 +353,7 @@ async fn hosts_reads_the_hosts_table() {
     )
     .await
     .unwrap();
-    let url = db.url.clone();
+    let url = db.url();
     let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--database-url", &url]))
         .await
         .unwrap();
@@ -337,7 +373,7 @@ async fn hosts_reads_the_hosts_table() {
 
 #[test]
 fn an_unreachable_database_is_one_clear_line() {
-    let port = vigia_testkit::nats::free_port();
+    let port = free_port();
     let url = format!("mysql://root:hunter2@127.0.0.1:{port}/vigia");
     let out = vigiactl(&["hosts", "--database-url", &url]);
     assert_eq!(out.status.code(), Some(1));
@@ -406,6 +442,7 @@ fn every_kind() -> Vec<Sample> {
         SampleBody::Bye(ByeBody {
             reason: "SIGTERM".into(),
             dropped: 3,
+            last_seq: [("cpu".to_owned(), 41), ("event".to_owned(), 2)].into(),
         }),
         SampleBody::Event(EventBody {
             action: "kill".into(),

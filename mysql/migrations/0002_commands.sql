@@ -1,5 +1,5 @@
 -- The audit trail of process control: one row per `event` sample, that is
--- per command a publisher received on cmd.<host> (see schemas/EVENTS.md).
+-- per command a publisher received on cmd.<host> (see schemas/README.md, "Process control").
 -- Unique on (host, boot, seq) like every sample table, so a redelivered
 -- event never makes a second row. Times are UTC, DATETIME(6).
 CREATE TABLE commands (

@@ -49,7 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_sampling, stopped) = mpsc::channel::<()>();
     let mut sampler = Sampler::new(source, host.clone(), schedule);
     // Events carry this run's boot id with a sequence of their own.
-    let audit = Audit::new(
+    let mut audit = Audit::new(
         Stamper::with_boot(host.clone(), sampler.stamper_mut().boot().to_owned()),
         outbox.clone(),
     );
@@ -80,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let _ = control_stopped.await;
         };
         if let Err(error) =
-            crate::control::serve(client.clone(), &host, handler, audit, stopped).await
+            crate::control::serve(client.clone(), &host, handler, &mut audit, stopped).await
         {
             // Telemetry goes on without control: watching a host matters
             // more than steering it.
@@ -95,9 +95,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the sampling thread panicked"))?;
 
     let deadline = tokio::time::Instant::now() + FLUSH_FOR;
+    // Events are stamped apart from the sampler's kinds; bye reports both.
+    let mut last_seq = stamper.last_seqs();
+    last_seq.extend(audit.last_seqs());
     let bye = stamper.stamp(SampleBody::Bye(ByeBody {
         reason: reason.to_owned(),
         dropped: outbox.dropped(),
+        last_seq,
     }));
     outbox.push(outgoing(&bye));
     let delivered = forwarder.drain(deadline).await;

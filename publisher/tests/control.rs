@@ -4,30 +4,38 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use vigia_schema::{
     CommandReply, CommandRequest, Encoding, EventBody, Outcome, Sample, SampleBody,
 };
-use vigia_testkit::nats::{create_telemetry_stream, stored_samples, NatsServer};
-use vigia_testkit::publisher::Publisher;
+use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
+use vigia_testkit::vigia::start_publisher;
+use vigia_testkit::{unique_name, Child, NatsServer};
 
-fn publisher_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vigia-publisher"))
+/// A publisher under test, and its host token.
+struct Publisher {
+    process: Child,
+    host: String,
+}
+
+impl Publisher {
+    fn is_running(&mut self) -> bool {
+        self.process.wait_for_exit(Duration::ZERO).is_none()
+    }
 }
 
 /// A server with the telemetry stream and a publisher taking commands.
 async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, async_nats::Client, Publisher) {
     let server = NatsServer::start();
-    let client = server.client().await;
+    let client = connect(&server.url()).await;
     create_telemetry_stream(&client).await;
-    let host = vigia_testkit::unique(prefix);
-    let publisher = Publisher::start(&publisher_binary(), &server.url(), &host, args);
+    let host = unique_name(prefix);
+    let process = start_publisher(&server.url(), &host, args);
     server.wait_for_subscription(&format!("cmd.{host}"));
-    (server, client, publisher)
+    (server, client, Publisher { process, host })
 }
 
 async fn ask(client: &async_nats::Client, host: &str, payload: Vec<u8>) -> Vec<u8> {
@@ -41,7 +49,7 @@ async fn ask(client: &async_nats::Client, host: &str, payload: Vec<u8>) -> Vec<u
     reply.payload.to_vec()
 }
 
-fn spawn_sleep() -> Child {
+fn spawn_sleep() -> std::process::Child {
     Command::new("sleep")
         .arg("1000")
         .spawn()
@@ -96,7 +104,7 @@ async fn a_hand_written_json_request_gets_a_json_reply_and_kills() {
     let pid = sleeper.id();
     let request = format!(r#"{{"action":"kill","pid":{pid},"requested_by":"script"}}"#);
     let subject = format!("cmd.{}", publisher.host);
-    let port = server.port();
+    let port = server.port;
     let reply =
         tokio::task::spawn_blocking(move || raw_request(port, &subject, request.as_bytes()))
             .await
@@ -311,7 +319,7 @@ async fn a_lower_rate_limit_is_configurable() {
 #[tokio::test]
 async fn the_publisher_and_its_parent_are_never_signalled() {
     let (_server, client, mut publisher) = setup("ctl-self", &[]).await;
-    let own = publisher.pid();
+    let own = publisher.process.pid();
     let parent = std::process::id();
     for (pid, says) in [(own, "vigia-publisher itself"), (parent, "parent")] {
         let bytes = ask(

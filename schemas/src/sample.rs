@@ -9,6 +9,8 @@
 //! with the type its `kind` names. Unknown fields are ignored anywhere, so a
 //! newer publisher may add fields; a field of the wrong type is an error.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Version of this payload format; bumped only for a breaking change.
@@ -152,6 +154,11 @@ pub struct ByeBody {
     pub reason: String,
     /// Samples this boot dropped because its queue was full.
     pub dropped: u64,
+    /// The last seq this boot stamped for each kind (`cpu`, `ram`,
+    /// `procs`, ...): with it a reader can tell a complete boot from one
+    /// whose newest samples were lost.
+    #[serde(default)]
+    pub last_seq: BTreeMap<String, u64>,
 }
 
 /// What became of a command.
@@ -259,14 +266,38 @@ pub struct Sample {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("not a vigia sample: {0}")]
-    Envelope(rmp_serde::decode::Error),
+    Envelope(FieldError),
     #[error("unsupported schema version {0} (this build reads 1 to {SCHEMA_VERSION})")]
     Version(u32),
     #[error("bad {kind} body: {source}")]
-    Body {
-        kind: Kind,
-        source: rmp_serde::decode::Error,
-    },
+    Body { kind: Kind, source: FieldError },
+}
+
+/// A decoding error and the field it happened in, e.g.
+/// `seq: invalid type: string "three", expected u64`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}", path_prefix(path))]
+pub struct FieldError {
+    pub path: String,
+    pub source: rmp_serde::decode::Error,
+}
+
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
+/// Deserializes with the path of the failing field kept, so an operator
+/// reading a dead letter's reason knows which field was wrong.
+fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| FieldError {
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
 }
 
 /// The envelope as written: field order fixes the map's key order.
@@ -326,7 +357,7 @@ impl Sample {
 
     /// Reads a payload; never panics, whatever the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Sample, DecodeError> {
-        let head: WireHead = rmp_serde::from_slice(bytes).map_err(DecodeError::Envelope)?;
+        let head: WireHead = from_slice(bytes).map_err(DecodeError::Envelope)?;
         if head.v == 0 || head.v > SCHEMA_VERSION {
             return Err(DecodeError::Version(head.v));
         }
@@ -355,7 +386,7 @@ impl Sample {
 }
 
 fn body<B: serde::de::DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<B, DecodeError> {
-    rmp_serde::from_slice::<WireBody<B>>(bytes)
+    from_slice::<WireBody<B>>(bytes)
         .map(|w| w.body)
         .map_err(|source| DecodeError::Body { kind, source })
 }
@@ -421,7 +452,8 @@ mod tests {
             s.body,
             SampleBody::Bye(ByeBody {
                 reason: "SIGTERM".into(),
-                dropped: 0
+                dropped: 0,
+                last_seq: BTreeMap::new(),
             })
         );
     }
@@ -439,10 +471,9 @@ mod tests {
             ("body".into(), rmpv::Value::Map(vec![])),
         ]);
         rmpv::encode::write_value(&mut bytes, &value).unwrap();
-        assert!(matches!(
-            Sample::decode(&bytes),
-            Err(DecodeError::Envelope(_))
-        ));
+        let err = Sample::decode(&bytes).unwrap_err();
+        assert!(matches!(err, DecodeError::Envelope(_)));
+        assert!(err.to_string().contains("seq: "), "{err}");
 
         let good = sample(SampleBody::Ram(RamBody::default())).encode();
         // A body that is a string instead of a map.
@@ -489,10 +520,12 @@ mod tests {
         let s = sample(SampleBody::Bye(ByeBody {
             reason: "SIGTERM".into(),
             dropped: 2,
+            last_seq: BTreeMap::from([("cpu".to_owned(), 9)]),
         }));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["kind"], "bye");
         assert_eq!(json["body"]["dropped"], 2);
+        assert_eq!(json["body"]["last_seq"]["cpu"], 9);
         assert_eq!(json["seq"], 42);
     }
 
@@ -597,8 +630,16 @@ mod tests {
                         procs_interval_ms: pi,
                     })
                 }),
-            (".{0,20}", any::<u64>())
-                .prop_map(|(reason, dropped)| SampleBody::Bye(ByeBody { reason, dropped })),
+            (
+                ".{0,20}",
+                any::<u64>(),
+                prop::collection::btree_map("[a-z]{1,8}", any::<u64>(), 0..4)
+            )
+                .prop_map(|(reason, dropped, last_seq)| SampleBody::Bye(ByeBody {
+                    reason,
+                    dropped,
+                    last_seq
+                })),
             event_body().prop_map(SampleBody::Event),
         ]
     }

@@ -26,6 +26,12 @@ impl Audit {
         Self { stamper, outbox }
     }
 
+    /// The last event seq of this boot, keyed `event` as in `bye`'s
+    /// `last_seq`; empty before the first event.
+    pub fn last_seqs(&self) -> std::collections::BTreeMap<String, u64> {
+        self.stamper.last_seqs()
+    }
+
     pub fn record(&mut self, event: EventBody) {
         let sample = self.stamper.stamp(SampleBody::Event(event));
         self.outbox.push(outgoing(&sample));
@@ -56,6 +62,10 @@ mod tests {
         let second = Sample::decode(&outbox.pop().unwrap().payload).unwrap();
         assert_eq!(second.kind(), Kind::Event);
         assert_eq!(second.seq, 2);
+        assert_eq!(
+            audit.last_seqs().into_iter().collect::<Vec<_>>(),
+            [("event".to_owned(), 2)]
+        );
         assert!(matches!(
             second.body,
             SampleBody::Event(EventBody { pid: Some(11), .. })

@@ -36,7 +36,7 @@ pub async fn serve(
     client: async_nats::Client,
     host: &HostToken,
     mut handler: Handler,
-    mut audit: Audit,
+    audit: &mut Audit,
     stop: impl Future<Output = ()>,
 ) -> Result<(), async_nats::SubscribeError> {
     let subject = subject::command(host);

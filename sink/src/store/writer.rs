@@ -384,7 +384,7 @@ impl Writer {
             },
         )
         .await?;
-        // The audit trail of process control (schemas/EVENTS.md); texts cut
+        // The audit trail of process control (schemas/README.md, "Process control"); texts cut
         // to the columns so a long claim in a request cannot make MySQL
         // reject the batch.
         insert(
