@@ -25,10 +25,19 @@ pub enum Kind {
     Procs,
     Hello,
     Bye,
+    /// A command received on `cmd.<host>` and what became of it.
+    Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Cpu, Kind::Ram, Kind::Procs, Kind::Hello, Kind::Bye];
+    pub const ALL: [Kind; 6] = [
+        Kind::Cpu,
+        Kind::Ram,
+        Kind::Procs,
+        Kind::Hello,
+        Kind::Bye,
+        Kind::Event,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +46,7 @@ impl Kind {
             Kind::Procs => "procs",
             Kind::Hello => "hello",
             Kind::Bye => "bye",
+            Kind::Event => "event",
         }
     }
 
@@ -151,6 +161,66 @@ pub struct ByeBody {
     pub last_seq: BTreeMap<String, u64>,
 }
 
+/// What became of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The signal was sent.
+    Ok,
+    /// A rule said no: a protected pid or name, an unknown action, a pid
+    /// that does not exist, control disabled, or the rate limit.
+    Refused,
+    /// Allowed, but the kernel said no (the process exited in between, or
+    /// the publisher lacks the permission).
+    Failed,
+    /// The request could not be read: not JSON or MessagePack of the
+    /// request's shape, or a signal that is not one.
+    #[default]
+    Invalid,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The audit record of one command received on `cmd.<host>`: what was
+/// asked, by whom, and what happened. Fields that the request did not carry
+/// or that could not be learnt are absent (nil), never made up.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventBody {
+    /// The action as requested (`kill`, or an unknown action's text as
+    /// sent); empty when the request could not be read at all.
+    pub action: String,
+    /// The pid as requested (it may be out of range: that is what was
+    /// asked).
+    pub pid: Option<i64>,
+    /// The target's process name (`comm`), when the process was found.
+    pub name: Option<String>,
+    /// The signal's name without `SIG` (`TERM`, `KILL`, ...), once resolved.
+    pub signal: Option<String>,
+    /// Who the request says asked; a claim of the requester, not proof.
+    pub requested_by: Option<String>,
+    /// The NATS user of the requester, when the server passed it on
+    /// (`Nats-Request-Info` of a shared service import).
+    pub nats_user: Option<String>,
+    pub outcome: Outcome,
+    /// Why it was refused or failed; absent on success.
+    pub error: Option<String>,
+}
+
 /// The body of a sample; its variant is the sample's kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -160,6 +230,7 @@ pub enum SampleBody {
     Procs(ProcsBody),
     Hello(HelloBody),
     Bye(ByeBody),
+    Event(EventBody),
 }
 
 impl SampleBody {
@@ -170,6 +241,7 @@ impl SampleBody {
             SampleBody::Procs(_) => Kind::Procs,
             SampleBody::Hello(_) => Kind::Hello,
             SampleBody::Bye(_) => Kind::Bye,
+            SampleBody::Event(_) => Kind::Event,
         }
     }
 }
@@ -295,6 +367,7 @@ impl Sample {
             Kind::Procs => SampleBody::Procs(body(bytes, head.kind)?),
             Kind::Hello => SampleBody::Hello(body(bytes, head.kind)?),
             Kind::Bye => SampleBody::Bye(body(bytes, head.kind)?),
+            Kind::Event => SampleBody::Event(body(bytes, head.kind)?),
         };
         Ok(Sample {
             v: head.v,
@@ -428,7 +501,7 @@ mod tests {
         let good = sample(SampleBody::Bye(ByeBody::default())).encode();
         let mut value = rmpv::decode::read_value(&mut &good[..]).unwrap();
         if let rmpv::Value::Map(m) = &mut value {
-            m[3].1 = "event-from-the-future".into();
+            m[3].1 = "from-the-future".into();
         }
         let mut bytes = Vec::new();
         rmpv::encode::write_value(&mut bytes, &value).unwrap();
@@ -567,7 +640,47 @@ mod tests {
                     dropped,
                     last_seq
                 })),
+            event_body().prop_map(SampleBody::Event),
         ]
+    }
+
+    fn outcome() -> impl Strategy<Value = Outcome> {
+        prop_oneof![
+            Just(Outcome::Ok),
+            Just(Outcome::Refused),
+            Just(Outcome::Failed),
+            Just(Outcome::Invalid),
+        ]
+    }
+
+    fn event_body() -> impl Strategy<Value = EventBody> {
+        (
+            (
+                ".{0,12}",
+                any::<Option<i64>>(),
+                proptest::option::of(".{0,15}"),
+            ),
+            (
+                proptest::option::of("[A-Z0-9]{1,6}"),
+                proptest::option::of(".{0,20}"),
+                proptest::option::of(".{0,20}"),
+            ),
+            (outcome(), proptest::option::of(".{0,60}")),
+        )
+            .prop_map(
+                |((action, pid, name), (signal, requested_by, nats_user), (outcome, error))| {
+                    EventBody {
+                        action,
+                        pid,
+                        name,
+                        signal,
+                        requested_by,
+                        nats_user,
+                        outcome,
+                        error,
+                    }
+                },
+            )
     }
 
     proptest! {

@@ -6,6 +6,8 @@
 //! - [`TestDatabase`]: a uniquely named database on the machine's MariaDB
 //!   (127.0.0.1:3306, root), dropped when the test ends.
 //! - [`binary`] and [`Child`]: the workspace's binaries as processes.
+//! - [`telemetry`]: the stream as the sink creates it, and reading samples
+//!   back from it; [`vigia`]: publishers and sinks started for a test.
 //!
 //! Everything is removed on drop, so tests run in parallel and leave
 //! nothing behind.
@@ -14,6 +16,8 @@ mod child;
 mod mariadb;
 mod nats;
 mod net;
+pub mod telemetry;
+pub mod vigia;
 
 pub use child::{binary, Child};
 pub use mariadb::{Mariadbd, TestDatabase, SHARED_MYSQL};
