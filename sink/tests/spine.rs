@@ -23,7 +23,9 @@ fn mem_total_bytes() -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_hosts_arrive_complete() {
     let spine = Spine::new("three");
-    let _sink = spine.sink();
+    // Two sinks share the durable consumer: JetStream splits the messages
+    // between them and the result must be the same as with one.
+    let _sinks = [spine.sink(), spine.sink()];
     let hosts = ["host-a", "host-b", "host-c"];
     let mut publishers: Vec<_> = hosts.iter().map(|h| spine.publisher(h)).collect();
     tokio::time::sleep(Duration::from_secs(4)).await;
