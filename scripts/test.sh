@@ -12,6 +12,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (the tests run the binaries)"
+cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked
 

@@ -43,7 +43,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let client = connect(&config, &host).await?;
-    let outbox = Arc::new(Outbox::new(config.queue_capacity as usize));
+    let outbox = Arc::new(Outbox::new(
+        config.queue_capacity as usize,
+        config.queue_max_mib as usize * 1024 * 1024,
+    ));
     let mut forwarder = Forwarder::new(client.clone(), outbox.clone(), PUBLISH_WINDOW);
 
     let (stop_sampling, stopped) = mpsc::channel::<()>();

@@ -38,6 +38,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub queue_capacity: u32,
 
+    /// Payload bytes kept while NATS is unreachable, in MiB; beyond it the
+    /// oldest samples are dropped.
+    #[arg(long, env = "VIGIA_QUEUE_MAX_MIB", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub queue_max_mib: u32,
+
     /// Where to read from: the vigia kernel module, procfs, or the module
     /// when it is loaded.
     #[arg(long, env = "VIGIA_SOURCE", value_enum, default_value_t = SourceChoice::Auto)]

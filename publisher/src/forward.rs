@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::jetstream::context::PublishError;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
@@ -52,6 +52,8 @@ pub struct Forwarder {
     failing: bool,
     backoff: Duration,
     acknowledged: u64,
+    /// Messages dropped because the server's max_payload is smaller.
+    too_large: u64,
 }
 
 impl Forwarder {
@@ -73,6 +75,7 @@ impl Forwarder {
             failing: false,
             backoff: BACKOFF_START,
             acknowledged: 0,
+            too_large: 0,
         }
     }
 
@@ -160,6 +163,17 @@ impl Forwarder {
                     message,
                     ack: ack.into_future(),
                 }),
+                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    // Retrying cannot help a message the server will never
+                    // take; keeping it would block everything behind it.
+                    self.too_large += 1;
+                    tracing::error!(
+                        subject = %message.subject,
+                        bytes = message.payload.len(),
+                        dropped_total = self.too_large,
+                        "sample larger than the NATS server's max_payload; dropped (raise max_payload)"
+                    );
+                }
                 Err(error) => {
                     self.outbox.requeue(std::iter::once(message));
                     return Err(error);

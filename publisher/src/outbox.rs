@@ -1,10 +1,12 @@
 //! The bounded queue between sampling and publishing.
 //!
 //! Sampling never waits for the network: it pushes here and goes on. When
-//! NATS is away the queue fills; once it holds `capacity` messages the
-//! oldest is dropped for each new one, the drop is counted, and a warning is
-//! logged at most once a minute. Memory stays bounded however long NATS is
-//! away; what is lost is the oldest data, which matters least to an operator
+//! NATS is away the queue fills; once it holds `capacity` messages, or
+//! `max_bytes` of payload, the oldest are dropped for each new one, the
+//! drops are counted, and a warning is logged at most once a minute. Memory
+//! stays bounded however long NATS is away (a count alone would not bound
+//! it: a procs sample of a busy host is a thousand times a cpu sample);
+//! what is lost is the oldest data, which matters least to an operator
 //! watching now.
 
 use std::collections::VecDeque;
@@ -26,19 +28,46 @@ pub struct Outgoing {
     pub payload: Bytes,
 }
 
+/// The queued messages and the payload bytes they hold.
+#[derive(Default)]
+struct Queue {
+    messages: VecDeque<Outgoing>,
+    bytes: usize,
+}
+
+impl Queue {
+    fn push_back(&mut self, message: Outgoing) {
+        self.bytes += message.payload.len();
+        self.messages.push_back(message);
+    }
+
+    fn push_front(&mut self, message: Outgoing) {
+        self.bytes += message.payload.len();
+        self.messages.push_front(message);
+    }
+
+    fn pop_front(&mut self) -> Option<Outgoing> {
+        let message = self.messages.pop_front()?;
+        self.bytes -= message.payload.len();
+        Some(message)
+    }
+}
+
 pub struct Outbox {
-    queue: Mutex<VecDeque<Outgoing>>,
+    queue: Mutex<Queue>,
     capacity: usize,
+    max_bytes: usize,
     dropped: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
     ready: Notify,
 }
 
 impl Outbox {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
-            queue: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            queue: Mutex::new(Queue::default()),
             capacity: capacity.max(1),
+            max_bytes: max_bytes.max(1),
             dropped: AtomicU64::new(0),
             last_warning: Mutex::new(None),
             ready: Notify::new(),
@@ -49,9 +78,8 @@ impl Outbox {
     pub fn push(&self, message: Outgoing) {
         let dropped = {
             let mut queue = self.lock();
-            let dropped = self.make_room(&mut queue, 1);
             queue.push_back(message);
-            dropped
+            self.shrink(&mut queue)
         };
         self.note_drops(dropped);
         self.ready.notify_one();
@@ -65,9 +93,7 @@ impl Outbox {
             for message in messages.rev() {
                 queue.push_front(message);
             }
-            let over = queue.len().saturating_sub(self.capacity);
-            queue.drain(..over);
-            over as u64
+            self.shrink(&mut queue)
         };
         self.note_drops(dropped);
         self.ready.notify_one();
@@ -78,7 +104,12 @@ impl Outbox {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().messages.len()
+    }
+
+    /// Payload bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,16 +126,23 @@ impl Outbox {
         self.ready.notified().await
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Outgoing>> {
-        // A panic while holding this lock leaves a VecDeque that is still
-        // valid, so a poisoned lock is safe to keep using.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Every update of a Queue completes before the lock is released,
+        // so a poisoned lock still guards a valid queue.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn make_room(&self, queue: &mut VecDeque<Outgoing>, incoming: usize) -> u64 {
-        let over = (queue.len() + incoming).saturating_sub(self.capacity);
-        queue.drain(..over.min(queue.len()));
-        over as u64
+    /// Drops the oldest messages until both limits hold again; the newest
+    /// message always stays, even if it alone is over `max_bytes`.
+    fn shrink(&self, queue: &mut Queue) -> u64 {
+        let mut dropped = 0;
+        while queue.messages.len() > 1
+            && (queue.messages.len() > self.capacity || queue.bytes > self.max_bytes)
+        {
+            queue.pop_front();
+            dropped += 1;
+        }
+        dropped
     }
 
     fn note_drops(&self, dropped: u64) {
@@ -117,6 +155,7 @@ impl Outbox {
             *last = Some(Instant::now());
             tracing::warn!(
                 capacity = self.capacity,
+                max_bytes = self.max_bytes,
                 dropped_total = total,
                 "outbox full: dropping the oldest samples until NATS takes them again"
             );
@@ -132,9 +171,11 @@ mod tests {
         Outgoing {
             subject: "s".into(),
             msg_id: i.to_string(),
-            payload: Bytes::new(),
+            payload: Bytes::from(vec![0u8; 10]),
         }
     }
+
+    const UNLIMITED: usize = usize::MAX;
 
     fn ids(outbox: &Outbox) -> Vec<String> {
         std::iter::from_fn(|| outbox.pop())
@@ -144,7 +185,7 @@ mod tests {
 
     #[test]
     fn drops_the_oldest_when_full_and_counts() {
-        let outbox = Outbox::new(3);
+        let outbox = Outbox::new(3, UNLIMITED);
         for i in 1..=5 {
             outbox.push(msg(i));
         }
@@ -154,7 +195,7 @@ mod tests {
 
     #[test]
     fn requeued_messages_go_first_in_order() {
-        let outbox = Outbox::new(10);
+        let outbox = Outbox::new(10, UNLIMITED);
         outbox.push(msg(3));
         outbox.requeue(vec![msg(1), msg(2)].into_iter());
         assert_eq!(ids(&outbox), ["1", "2", "3"]);
@@ -162,11 +203,23 @@ mod tests {
 
     #[test]
     fn requeue_stays_bounded() {
-        let outbox = Outbox::new(2);
+        let outbox = Outbox::new(2, UNLIMITED);
         outbox.push(msg(3));
         outbox.push(msg(4));
         outbox.requeue(vec![msg(1), msg(2)].into_iter());
         assert_eq!(outbox.dropped(), 2);
         assert_eq!(ids(&outbox), ["3", "4"]);
+    }
+
+    #[test]
+    fn bytes_are_bounded_too() {
+        let outbox = Outbox::new(100, 25);
+        for i in 1..=4 {
+            outbox.push(msg(i));
+        }
+        assert_eq!(outbox.bytes(), 20);
+        assert_eq!(outbox.dropped(), 2);
+        assert_eq!(ids(&outbox), ["3", "4"]);
+        assert_eq!(outbox.bytes(), 0);
     }
 }

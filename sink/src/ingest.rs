@@ -34,6 +34,32 @@ pub struct Ingest {
     pub stream: String,
     pub batch_size: usize,
     pub batch_wait: Duration,
+    pub dead_letter_log: LogLimit,
+}
+
+/// Allows one log line per period.
+pub struct LogLimit {
+    period: Duration,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl LogLimit {
+    pub fn every(period: Duration) -> Self {
+        Self {
+            period,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn allow(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < self.period) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 /// A message and what it turned out to be.
@@ -245,7 +271,13 @@ impl Ingest {
         }
         let _ = message.ack_with(AckKind::Term).await;
         Metrics::add(&self.metrics.dead_lettered, 1);
-        tracing::warn!(subject = %message.subject, reason = %rejection, "dead-lettered a message");
+        // A broken publisher can send thousands: the first of each minute
+        // is a warning, the rest are counted (logged with the stats).
+        if self.dead_letter_log.allow() {
+            tracing::warn!(subject = %message.subject, reason = %rejection, "dead-lettered a message");
+        } else {
+            tracing::debug!(subject = %message.subject, reason = %rejection, "dead-lettered a message");
+        }
         true
     }
 }

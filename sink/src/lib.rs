@@ -68,6 +68,7 @@ pub async fn run(
         stream: config.stream.clone(),
         batch_size: config.batch_size as usize,
         batch_wait: config.batch_wait,
+        dead_letter_log: ingest::LogLimit::every(Duration::from_secs(60)),
     };
     let result = ingest.run(shutdown).await;
     for task in background {

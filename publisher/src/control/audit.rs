@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn events_are_samples_with_their_own_seq() {
-        let outbox = Arc::new(Outbox::new(10));
+        let outbox = Arc::new(Outbox::new(10, usize::MAX));
         let host = HostToken::parse("web-1").unwrap();
         let mut audit = Audit::new(Stamper::with_boot(host, "b00t".into()), outbox.clone());
         for pid in [10, 11] {
