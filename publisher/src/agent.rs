@@ -1,0 +1,123 @@
+//! The publisher's life: connect, sample, forward, and on SIGTERM or
+//! SIGINT flush what it can for up to five seconds, say `bye`, exit.
+
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::{ConnectOptions, Event};
+use tokio::signal::unix::{signal, SignalKind};
+use vigia_schema::{ByeBody, HostToken, SampleBody};
+
+use crate::config::Config;
+use crate::forward::Forwarder;
+use crate::outbox::Outbox;
+use crate::sampler::{outgoing, Sampler, Schedule};
+
+/// Messages sent before the oldest acknowledgement is awaited.
+const PUBLISH_WINDOW: usize = 256;
+/// How long a clean stop may spend flushing the outbox.
+const FLUSH_FOR: Duration = Duration::from_secs(5);
+
+/// The host token from `--host`, or from this machine's host name.
+pub fn host_token(config: &Config) -> anyhow::Result<HostToken> {
+    match &config.host {
+        Some(name) => HostToken::from_hostname(name).with_context(|| format!("--host {name:?}")),
+        None => {
+            let name = crate::hostinfo::hostname().context("reading this machine's host name")?;
+            HostToken::from_hostname(&name).context("this machine's host name")
+        }
+    }
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let host = host_token(&config)?;
+    let source = crate::source::open(config.source)?;
+    let schedule = Schedule {
+        interval: config.interval,
+        procs_interval: config.procs_interval,
+    };
+
+    let client = connect(&config, &host).await?;
+    let outbox = Arc::new(Outbox::new(config.queue_capacity as usize));
+    let mut forwarder = Forwarder::new(client.clone(), outbox.clone(), PUBLISH_WINDOW);
+
+    let (stop_sampling, stopped) = mpsc::channel::<()>();
+    let sampler = Sampler::new(source, host.clone(), schedule);
+    let sampling = {
+        let outbox = outbox.clone();
+        std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || sampler.run(outbox, stopped))
+            .context("starting the sampling thread")?
+    };
+    tracing::info!(%host, nats = %config.nats_url, "publishing telemetry.{host}.*");
+
+    let reason = forwarder.run(wait_for_signal()).await;
+    let _ = stop_sampling.send(());
+    let mut stamper = tokio::task::spawn_blocking(move || sampling.join())
+        .await
+        .context("joining the sampling thread")?
+        .map_err(|_| anyhow::anyhow!("the sampling thread panicked"))?;
+
+    let deadline = tokio::time::Instant::now() + FLUSH_FOR;
+    let bye = stamper.stamp(SampleBody::Bye(ByeBody {
+        reason: reason.to_owned(),
+        dropped: outbox.dropped(),
+    }));
+    outbox.push(outgoing(&bye));
+    let delivered = forwarder.drain(deadline).await;
+    let _ = client.flush().await;
+    if delivered {
+        tracing::info!(
+            published = forwarder.acknowledged(),
+            "stopped cleanly ({reason})"
+        );
+    } else {
+        tracing::warn!(
+            undelivered = outbox.len(),
+            "stopped ({reason}) with samples NATS did not take within {FLUSH_FOR:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats::Client> {
+    let url = config.nats_url.clone();
+    let mut options = ConnectOptions::new()
+        .name(format!("vigia-publisher {host}"))
+        // An agent must come up even when the central VM does not: it
+        // samples into the outbox until NATS answers.
+        .retry_on_initial_connect()
+        .event_callback(move |event| {
+            let url = url.clone();
+            async move {
+                match event {
+                    Event::Connected => tracing::info!(%url, "connected to NATS"),
+                    Event::Disconnected => {
+                        tracing::warn!(%url, "disconnected from NATS; buffering samples")
+                    }
+                    other => tracing::warn!(%url, "NATS: {other}"),
+                }
+            }
+        });
+    if let Some(token) = &config.nats_token {
+        options = options.token(token.clone());
+    }
+    options
+        .connect(config.nats_url.as_str())
+        .await
+        .with_context(|| format!("--nats-url {:?}", config.nats_url))
+}
+
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn wait_for_signal() -> &'static str {
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}

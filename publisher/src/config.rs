@@ -1,0 +1,104 @@
+//! The publisher's settings: every flag also reads an environment variable,
+//! so a systemd unit or a container sets them the same way.
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigia-publisher",
+    version,
+    about = "Samples this host's CPU, RAM and processes and publishes them to NATS JetStream"
+)]
+pub struct Config {
+    /// NATS server to publish to.
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Token for NATS, when the server requires one.
+    #[arg(long, env = "VIGIA_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+
+    /// Host name to publish as (reduced to a host token); default: this
+    /// machine's host name.
+    #[arg(long, env = "VIGIA_HOST")]
+    pub host: Option<String>,
+
+    /// How often to sample CPU and RAM.
+    #[arg(long, env = "VIGIA_INTERVAL", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// How often to sample the process table.
+    #[arg(long, env = "VIGIA_PROCS_INTERVAL", default_value = "5s", value_parser = parse_interval)]
+    pub procs_interval: Duration,
+
+    /// Samples kept while NATS is unreachable; beyond it the oldest are dropped.
+    #[arg(long, env = "VIGIA_QUEUE_CAPACITY", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub queue_capacity: u32,
+
+    /// Where to read from: the vigia kernel module, procfs, or the module
+    /// when it is loaded.
+    #[arg(long, env = "VIGIA_SOURCE", value_enum, default_value_t = SourceChoice::Auto)]
+    pub source: SourceChoice,
+
+    /// Take one sample of each kind, print them as JSON lines and exit
+    /// (needs no NATS).
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceChoice {
+    Auto,
+    Procfs,
+}
+
+/// A sampling interval: a duration such as `500ms`, `1s` or `1m`, from
+/// 100 ms to 1 h.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("not a duration ({e}); use e.g. 500ms, 1s, 1m"))?;
+    if d < Duration::from_millis(100) {
+        return Err("must be at least 100ms".into());
+    }
+    if d > Duration::from_secs(3600) {
+        return Err("must be at most 1h".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Config::try_parse_from(std::iter::once("vigia-publisher").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.interval, Duration::from_secs(1));
+        assert_eq!(c.procs_interval, Duration::from_secs(5));
+        assert_eq!(c.queue_capacity, 10_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_the_value() {
+        let e = parse(&["--interval", "0s"]).unwrap_err();
+        assert!(
+            e.contains("--interval") && e.contains("'0s'") && e.contains("at least 100ms"),
+            "{e}"
+        );
+        let e = parse(&["--procs-interval", "soon"]).unwrap_err();
+        assert!(
+            e.contains("--procs-interval") && e.contains("'soon'"),
+            "{e}"
+        );
+        let e = parse(&["--queue-capacity", "0"]).unwrap_err();
+        assert!(e.contains("--queue-capacity") && e.contains("'0'"), "{e}");
+    }
+}

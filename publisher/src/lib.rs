@@ -1,0 +1,24 @@
+//! vigia's agent. Data flows one way:
+//!
+//! ```text
+//! Source (procfs | kernel module)          raw cumulative readings
+//!   → rates    (CpuRates, ProcessRates)     percentages from deltas
+//!   → stamp    (Stamper)                    envelope: host, boot, seq, ts
+//!   → outbox   (bounded, drop-oldest)       the only buffer
+//!   → forward  (Forwarder)                  JetStream, pipelined acks
+//! ```
+//!
+//! Sampling runs on its own thread ([`sampler`]); forwarding runs on a
+//! single-threaded tokio runtime ([`agent`]).
+
+pub mod agent;
+pub mod config;
+pub mod forward;
+pub mod hostinfo;
+pub mod once;
+pub mod outbox;
+pub mod rates;
+pub mod sampler;
+pub mod source;
+pub mod stamp;
+pub mod users;

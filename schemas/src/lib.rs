@@ -1,0 +1,21 @@
+//! The wire contract between vigia's publishers and everything that reads
+//! their telemetry: the sink, the operator CLI and anyone with `nats sub`.
+//!
+//! Three things make up the contract, each in its own module:
+//! - [`host`]: how a machine's host name becomes the token used in subjects;
+//! - [`subject`]: the NATS subjects and headers a sample travels with;
+//! - [`sample`]: the MessagePack payload, an envelope plus a body per kind.
+//!
+//! Payloads are MessagePack *maps* with named fields so that any language
+//! can decode them without these structs; decoders ignore unknown fields so
+//! that a newer publisher can add fields without breaking an older sink.
+
+pub mod host;
+pub mod sample;
+pub mod subject;
+
+pub use host::{HostToken, HostTokenError};
+pub use sample::{
+    ByeBody, CpuBody, DecodeError, HelloBody, Kind, ProcessEntry, ProcsBody, RamBody, Sample,
+    SampleBody, SCHEMA_VERSION,
+};
