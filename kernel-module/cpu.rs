@@ -17,8 +17,9 @@ use kernel::prelude::*;
 pub(crate) const STATES: usize = 8;
 const HEADER: &str = "vigia-cpu 1\ncolumns user nice system idle iowait irq softirq steal\n";
 
-/// Times of one CPU in nanoseconds, in `HEADER`'s column order.
-fn cpu_times(cpu: u32) -> [u64; STATES] {
+/// Times of one CPU in nanoseconds, in `HEADER`'s column order, and
+/// whether it is online.
+fn cpu_times(cpu: u32) -> ([u64; STATES], bool) {
     // SAFETY: kernel_cpustat is plain old data; all-zero is a valid value.
     let mut kcs: bindings::kernel_cpustat = unsafe { core::mem::zeroed() };
     let cpu_int = cpu as i32; // cpu < nr_cpu_ids <= NR_CPUS, fits an int
@@ -37,7 +38,7 @@ fn cpu_times(cpu: u32) -> [u64; STATES] {
     // SAFETY: as above.
     let iowait = tick_us(unsafe { ffi::vigia_cpu_iowait_time_us(cpu_int) });
     let at = |i: bindings::cpu_usage_stat| c[i as usize];
-    [
+    let times = [
         at(bindings::cpu_usage_stat_CPUTIME_USER),
         at(bindings::cpu_usage_stat_CPUTIME_NICE),
         at(bindings::cpu_usage_stat_CPUTIME_SYSTEM),
@@ -46,7 +47,8 @@ fn cpu_times(cpu: u32) -> [u64; STATES] {
         at(bindings::cpu_usage_stat_CPUTIME_IRQ),
         at(bindings::cpu_usage_stat_CPUTIME_SOFTIRQ),
         at(bindings::cpu_usage_stat_CPUTIME_STEAL),
-    ]
+    ];
+    (times, online)
 }
 
 /// The possible CPUs (for_each_possible_cpu), as /proc/stat lists them.
@@ -77,17 +79,20 @@ fn write_line(seq: &mut SeqFile, label: core::fmt::Arguments<'_>, t: &[u64; STAT
 
 pub(crate) fn show(seq: &mut SeqFile) -> Result {
     seq.write(HEADER.as_bytes());
-    // Each CPU's times are kept so that the total line, which comes first,
-    // is exactly the sum of the lines that follow. On the heap: NR_CPUS can
+    // As /proc/stat: the total covers every possible CPU, a line is printed
+    // for each online one. The lines are kept so that the total, which comes
+    // first, is read at the same moment as them. On the heap: NR_CPUS can
     // be 8192 on a distribution kernel, far too much for a kernel stack.
     let mut per_cpu = KVec::new();
     let mut total = [0u64; STATES];
     for cpu in possible_cpus() {
-        let t = cpu_times(cpu);
+        let (t, online) = cpu_times(cpu);
         for (sum, v) in total.iter_mut().zip(t) {
             *sum = sum.wrapping_add(v);
         }
-        per_cpu.push((cpu, t), GFP_KERNEL)?;
+        if online {
+            per_cpu.push((cpu, t), GFP_KERNEL)?;
+        }
     }
     write_line(seq, format_args!("cpu"), &total);
     for (cpu, t) in per_cpu.iter() {
@@ -115,7 +120,7 @@ pub(crate) fn show(seq: &mut SeqFile) -> Result {
         // SAFETY: avenrun is an exported array of 3 longs that the load
         // tracker overwrites whole words of; get_avenrun() reads it plainly.
         let v = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(ffi::avenrun[i])) };
-        (u64::from(v) * 1000 + (1 << 10)) >> 11
+        (v as u64 * 1000 + (1 << 10)) >> 11
     };
     let _ = writeln!(seq, "loadavg_milli {} {} {}", load(0), load(1), load(2));
     Ok(())

@@ -5,6 +5,12 @@
 //! functions whose headers (`linux/proc_fs.h`, `linux/sched/cputime.h`) the
 //! 6.12 bindings do not include. Signatures copied from those headers.
 
+// Only pointers to these structs cross the boundary, but rustc still flags
+// `task_struct` because it embeds structs that are empty in some configs
+// (`sched_statistics` without SCHEDSTATS). `kernel::bindings` allows the
+// same lint for the same reason.
+#![allow(improper_ctypes)]
+
 use kernel::bindings::{
     kernel_cpustat, mm_struct, proc_dir_entry, seq_file, signal_struct, task_struct,
 };

@@ -28,16 +28,17 @@ pub(crate) fn show(seq: &mut SeqFile) {
     // SAFETY: reads the global atomic counter of free swap pages.
     let swap_free = unsafe { ffi::vigia_free_swap_pages() };
 
-    let kib = |pages: u64| pages * PAGE_KIB;
+    // c_ulong is usize, which is 64 bits on every arch Rust modules build for.
+    let kib = |pages: usize| pages as u64 * PAGE_KIB;
     let _ = write!(
         seq,
         "vigia-ram 1\ntotal_kib {}\nfree_kib {}\navailable_kib {}\nbuffers_kib {}\n\
          cached_kib {}\nshared_kib {}\nslab_reclaimable_kib {}\n",
         kib(si.totalram),
         kib(si.freeram),
-        kib(available.max(0) as u64),
+        kib(available.max(0) as usize),
         kib(si.bufferram),
-        kib(cached.max(0) as u64),
+        kib(cached.max(0) as usize),
         kib(si.sharedram),
         kib(slab_reclaimable),
     );
@@ -47,5 +48,5 @@ pub(crate) fn show(seq: &mut SeqFile) {
     if !cfg!(CONFIG_SWAP) {
         let _ = writeln!(seq, "swap_total_kib 0");
     }
-    let _ = writeln!(seq, "swap_free_kib {}", kib(swap_free.max(0) as u64));
+    let _ = writeln!(seq, "swap_free_kib {}", kib(swap_free.max(0) as usize));
 }

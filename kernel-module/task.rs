@@ -165,8 +165,9 @@ impl<'a> Task<'a> {
             // `task->mm` points to it; get_mm_rss() reads per-CPU counters
             // without sleeping, and total_vm is an unsigned long read once.
             unsafe {
-                out.rss_pages = u64::from(ffi::vigia_mm_rss_pages(mm));
-                out.vm_pages = u64::from(core::ptr::read_volatile(addr_of_mut!((*mm).total_vm)));
+                out.rss_pages = ffi::vigia_mm_rss_pages(mm) as u64;
+                out.vm_pages =
+                    core::ptr::read_volatile(addr_of!((*mm).__bindgen_anon_1.total_vm)) as u64;
             }
         }
         // SAFETY: paired with the task_lock above.
@@ -184,9 +185,8 @@ pub(crate) struct Processes<'a> {
 /// Iterates over every process while `rcu` is held.
 pub(crate) fn processes(_rcu: &RcuReadGuard) -> Processes<'_> {
     Processes {
-        // SAFETY: init_task is a static that lives forever; only its address
-        // is taken, as for_each_process() starts from it.
-        cur: unsafe { addr_of_mut!(bindings::init_task) },
+        // for_each_process() starts from init_task; only its address is taken.
+        cur: addr_of_mut!(bindings::init_task),
         _rcu: PhantomData,
     }
 }
@@ -199,8 +199,7 @@ impl<'a> Iterator for Processes<'a> {
         // read lock borrowed for 'a; next_task() follows `tasks` with
         // list_entry_rcu.
         let next = unsafe { ffi::vigia_next_process(self.cur) };
-        // SAFETY: only the address of init_task is taken.
-        if next == unsafe { addr_of_mut!(bindings::init_task) } {
+        if next == addr_of_mut!(bindings::init_task) {
             return None;
         }
         self.cur = next;

@@ -21,6 +21,8 @@
 #include <linux/uidgid.h>
 #include <linux/vmstat.h>
 
+#include "vigia_helpers.h"
+
 /* RCU read side, held for the whole walk of the task list. */
 void vigia_rcu_read_lock(void) { rcu_read_lock(); }
 void vigia_rcu_read_unlock(void) { rcu_read_unlock(); }

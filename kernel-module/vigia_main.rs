@@ -10,6 +10,7 @@
 //! and no read ever waits for a timer. Text formats: FORMAT.md.
 
 use kernel::bindings::seq_file;
+use kernel::c_str;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
@@ -45,14 +46,14 @@ impl kernel::Module for Vigia {
         dir.add_file(c_str!("cpu"), show_cpu)?;
         dir.add_file(c_str!("ram"), show_ram)?;
         dir.add_file(c_str!("procs"), show_procs)?;
-        pr_info!("vigia: /proc/vigia/{{cpu,ram,procs}} ready\n");
+        pr_info!("/proc/vigia/{{cpu,ram,procs}} ready\n");
         Ok(Vigia { _dir: dir })
     }
 }
 
 impl Drop for Vigia {
     fn drop(&mut self) {
-        pr_info!("vigia: unloading\n");
+        pr_info!("unloading\n");
     }
 }
 

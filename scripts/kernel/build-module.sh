@@ -13,9 +13,9 @@ out=${2:?usage: build-module.sh KERNEL_BUILD_DIR OUT.ko}
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-cp "$repo"/kernel-module/{Kbuild,*.rs,*.c} "$scratch/"
-# W=1 adds the kernel's extra warnings; any warning fails the build below.
-make -s -C "$KERNEL_SRC" O="$kdir" M="$scratch" "${KMAKE_ARGS[@]}" W=1 modules 2>"$scratch/build.log" || {
+cp "$repo"/kernel-module/{Kbuild,*.rs,*.c,*.h} "$scratch/"
+# Any warning fails the build (checked below).
+make -s -C "$KERNEL_SRC" O="$kdir" M="$scratch" "${KMAKE_ARGS[@]}" modules 2>"$scratch/build.log" || {
   cat "$scratch/build.log" >&2
   exit 1
 }

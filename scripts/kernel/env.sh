@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# The variables are used by the scripts that source this file.
+# shellcheck disable=SC2034
 # Shared settings of the kernel harness, sourced by every script in
 # scripts/kernel/. One place names the toolchain so that the cache key, the
 # kernel build and the module build can never disagree about it.

@@ -116,3 +116,27 @@ fn swap_total_from_meminfo() -> Result<u64, SourceError> {
             message: "no SwapTotal line".into(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/module")
+    }
+
+    #[test]
+    fn reads_captured_module_files() {
+        let mut source = ModuleSource::open_dir(fixtures()).unwrap();
+        assert_eq!(source.kind(), SourceKind::Module);
+        assert_eq!(source.cpu().unwrap().per_cpu.len(), 2);
+        assert_eq!(source.memory().unwrap().total, 2_037_208 * 1024);
+        assert!(source.processes().unwrap().iter().any(|p| p.pid == 1));
+    }
+
+    #[test]
+    fn missing_module_is_a_clear_error() {
+        let err = ModuleSource::open_dir("/nonexistent/vigia").err().unwrap();
+        assert!(err.to_string().contains("not loaded"), "{err}");
+    }
+}

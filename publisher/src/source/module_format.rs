@@ -395,6 +395,53 @@ mod tests {
         assert_eq!(parse_procs(header_only.as_bytes()).unwrap(), vec![]);
     }
 
+    // Real output of the module, captured in the test VM by
+    // scripts/kernel/harness.sh --keep DIR (DIR/out/{cpu,ram,procs}).
+    const REAL_CPU: &[u8] = include_bytes!("../../tests/fixtures/module/cpu");
+    const REAL_RAM: &[u8] = include_bytes!("../../tests/fixtures/module/ram");
+    const REAL_PROCS: &[u8] = include_bytes!("../../tests/fixtures/module/procs");
+
+    #[test]
+    fn real_cpu_output() {
+        let c = parse_cpu(REAL_CPU).unwrap();
+        assert_eq!(c.times.per_cpu.len(), 2);
+        // Every CPU is online in the VM, so the total is the sum of the lines.
+        let sum: u64 = c.times.per_cpu.iter().map(|p| p.total()).sum();
+        assert_eq!(c.times.all.total(), sum);
+        assert!(c.tasks_running >= 1 && c.tasks_total > c.tasks_running);
+    }
+
+    #[test]
+    fn real_ram_output() {
+        let r = parse_ram(REAL_RAM).unwrap();
+        assert_eq!(r.memory.total, 2_037_208 * 1024);
+        assert!(r.memory.available <= r.memory.total && r.memory.free <= r.memory.total);
+        assert_eq!(r.swap_total, Some(0)); // the test kernel has no swap support
+    }
+
+    #[test]
+    fn real_procs_output() {
+        let p = parse_procs(REAL_PROCS).unwrap();
+        let init = p.iter().find(|p| p.pid == 1).unwrap();
+        assert_eq!(
+            (init.name.as_str(), init.ppid, init.threads),
+            ("init", 0, 1)
+        );
+        assert!(init.rss_bytes > 0);
+        let kthreadd = p.iter().find(|p| p.pid == 2).unwrap();
+        assert_eq!(
+            (kthreadd.name.as_str(), kthreadd.rss_bytes),
+            ("kthreadd", 0)
+        );
+        // The harness renames three processes to test the escaping.
+        for name in ["sp ace\ttab", "back\\slash", "new\nline"] {
+            assert!(p.iter().any(|p| p.name == name), "{name:?} missing");
+        }
+        let mut pids: Vec<i32> = p.iter().map(|p| p.pid).collect();
+        pids.dedup();
+        assert_eq!(pids.len(), p.len());
+    }
+
     /// The module's escaping (kernel-module/seq.rs), mirrored for the
     /// round-trip property.
     fn escape(name: &[u8]) -> Vec<u8> {
