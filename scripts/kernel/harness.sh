@@ -47,9 +47,17 @@ step "publisher (cargo build --release)"
 # No musl target can be installed here, so the publisher is the usual glibc
 # build and initramfs.sh copies the libraries it links.
 (cd "$repo" && cargo build --release --locked -q -p vigia-publisher) || die "building the publisher"
+bench_bin=()
+if [[ $mode == bench ]]; then
+  # 10,000 processes need more memory than the checks.
+  export VIGIA_VM_MEM=${VIGIA_VM_MEM:-4096}
+  (cd "$repo" && cargo build --release --locked -q -p vigia-publisher --example source_bench) ||
+    die "building the benchmark"
+  bench_bin=("$repo/target/release/examples/source_bench")
+fi
 step "initramfs"
-bash "$here/initramfs.sh" "$work/vigia.ko" "$repo/target/release/vigia-publisher" "$work/initramfs.cpio.gz" ||
-  die "building the initramfs"
+bash "$here/initramfs.sh" "$work/vigia.ko" "$repo/target/release/vigia-publisher" "$work/initramfs.cpio.gz" \
+  "${bench_bin[@]}" || die "building the initramfs"
 step "boot ($mode)"
 bash "$here/boot.sh" "$kdir/arch/x86/boot/bzImage" "$work/initramfs.cpio.gz" "$mode" "$work"
 qemu_rc=$?

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test VM's initramfs: busybox, the module, the publisher (with
 # the shared libraries it links, when it is not static) and the in-VM
-# scripts of guest/. Usage: initramfs.sh VIGIA_KO PUBLISHER OUT.cpio.gz
+# scripts of guest/. Usage: initramfs.sh VIGIA_KO PUBLISHER OUT.cpio.gz [BENCH]
+# (BENCH: the publisher's source_bench example, for --bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 ko=${1:?usage: initramfs.sh VIGIA_KO PUBLISHER OUT.cpio.gz}
@@ -16,14 +17,17 @@ for applet in $("$root/bin/busybox" --list); do
   [[ -e $root/bin/$applet ]] || ln -s busybox "$root/bin/$applet"
 done
 cp "$ko" "$root/lib/modules/vigia.ko"
+bench=${4:-}
 cp "$pub" "$root/usr/bin/vigia-publisher"
-# A dynamically linked publisher brings its libraries and loader along.
-if ldd "$pub" >/dev/null 2>&1; then
-  ldd "$pub" | grep -o '/[^ ]*' | while read -r lib; do
+[[ -z $bench ]] || cp "$bench" "$root/usr/bin/vigia-source-bench"
+# A dynamically linked program brings its libraries and loader along.
+for bin in "$pub" ${bench:+"$bench"}; do
+  ldd "$bin" >/dev/null 2>&1 || continue
+  ldd "$bin" | grep -o '/[^ ]*' | while read -r lib; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
-fi
+done
 cp "$here/guest/init" "$root/init"
 chmod +x "$root/init"
 cp "$here"/guest/*.sh "$root/vigia/"
