@@ -15,10 +15,24 @@ const HEADER: &[u8] =
 /// KiB per page.
 const PAGE_KIB: u64 = 1 << (bindings::PAGE_SHIFT - 10);
 
+/// Bytes per line assumed when sizing the buffer: lines are typically 60
+/// to 80 bytes long.
+const LINE_ESTIMATE: usize = 80;
+
 /// Writes the whole process table into `seq` in one RCU read-side section.
 pub(crate) fn show(seq: &mut SeqFile) {
-    seq.write(HEADER);
     let rcu = RcuReadGuard::new();
+    // A seq_file starts with one page and doubles it each time `show`
+    // overflows it. Formatting thousands of lines only to throw them away at
+    // each doubling would cost more than the final pass, so count first (a
+    // cheap walk) and ask for a larger buffer straight away when this one
+    // cannot hold the estimate.
+    let count = processes(&rcu).count();
+    if seq.capacity() < HEADER.len() + count * LINE_ESTIMATE {
+        seq.set_overflow();
+        return;
+    }
+    seq.write(HEADER);
     let mut line = LineBuf::new();
     for task in processes(&rcu) {
         line.clear();

@@ -36,6 +36,20 @@ impl SeqFile {
         unsafe { bindings::seq_write(self.m, bytes.as_ptr().cast(), bytes.len()) };
     }
 
+    /// The size of the buffer this pass writes into.
+    pub(crate) fn capacity(&self) -> usize {
+        // SAFETY: as in `overflowed`.
+        unsafe { (*self.m).size }
+    }
+
+    /// Declares the buffer too small without writing into it, so that the
+    /// core enlarges it and calls `show` again (the kernel's static inline
+    /// `seq_set_overflow()`, which sets `count` to `size`).
+    pub(crate) fn set_overflow(&mut self) {
+        // SAFETY: `self.m` is a live seq_file that `show` owns for the call.
+        unsafe { (*self.m).count = (*self.m).size };
+    }
+
     /// Whether the buffer is full: the core will discard this pass and call
     /// `show` again with a larger buffer, so the rest need not be formatted.
     /// (The kernel's `seq_has_overflowed()`, a static inline.)

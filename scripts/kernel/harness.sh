@@ -72,6 +72,14 @@ awk -v dir="$work/out" '
 
 if [[ $mode == bench ]]; then
   grep -E '^(BENCH|bench)' "$work/console.txt"
+  # The ratio of the medians, per process count.
+  awk '/^BENCH source=/ {
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      med[v["source"], v["procs"]] = v["median_us"]; n[v["procs"]] = 1
+    }
+    END { for (p in n) if (med["module", p] > 0)
+      printf "BENCH ratio procs=%s procfs/module=%.1fx (medians %d us vs %d us)\n", p,
+        med["procfs", p] / med["module", p], med["procfs", p], med["module", p] }' "$work/console.txt"
   grep -q '^BENCH-DONE' "$work/console.txt" || die "the benchmark did not finish (see $work/console.txt)"
   exit 0
 fi

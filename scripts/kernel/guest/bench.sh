@@ -15,13 +15,7 @@ for target in ${BENCH_PROCS:-1000 10000}; do
   sleep 2
   total=$(($(grep -c . /proc/vigia/procs) - 2))
   echo "bench: $total processes"
-  $BENCH module 21
-  $BENCH procfs 11
-  # The raw read alone, without the publisher's parsing: cat of the file.
-  start=$(date +%s%N 2>/dev/null || echo 0)
-  i=0
-  while [ $i -lt 10 ]; do cat /proc/vigia/procs >/dev/null; i=$((i + 1)); done
-  end=$(date +%s%N 2>/dev/null || echo 0)
-  echo "BENCH source=cat-module procs=$total runs=10 mean_us=$(((end - start) / 10000)) (includes fork+exec of cat)"
+  $BENCH module 41
+  $BENCH procfs 21
 done
 echo "BENCH-DONE"
