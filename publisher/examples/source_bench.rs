@@ -15,7 +15,11 @@ use vigia_publisher::source::Source;
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "procfs".into());
-    let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(11).max(1);
+    let runs: usize = args
+        .next()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(11)
+        .max(1);
     let mut source: Box<dyn Source> = match which.as_str() {
         "module" => match ModuleSource::open() {
             Ok(s) => Box::new(s),
