@@ -81,6 +81,7 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceChoice {
     Auto,
+    Module,
     Procfs,
 }
 

@@ -9,6 +9,8 @@
 //! files, and the kernel-module source reads vigia's /proc/vigia files, which
 //! give the whole process table in one read.
 
+pub mod module;
+pub mod module_format;
 pub mod procfs;
 
 use std::fmt;
@@ -138,8 +140,16 @@ pub fn open(choice: crate::config::SourceChoice) -> Result<Box<dyn Source>, Sour
     use crate::config::SourceChoice;
     match choice {
         SourceChoice::Procfs => Ok(Box::new(procfs::ProcfsSource::new())),
+        SourceChoice::Module => Ok(Box::new(module::ModuleSource::open()?)),
+        SourceChoice::Auto if module::ModuleSource::available() => {
+            tracing::info!("data source: module ({} exists)", module::PROC_DIR);
+            Ok(Box::new(module::ModuleSource::open()?))
+        }
         SourceChoice::Auto => {
-            tracing::info!("data source: procfs (the vigia kernel module source is not built in)");
+            tracing::info!(
+                "data source: procfs ({} does not exist: the vigia kernel module is not loaded)",
+                module::PROC_DIR
+            );
             Ok(Box::new(procfs::ProcfsSource::new()))
         }
     }
