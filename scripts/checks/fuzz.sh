@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Fuzzes every decoder of untrusted bytes (fuzz/, see fuzz/README.md) for a
+# bounded time each, starting from the committed seeds, and fails on any
+# crash, failed assertion, leak or hang.
+#
+#   FUZZ_SECONDS   seconds per target (default 25)
+#   FUZZ_TARGETS   targets to run (default: all that `cargo fuzz list` shows)
+#
+# cargo fuzz needs nightly-only rustc flags (-Zsanitizer=address); this
+# machine has stable only, so RUSTC_BOOTSTRAP=1 lets stable rustc take them
+# for this build alone. Crash inputs are kept in fuzz/artifacts/<target>/;
+# reproduce one with `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> <file>`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+seconds=${FUZZ_SECONDS:-25}
+export RUSTC_BOOTSTRAP=1
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+# libfuzzer-sys compiles libFuzzer, which is C++.
+if ! command -v c++ >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq g++ >/dev/null
+fi
+
+echo "== cargo fmt --check (fuzz)"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+# Fails if fuzz/Cargo.lock is out of date rather than quietly resolving anew.
+cargo fetch --locked --manifest-path fuzz/Cargo.toml
+
+echo "== cargo fuzz build"
+(cd fuzz && cargo fuzz build)
+
+read -r -a targets <<<"${FUZZ_TARGETS:-$(cd fuzz && cargo fuzz list | tr '\n' ' ')}"
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+passed=0
+failed=0
+for target in "${targets[@]}"; do
+  # New inputs go to a scratch folder: the committed seeds stay as they are.
+  corpus="$logs/corpus-$target"
+  mkdir -p "$corpus" "fuzz/artifacts/$target"
+  log="$logs/$target.log"
+  echo "== fuzz $target for ${seconds}s"
+  if (cd fuzz && cargo fuzz run "$target" "$corpus" "corpus/$target" -- \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -print_final_stats=1 -artifact_prefix="artifacts/$target/") >"$log" 2>&1; then
+    passed=$((passed + 1))
+    # libFuzzer's last status line and its execution count.
+    grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1 || true
+    grep -E '^stat::number_of_executed_units' "$log" || true
+  else
+    failed=$((failed + 1))
+    tail -n 60 "$log"
+    echo "fuzz $target: FAILED; crash input in fuzz/artifacts/$target/"
+  fi
+done
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
