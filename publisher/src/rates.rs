@@ -51,14 +51,14 @@ fn cpu_body(before: &CpuTimes, now: &CpuTimes) -> CpuBody {
             if d.total() == 0 {
                 0.0
             } else {
-                (100.0 - percent(d.idle + d.iowait, d.total())).max(0.0)
+                (100.0 - percent(d.idle.saturating_add(d.iowait), d.total())).max(0.0)
             }
         })
         .collect();
     CpuBody {
         busy_pct: (100.0 - idle - iowait).max(0.0),
-        user_pct: pct(d.user + d.nice),
-        system_pct: pct(d.system + d.irq + d.softirq),
+        user_pct: pct(d.user.saturating_add(d.nice)),
+        system_pct: pct(d.system.saturating_add(d.irq).saturating_add(d.softirq)),
         iowait_pct: iowait,
         steal_pct: pct(d.steal),
         idle_pct: idle,
@@ -137,7 +137,7 @@ impl ProcessRates {
         let mut current = HashMap::with_capacity(processes.len());
         let mut entries = Vec::with_capacity(processes.len());
         for p in processes {
-            let cpu_ns = p.utime_ns + p.stime_ns;
+            let cpu_ns = p.utime_ns.saturating_add(p.stime_ns);
             let cpu_pct = match self.previous.get(&p.pid) {
                 Some(&(start, before)) if start == p.start_ns && elapsed_ns > 0 => {
                     percent(cpu_ns.saturating_sub(before), elapsed_ns)
@@ -216,6 +216,50 @@ mod tests {
             })
             .unwrap();
         assert_eq!(body.busy_pct, 0.0);
+    }
+
+    #[test]
+    fn counters_near_u64_max_saturate_instead_of_overflowing() {
+        // Found by fuzz/module_parse: /proc/vigia parses any u64, and the
+        // sums of such counters overflowed (a panic in debug builds,
+        // nonsense percentages in release ones).
+        let max = CpuCounters {
+            user: u64::MAX,
+            nice: u64::MAX,
+            system: u64::MAX,
+            idle: u64::MAX,
+            iowait: u64::MAX,
+            irq: u64::MAX,
+            softirq: u64::MAX,
+            steal: u64::MAX,
+        };
+        assert_eq!(max.total(), u64::MAX);
+        let mut rates = CpuRates::default();
+        rates.next(CpuTimes {
+            per_cpu: vec![CpuCounters::default()],
+            ..CpuTimes::default()
+        });
+        let body = rates
+            .next(CpuTimes {
+                all: max,
+                per_cpu: vec![max],
+                load: [0.0; 3],
+            })
+            .unwrap();
+        for pct in [body.busy_pct, body.user_pct, body.system_pct, body.idle_pct]
+            .into_iter()
+            .chain(body.per_cpu_busy_pct)
+        {
+            assert!((0.0..=100.0).contains(&pct), "{pct}");
+        }
+
+        let mut procs = ProcessRates::new(UserNames::from_file("/nonexistent"), 0);
+        let t0 = Instant::now();
+        let mut p = stat(10, 5, u64::MAX);
+        p.stime_ns = u64::MAX;
+        procs.next(vec![p.clone()], t0, 1000);
+        let body = procs.next(vec![p], t0 + Duration::from_secs(1), 1000);
+        assert_eq!(body.processes[0].cpu_pct, 0.0);
     }
 
     #[test]

@@ -52,15 +52,21 @@ pub struct CpuCounters {
 }
 
 impl CpuCounters {
+    /// The sum of every state; saturates rather than overflows, since the
+    /// counters are whatever a source read (a corrupt /proc/vigia file can
+    /// say u64::MAX).
     pub fn total(&self) -> u64 {
-        self.user
-            + self.nice
-            + self.system
-            + self.idle
-            + self.iowait
-            + self.irq
-            + self.softirq
-            + self.steal
+        [
+            self.nice,
+            self.system,
+            self.idle,
+            self.iowait,
+            self.irq,
+            self.softirq,
+            self.steal,
+        ]
+        .into_iter()
+        .fold(self.user, u64::saturating_add)
     }
 }
 
