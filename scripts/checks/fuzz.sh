@@ -5,6 +5,9 @@
 #
 #   FUZZ_SECONDS   seconds per target (default 25)
 #   FUZZ_TARGETS   targets to run (default: all that `cargo fuzz list` shows)
+#   FUZZ_TARGET_DIR  where the instrumented build goes (default: a cache
+#                  outside the clone, so that a later run on the same machine,
+#                  from any clone, rebuilds only vigia's own crates)
 #
 # cargo fuzz needs nightly-only rustc flags (-Zsanitizer=address); this
 # machine has stable only, so RUSTC_BOOTSTRAP=1 lets stable rustc take them
@@ -14,6 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds=${FUZZ_SECONDS:-25}
+target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vigia/fuzz-target}
+mkdir -p "$target_dir"
+target_dir=$(cd "$target_dir" && pwd)
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -32,7 +38,7 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo fetch --locked --manifest-path fuzz/Cargo.toml
 
 echo "== cargo fuzz build"
-(cd fuzz && cargo fuzz build)
+(cd fuzz && cargo fuzz build --target-dir "$target_dir")
 
 read -r -a targets <<<"${FUZZ_TARGETS:-$(cd fuzz && cargo fuzz list | tr '\n' ' ')}"
 logs=$(mktemp -d)
@@ -44,13 +50,15 @@ for target in "${targets[@]}"; do
   corpus="$logs/corpus-$target"
   mkdir -p "$corpus" "fuzz/artifacts/$target"
   log="$logs/$target.log"
+  dict=()
+  if [ -f "fuzz/dict/$target.dict" ]; then dict=(-dict="dict/$target.dict"); fi
   echo "== fuzz $target for ${seconds}s"
-  if (cd fuzz && cargo fuzz run "$target" "$corpus" "corpus/$target" -- \
+  if (cd fuzz && cargo fuzz run --target-dir "$target_dir" "$target" "$corpus" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -print_final_stats=1 -artifact_prefix="artifacts/$target/") >"$log" 2>&1; then
+    -print_final_stats=1 -artifact_prefix="artifacts/$target/" "${dict[@]}") >"$log" 2>&1; then
     passed=$((passed + 1))
     # libFuzzer's last status line and its execution count.
-    grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1 || true
+    grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1 || true
     grep -E '^stat::number_of_executed_units' "$log" || true
   else
     failed=$((failed + 1))
