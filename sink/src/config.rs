@@ -1,0 +1,103 @@
+//! The sink's settings; every flag also reads an environment variable.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "vigia-sink",
+    version,
+    about = "Consumes vigia telemetry from NATS JetStream and writes it to MySQL"
+)]
+pub struct Config {
+    /// NATS server with JetStream.
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Token for NATS, when the server requires one.
+    #[arg(long, env = "VIGIA_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+
+    /// MySQL/MariaDB database; created when missing if the user may.
+    #[arg(
+        long,
+        env = "VIGIA_DATABASE_URL",
+        default_value = "mysql://root@127.0.0.1:3306/vigia",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// JetStream stream holding the telemetry (created or updated at start).
+    #[arg(long, env = "VIGIA_STREAM", default_value = "TELEMETRY")]
+    pub stream: String,
+
+    /// How long the stream keeps telemetry that no sink has taken.
+    #[arg(long, env = "VIGIA_STREAM_MAX_AGE", default_value = "24h", value_parser = parse_positive)]
+    pub stream_max_age: Duration,
+
+    /// Most bytes the stream keeps on disk; the oldest go first.
+    #[arg(long, env = "VIGIA_STREAM_MAX_BYTES", default_value_t = 8 << 30,
+          value_parser = clap::value_parser!(i64).range(1024 * 1024..))]
+    pub stream_max_bytes: i64,
+
+    /// Durable consumer shared by every sink.
+    #[arg(long, env = "VIGIA_CONSUMER", default_value = "sink")]
+    pub consumer: String,
+
+    /// Most messages written in one transaction.
+    #[arg(long, env = "VIGIA_BATCH_SIZE", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+
+    /// Longest wait for a batch to fill before writing what there is.
+    #[arg(long, env = "VIGIA_BATCH_WAIT", default_value = "200ms", value_parser = parse_positive)]
+    pub batch_wait: Duration,
+
+    /// How long samples are kept in MySQL.
+    #[arg(long, env = "VIGIA_RETENTION", default_value = "7d", value_parser = parse_positive)]
+    pub retention: Duration,
+
+    /// Processes kept in the history per snapshot: the top N by CPU and the
+    /// top N by RSS.
+    #[arg(long, env = "VIGIA_HISTORY_TOP", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub history_top: u32,
+}
+
+fn parse_positive(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("not a duration ({e}); use e.g. 200ms, 30s, 24h, 7d"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Config::try_parse_from(std::iter::once("vigia-sink").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.batch_size, 5000);
+        assert_eq!(c.batch_wait, Duration::from_millis(200));
+        assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.stream, "TELEMETRY");
+        assert_eq!(c.consumer, "sink");
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_the_value() {
+        let e = parse(&["--retention", "forever"]).unwrap_err();
+        assert!(e.contains("--retention") && e.contains("'forever'"), "{e}");
+        let e = parse(&["--batch-size", "0"]).unwrap_err();
+        assert!(e.contains("--batch-size") && e.contains("'0'"), "{e}");
+    }
+}

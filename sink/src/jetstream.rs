@@ -1,0 +1,83 @@
+//! The stream and the consumer, created or brought up to date at start so
+//! that a bare `nats-server -js` is all the sink needs.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::stream::{
+    Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
+};
+use async_nats::jetstream::Context;
+use vigia_schema::subject::{DEADLETTER_ALL, TELEMETRY_ALL};
+
+use crate::config::Config;
+
+/// Stream that keeps dead letters for a person to look at.
+pub const DEADLETTER_STREAM: &str = "DEADLETTER";
+/// JetStream drops a repeated `Nats-Msg-Id` seen within this window.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Time a delivered message may stay unacknowledged before redelivery.
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// The telemetry stream as the contract defines it (nats/README.md).
+pub fn telemetry_stream(config: &Config) -> StreamConfig {
+    StreamConfig {
+        name: config.stream.clone(),
+        subjects: vec![TELEMETRY_ALL.to_owned()],
+        storage: StorageType::File,
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        max_age: config.stream_max_age,
+        max_bytes: config.stream_max_bytes,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..StreamConfig::default()
+    }
+}
+
+fn deadletter_stream() -> StreamConfig {
+    StreamConfig {
+        name: DEADLETTER_STREAM.to_owned(),
+        subjects: vec![DEADLETTER_ALL.to_owned()],
+        storage: StorageType::File,
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        max_age: Duration::from_secs(7 * 86_400),
+        max_bytes: 1 << 30,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..StreamConfig::default()
+    }
+}
+
+/// Creates or updates both streams and the durable pull consumer.
+pub async fn prepare(jetstream: &Context, config: &Config) -> anyhow::Result<PullConsumer> {
+    let stream_config = telemetry_stream(config);
+    jetstream
+        .create_or_update_stream(deadletter_stream())
+        .await
+        .with_context(|| format!("creating stream {DEADLETTER_STREAM}"))?;
+    jetstream
+        .create_or_update_stream(stream_config)
+        .await
+        .with_context(|| format!("creating stream {} on {TELEMETRY_ALL}", config.stream))?;
+    let stream = jetstream
+        .get_stream(&config.stream)
+        .await
+        .with_context(|| format!("opening stream {}", config.stream))?;
+    let consumer = pull::Config {
+        durable_name: Some(config.consumer.clone()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        // Room for a few sinks each holding a full batch unacknowledged.
+        max_ack_pending: (config.batch_size as i64 * 4).max(20_000),
+        max_batch: config.batch_size as i64,
+        ..pull::Config::default()
+    };
+    stream.create_consumer(consumer).await.with_context(|| {
+        format!(
+            "creating consumer {} on stream {}",
+            config.consumer, config.stream
+        )
+    })
+}

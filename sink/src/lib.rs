@@ -1,0 +1,128 @@
+//! vigia's sink: telemetry from a JetStream stream into MySQL.
+//!
+//! ```text
+//! JetStream consumer "sink"  (durable, pull, explicit acks)
+//!   → ingest    batches of up to N messages or W milliseconds
+//!   → classify  decode + check; rejects → deadletter.<subject>
+//!   → store     one transaction per batch, idempotent inserts
+//!   → ack       only after commit
+//! beside it: liveness (offline hosts), retention (old rows), stats logs
+//! ```
+
+pub mod classify;
+pub mod config;
+pub mod deadletter;
+pub mod ingest;
+pub mod jetstream;
+pub mod liveness;
+pub mod metrics;
+pub mod retention;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Connects to MySQL and NATS, prepares both, and ingests until
+/// `shutdown` resolves. Fails fast, with the place named, when either
+/// cannot be reached at start; once running it waits out their outages.
+pub async fn run(
+    config: Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let pool = store::connect(&config.database_url, 4).await?;
+    let client = connect_nats(&config).await?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let consumer = jetstream::prepare(&jetstream, &config).await?;
+    tracing::info!(
+        stream = %config.stream,
+        consumer = %config.consumer,
+        database = %store::redact(&config.database_url),
+        "sink started"
+    );
+
+    let background = [
+        tokio::spawn(liveness::run(
+            pool.clone(),
+            consumer.clone(),
+            u64::from(config.batch_size),
+        )),
+        tokio::spawn(retention::run(
+            pool.clone(),
+            config.retention,
+            metrics.clone(),
+        )),
+        tokio::spawn(log_stats(metrics.clone())),
+    ];
+    let ingest = ingest::Ingest {
+        consumer,
+        jetstream,
+        writer: store::Writer::new(pool.clone(), config.history_top as usize),
+        metrics: metrics.clone(),
+        stream: config.stream.clone(),
+        batch_size: config.batch_size as usize,
+        batch_wait: config.batch_wait,
+    };
+    let result = ingest.run(shutdown).await;
+    for task in background {
+        task.abort();
+    }
+    let _ = client.flush().await;
+    pool.close().await;
+    let totals = metrics.snapshot();
+    tracing::info!(
+        stored = totals.stored,
+        dead_lettered = totals.dead_lettered,
+        "sink stopped"
+    );
+    result
+}
+
+async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("vigia-sink")
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("disconnected from NATS; reconnecting")
+                }
+                other => tracing::warn!("NATS: {other}"),
+            }
+        });
+    if let Some(token) = &config.nats_token {
+        options = options.token(token.clone());
+    }
+    options
+        .connect(config.nats_url.as_str())
+        .await
+        .with_context(|| format!("cannot reach NATS at {}", config.nats_url))
+}
+
+async fn log_stats(metrics: Arc<Metrics>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.tick().await;
+    let mut before = metrics.snapshot();
+    loop {
+        ticker.tick().await;
+        let now = metrics.snapshot();
+        if now != before {
+            tracing::info!(
+                stored = now.stored - before.stored,
+                dead_lettered = now.dead_lettered - before.dead_lettered,
+                batches = now.batches - before.batches,
+                write_retries = now.write_retries - before.write_retries,
+                expired_rows = now.expired_rows - before.expired_rows,
+                "last minute"
+            );
+        }
+        before = now;
+    }
+}

@@ -1,0 +1,93 @@
+//! Deletes what is older than the retention period, in small chunks with
+//! pauses between them, so that retention never holds locks long enough to
+//! stall ingest.
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+use sqlx::MySqlPool;
+
+use crate::metrics::Metrics;
+
+const CHUNK: u32 = 2_000;
+const PAUSE: Duration = Duration::from_millis(20);
+const EVERY: Duration = Duration::from_secs(60);
+
+/// Tables keyed by (host, ..., ts): deleted host by host through their
+/// (host, ts) index.
+const SAMPLE_TABLES: [&str; 4] = [
+    "cpu_samples",
+    "ram_samples",
+    "procs_snapshots",
+    "process_samples",
+];
+
+/// One pass over every table; returns the rows deleted.
+pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    let cutoff: NaiveDateTime = (Utc::now() - retention).naive_utc();
+    let hosts: Vec<String> = sqlx::query_scalar("SELECT host FROM hosts ORDER BY host")
+        .fetch_all(pool)
+        .await?;
+    let mut deleted = 0;
+    for table in SAMPLE_TABLES {
+        let sql = format!("DELETE FROM {table} WHERE host = ? AND ts < ? LIMIT {CHUNK}");
+        for host in &hosts {
+            deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
+        }
+    }
+    let sql = format!("DELETE FROM host_events WHERE ts < ? LIMIT {CHUNK}");
+    deleted += in_chunks(pool, &sql, None, cutoff).await?;
+    // A host unheard of for the whole retention period is gone, and so is
+    // its last process list.
+    for host in &hosts {
+        let gone = sqlx::query("DELETE FROM hosts WHERE host = ? AND last_seen < ?")
+            .bind(host)
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        if gone > 0 {
+            sqlx::query("DELETE FROM processes WHERE host = ?")
+                .bind(host)
+                .execute(pool)
+                .await?;
+            deleted += gone;
+        }
+    }
+    Ok(deleted)
+}
+
+async fn in_chunks(
+    pool: &MySqlPool,
+    sql: &str,
+    host: Option<&str>,
+    cutoff: NaiveDateTime,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let mut query = sqlx::query(sql);
+        if let Some(host) = host {
+            query = query.bind(host);
+        }
+        let n = query.bind(cutoff).execute(pool).await?.rows_affected();
+        total += n;
+        if n < u64::from(CHUNK) {
+            return Ok(total);
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
+}
+
+/// Expires once a minute, forever.
+pub async fn run(pool: MySqlPool, retention: Duration, metrics: std::sync::Arc<Metrics>) {
+    let mut ticker = tokio::time::interval(EVERY);
+    loop {
+        ticker.tick().await;
+        match expire(&pool, retention).await {
+            Ok(n) => Metrics::add(&metrics.expired_rows, n),
+            Err(error) => {
+                tracing::debug!(%error, "retention pass failed; trying again next minute")
+            }
+        }
+    }
+}

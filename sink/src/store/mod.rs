@@ -1,0 +1,8 @@
+//! MySQL: connecting, migrating, and writing batches.
+
+mod db;
+mod rows;
+mod writer;
+
+pub use db::{connect, redact};
+pub use writer::{WriteError, Writer};

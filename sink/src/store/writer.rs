@@ -1,0 +1,431 @@
+//! Writes a batch of samples in one transaction.
+//!
+//! Every sample table is keyed on (host, boot, seq) and every insert ends
+//! in `ON DUPLICATE KEY UPDATE seq = seq`, a no-op: a redelivered message
+//! finds its row and changes nothing. Rows go in multi-row INSERTs of a fixed
+//! size, so MySQL sees few statement shapes and sqlx reuses their prepared
+//! statements.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
+use sqlx::query_builder::Separated;
+use sqlx::{QueryBuilder, Row};
+use vigia_schema::{Sample, SampleBody};
+
+use super::rows::{datetime, fit, history, state_counts, unique_processes, Plan};
+
+/// MySQL's limit on placeholders in one statement is 65,535.
+const MAX_PARAMS: usize = 60_000;
+const MAX_ROWS: usize = 1_000;
+
+/// Why a write failed, and so what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// MySQL is away, busy or deadlocked: retry the same batch later.
+    #[error("{0}")]
+    Transient(sqlx::Error),
+    /// MySQL refused the data itself: retrying would fail the same way.
+    #[error("{0}")]
+    Rejected(sqlx::Error),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(error: sqlx::Error) -> Self {
+        // Errors about the values themselves: out of range, too long,
+        // wrong type, bad date, NULL in a NOT NULL column, bad JSON.
+        const DATA_ERRORS: [&str; 8] = [
+            "1048", "1264", "1265", "1292", "1366", "1367", "1406", "3140",
+        ];
+        let rejected = matches!(
+            &error,
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| DATA_ERRORS.contains(&c.as_ref()))
+        );
+        if rejected {
+            WriteError::Rejected(error)
+        } else {
+            WriteError::Transient(error)
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    pool: MySqlPool,
+    history_top: usize,
+}
+
+/// The columns of `hosts` a batch needs to know before it updates them.
+struct StoredHost {
+    last_seen: NaiveDateTime,
+    first_seen: NaiveDateTime,
+    boot: String,
+    status: String,
+    offline_since: Option<NaiveDateTime>,
+    procs_ts: Option<NaiveDateTime>,
+    interval_ms: u32,
+    procs_interval_ms: u32,
+}
+
+impl Writer {
+    pub fn new(pool: MySqlPool, history_top: usize) -> Self {
+        Self { pool, history_top }
+    }
+
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// Writes every sample, or none of them.
+    pub async fn write(&self, samples: &[&Sample]) -> Result<(), WriteError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let plan = Plan::new(samples);
+        let mut tx = self.pool.begin().await?;
+        let procs_winners = self.write_hosts(&mut tx, &plan).await?;
+        self.write_processes(&mut tx, &plan, &procs_winners).await?;
+        self.write_samples(&mut tx, &plan).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Locks and updates the batch's hosts; returns the hosts whose newest
+    /// procs snapshot in this batch is newer than the one stored.
+    async fn write_hosts<'a>(
+        &self,
+        conn: &mut MySqlConnection,
+        plan: &Plan<'a>,
+    ) -> Result<Vec<&'a str>, WriteError> {
+        let mut select = QueryBuilder::<MySql>::new(
+            "SELECT host, last_seen, first_seen, boot, status, offline_since, procs_ts, \
+             interval_ms, procs_interval_ms FROM hosts WHERE host IN (",
+        );
+        let mut list = select.separated(", ");
+        for host in plan.hosts.keys() {
+            list.push_bind(*host);
+        }
+        select.push(") ORDER BY host FOR UPDATE");
+        let mut stored: HashMap<String, StoredHost> = HashMap::new();
+        for row in select.build().fetch_all(&mut *conn).await? {
+            stored.insert(
+                row.try_get("host")?,
+                StoredHost {
+                    last_seen: row.try_get("last_seen")?,
+                    first_seen: row.try_get("first_seen")?,
+                    boot: row.try_get("boot")?,
+                    status: row.try_get("status")?,
+                    offline_since: row.try_get("offline_since")?,
+                    procs_ts: row.try_get("procs_ts")?,
+                    interval_ms: row.try_get("interval_ms")?,
+                    procs_interval_ms: row.try_get("procs_interval_ms")?,
+                },
+            );
+        }
+
+        let mut winners = Vec::new();
+        let mut upsert = QueryBuilder::<MySql>::new(
+            "INSERT INTO hosts (host, boot, status, first_seen, last_seen, offline_since, \
+             agent_version, kernel, os, cpus, ram_total, booted_at, source, interval_ms, \
+             procs_interval_ms, procs_boot, procs_seq, procs_ts) ",
+        );
+        upsert.push_values(plan.hosts.iter(), |mut b, (host, seen)| {
+            let old = stored.get(*host);
+            let newest_ts = datetime(seen.newest.ts);
+            let first_seen = old.map_or(datetime(seen.oldest_ts), |o| {
+                o.first_seen.min(datetime(seen.oldest_ts))
+            });
+            // The newest sample decides boot and status, unless MySQL
+            // already holds a newer one (a late redelivery).
+            let (last_seen, boot, status, offline_since) = match old {
+                Some(o) if o.last_seen > newest_ts => (
+                    o.last_seen,
+                    o.boot.clone(),
+                    o.status.clone(),
+                    o.offline_since,
+                ),
+                _ if seen.newest_is_bye() => (
+                    newest_ts,
+                    seen.newest.boot.clone(),
+                    "offline".to_owned(),
+                    Some(newest_ts),
+                ),
+                _ => (
+                    newest_ts,
+                    seen.newest.boot.clone(),
+                    "online".to_owned(),
+                    None,
+                ),
+            };
+            // Host facts come from the hello of the current boot.
+            let hello = seen.hello.filter(|(s, _)| s.boot == boot).map(|(_, h)| h);
+            let interval_ms = hello.map_or(old.map_or(1000, |o| o.interval_ms), |h| {
+                clamp_ms(h.interval_ms)
+            });
+            let procs_interval_ms = hello.map_or(old.map_or(5000, |o| o.procs_interval_ms), |h| {
+                clamp_ms(h.procs_interval_ms)
+            });
+            let procs = seen.procs.filter(|(s, _)| {
+                old.and_then(|o| o.procs_ts)
+                    .is_none_or(|stored| datetime(s.ts) > stored)
+            });
+            if procs.is_some() {
+                winners.push(*host);
+            }
+            b.push_bind(*host)
+                .push_bind(boot)
+                .push_bind(status)
+                .push_bind(first_seen)
+                .push_bind(last_seen)
+                .push_bind(offline_since)
+                .push_bind(hello.map(|h| fit(&h.agent_version, 64)))
+                .push_bind(hello.map(|h| fit(&h.kernel, 128)))
+                .push_bind(hello.map(|h| fit(&h.os, 128)))
+                .push_bind(hello.map(|h| h.cpus))
+                .push_bind(hello.map(|h| h.ram_total))
+                .push_bind(hello.map(|h| datetime(h.boot_time)))
+                .push_bind(hello.map(|h| fit(&h.source, 16)))
+                .push_bind(interval_ms)
+                .push_bind(procs_interval_ms)
+                .push_bind(procs.map(|(s, _)| s.boot.as_str()))
+                .push_bind(procs.map(|(s, _)| s.seq))
+                .push_bind(procs.map(|(s, _)| datetime(s.ts)));
+        });
+        upsert.push(
+            " ON DUPLICATE KEY UPDATE boot = VALUES(boot), status = VALUES(status), \
+             first_seen = VALUES(first_seen), last_seen = VALUES(last_seen), \
+             offline_since = VALUES(offline_since), \
+             agent_version = COALESCE(VALUES(agent_version), agent_version), \
+             kernel = COALESCE(VALUES(kernel), kernel), os = COALESCE(VALUES(os), os), \
+             cpus = COALESCE(VALUES(cpus), cpus), ram_total = COALESCE(VALUES(ram_total), ram_total), \
+             booted_at = COALESCE(VALUES(booted_at), booted_at), \
+             source = COALESCE(VALUES(source), source), \
+             interval_ms = VALUES(interval_ms), procs_interval_ms = VALUES(procs_interval_ms), \
+             procs_boot = COALESCE(VALUES(procs_boot), procs_boot), \
+             procs_seq = COALESCE(VALUES(procs_seq), procs_seq), \
+             procs_ts = COALESCE(VALUES(procs_ts), procs_ts)",
+        );
+        upsert.build().execute(&mut *conn).await?;
+        Ok(winners)
+    }
+
+    /// Replaces the latest process list of each host that has a newer one.
+    async fn write_processes(
+        &self,
+        conn: &mut MySqlConnection,
+        plan: &Plan<'_>,
+        winners: &[&str],
+    ) -> Result<(), WriteError> {
+        if winners.is_empty() {
+            return Ok(());
+        }
+        let mut delete = QueryBuilder::<MySql>::new("DELETE FROM processes WHERE host IN (");
+        let mut list = delete.separated(", ");
+        for host in winners {
+            list.push_bind(*host);
+        }
+        delete.push(")");
+        delete.build().execute(&mut *conn).await?;
+
+        let rows: Vec<_> = winners
+            .iter()
+            .filter_map(|host| plan.hosts[host].procs)
+            .flat_map(|(sample, body)| unique_processes(body).into_iter().map(move |p| (sample, p)))
+            .collect();
+        insert(
+            conn,
+            "INSERT INTO processes (host, pid, ppid, name, uid, user, state, rss, mem_pct, \
+             cpu_pct, threads, started, ts) ",
+            13,
+            "",
+            &rows,
+            |b, (s, p)| {
+                b.push_bind(&s.host)
+                    .push_bind(p.pid)
+                    .push_bind(p.ppid)
+                    .push_bind(fit(&p.name, 255))
+                    .push_bind(p.uid)
+                    .push_bind(fit(&p.user, 64))
+                    .push_bind(state_letter(&p.state))
+                    .push_bind(p.rss)
+                    .push_bind(p.mem_pct)
+                    .push_bind(p.cpu_pct)
+                    .push_bind(p.threads)
+                    .push_bind(datetime(p.start_ts))
+                    .push_bind(datetime(s.ts));
+            },
+        )
+        .await
+    }
+
+    async fn write_samples(
+        &self,
+        conn: &mut MySqlConnection,
+        plan: &Plan<'_>,
+    ) -> Result<(), WriteError> {
+        const NO_OP: &str = " ON DUPLICATE KEY UPDATE seq = seq";
+        insert(
+            conn,
+            "INSERT INTO cpu_samples (host, boot, seq, ts, busy_pct, user_pct, system_pct, \
+             iowait_pct, steal_pct, idle_pct, load1, load5, load15, cpus, per_cpu_busy_pct) ",
+            15,
+            NO_OP,
+            &plan.cpu,
+            |b, (s, c)| {
+                let per_cpu =
+                    serde_json::to_string(&c.per_cpu_busy_pct).unwrap_or_else(|_| "[]".into());
+                envelope(b, s)
+                    .push_bind(c.busy_pct)
+                    .push_bind(c.user_pct)
+                    .push_bind(c.system_pct)
+                    .push_bind(c.iowait_pct)
+                    .push_bind(c.steal_pct)
+                    .push_bind(c.idle_pct)
+                    .push_bind(c.load1)
+                    .push_bind(c.load5)
+                    .push_bind(c.load15)
+                    .push_bind(c.cpus)
+                    .push_bind(per_cpu);
+            },
+        )
+        .await?;
+        insert(
+            conn,
+            "INSERT INTO ram_samples (host, boot, seq, ts, total, used, free, available, \
+             buffers, cached, swap_total, swap_free) ",
+            12,
+            NO_OP,
+            &plan.ram,
+            |b, (s, r)| {
+                envelope(b, s)
+                    .push_bind(r.total)
+                    .push_bind(r.used)
+                    .push_bind(r.free)
+                    .push_bind(r.available)
+                    .push_bind(r.buffers)
+                    .push_bind(r.cached)
+                    .push_bind(r.swap_total)
+                    .push_bind(r.swap_free);
+            },
+        )
+        .await?;
+        insert(
+            conn,
+            "INSERT INTO procs_snapshots (host, boot, seq, ts, processes, running, sleeping, \
+             blocked, zombie, other) ",
+            10,
+            NO_OP,
+            &plan.procs,
+            |b, (s, p)| {
+                let [running, sleeping, blocked, zombie, other] = state_counts(p);
+                envelope(b, s)
+                    .push_bind(p.processes.len() as u32)
+                    .push_bind(running)
+                    .push_bind(sleeping)
+                    .push_bind(blocked)
+                    .push_bind(zombie)
+                    .push_bind(other);
+            },
+        )
+        .await?;
+        let history_rows: Vec<_> = plan
+            .procs
+            .iter()
+            .flat_map(|(s, body)| {
+                history(body, self.history_top)
+                    .into_iter()
+                    .map(move |p| (*s, p))
+            })
+            .collect();
+        insert(
+            conn,
+            "INSERT INTO process_samples (host, boot, seq, ts, pid, name, user, state, rss, \
+             mem_pct, cpu_pct, threads) ",
+            12,
+            " ON DUPLICATE KEY UPDATE pid = pid",
+            &history_rows,
+            |b, (s, p)| {
+                envelope(b, s)
+                    .push_bind(p.pid)
+                    .push_bind(fit(&p.name, 255))
+                    .push_bind(fit(&p.user, 64))
+                    .push_bind(state_letter(&p.state))
+                    .push_bind(p.rss)
+                    .push_bind(p.mem_pct)
+                    .push_bind(p.cpu_pct)
+                    .push_bind(p.threads);
+            },
+        )
+        .await?;
+        insert(
+            conn,
+            "INSERT INTO host_events (host, boot, kind, seq, ts, detail) ",
+            6,
+            NO_OP,
+            &plan.events,
+            |b, s| {
+                let detail = match &s.body {
+                    SampleBody::Hello(h) => format!(
+                        "agent {} on {} ({}), source {}, {} CPUs",
+                        h.agent_version, h.os, h.kernel, h.source, h.cpus
+                    ),
+                    SampleBody::Bye(bye) => {
+                        format!("{}, {} samples dropped", bye.reason, bye.dropped)
+                    }
+                    _ => String::new(),
+                };
+                b.push_bind(&s.host)
+                    .push_bind(&s.boot)
+                    .push_bind(s.kind().as_str())
+                    .push_bind(s.seq)
+                    .push_bind(datetime(s.ts))
+                    .push_bind(fit(&detail, 255).to_owned());
+            },
+        )
+        .await
+    }
+}
+
+/// Binds host, boot, seq and ts, the first four columns of every sample table.
+fn envelope<'b, 'qb, 'args>(
+    b: &'b mut Separated<'qb, 'args, MySql, &'static str>,
+    s: &'args Sample,
+) -> &'b mut Separated<'qb, 'args, MySql, &'static str> {
+    b.push_bind(&s.host)
+        .push_bind(&s.boot)
+        .push_bind(s.seq)
+        .push_bind(datetime(s.ts))
+}
+
+fn state_letter(state: &str) -> String {
+    match state.chars().next() {
+        Some(c) if c.is_ascii_graphic() => c.to_string(),
+        _ => "?".to_owned(),
+    }
+}
+
+/// A sampling interval as stored: INT UNSIGNED milliseconds.
+fn clamp_ms(ms: u64) -> u32 {
+    ms.clamp(1, u32::MAX as u64) as u32
+}
+
+/// Multi-row INSERTs of `rows`, in chunks that keep under MySQL's
+/// placeholder limit.
+async fn insert<'q, T>(
+    conn: &mut MySqlConnection,
+    head: &'static str,
+    columns: usize,
+    tail: &'static str,
+    rows: &'q [T],
+    bind: impl Fn(&mut Separated<'_, 'q, MySql, &'static str>, &'q T),
+) -> Result<(), WriteError> {
+    let chunk = (MAX_PARAMS / columns).min(MAX_ROWS);
+    for part in rows.chunks(chunk) {
+        let mut query = QueryBuilder::<'q, MySql>::new(head);
+        query.push_values(part, |mut b, row| bind(&mut b, row));
+        query.push(tail);
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
