@@ -16,6 +16,7 @@
 //!    the dashboard would, then runs every panel query.
 
 pub mod dashboard;
+pub mod fill;
 pub mod interval;
 pub mod macros;
 pub mod runner;
