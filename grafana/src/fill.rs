@@ -17,7 +17,7 @@ use vigia_schema::{
     ByeBody, CpuBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
     SCHEMA_VERSION,
 };
-use vigia_sink::store::{self, Writer};
+use vigia_sink::store::{self, WriteError, Writer};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -103,9 +103,69 @@ pub async fn fill(url: &str, plan: &Plan) -> Result<Report> {
     vigia_sink::liveness::sweep(&pool)
         .await
         .context("marking silent hosts offline")?;
+    ensure_commands_table(&pool).await?;
+    write_commands(&pool, plan).await?;
     pool.close().await;
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// The process-control audit table in the shape agreed with issue 4 (its
+/// migration 0002 has not landed yet); a no-op once the migration made it.
+pub async fn ensure_commands_table(pool: &sqlx::MySqlPool) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS commands (
+            ts DATETIME(6) NOT NULL,
+            host VARCHAR(64) CHARACTER SET ascii NOT NULL,
+            pid INT NOT NULL,
+            name VARCHAR(255) NOT NULL,
+            `signal` VARCHAR(16) NOT NULL,
+            requested_by VARCHAR(255) NOT NULL,
+            nats_user VARCHAR(255) NOT NULL,
+            outcome VARCHAR(32) NOT NULL,
+            error VARCHAR(1024) NULL,
+            KEY commands_ts (ts)
+        ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+    )
+    .execute(pool)
+    .await
+    .context("creating the commands table")?;
+    Ok(())
+}
+
+/// Kill requests as an operator would make them: one per host every hour
+/// of the span, with a mix of outcomes.
+async fn write_commands(pool: &sqlx::MySqlPool, plan: &Plan) -> Result<()> {
+    let hours = (plan.span.as_secs() / 3600).max(1);
+    let end = plan.end.naive_utc();
+    for h in 0..hours {
+        let mut insert = sqlx::QueryBuilder::<sqlx::MySql>::new(
+            "INSERT INTO commands (ts, host, pid, name, `signal`, requested_by, nats_user, outcome, error) ",
+        );
+        insert.push_values(0..plan.hosts, |mut row, i| {
+            let (outcome, error) = match (i + h as u32) % 5 {
+                0 => ("refused", Some("pid 1 is protected")),
+                1 => ("no_such_process", Some("ESRCH")),
+                _ => ("ok", None),
+            };
+            let ts = end - chrono::Duration::seconds((h * 3600 + u64::from(i) * 7) as i64);
+            row.push_bind(ts)
+                .push_bind(format!("{}-{i:03}", plan.prefix))
+                .push_bind(100 + i as i32)
+                .push_bind("java")
+                .push_bind(if i % 2 == 0 { "TERM" } else { "KILL" })
+                .push_bind("operator")
+                .push_bind("ops")
+                .push_bind(outcome)
+                .push_bind(error);
+        });
+        insert
+            .build()
+            .execute(pool)
+            .await
+            .context("writing commands")?;
+    }
+    Ok(())
 }
 
 /// One host's life in the plan.
@@ -363,15 +423,28 @@ async fn write_part(writer: &Writer, plan: &Plan, part: u32) -> Result<(Report, 
     Ok((report, hosts))
 }
 
+async fn back_off(attempt: u32, _deadlock: &sqlx::Error) {
+    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+}
+
 async fn flush(writer: &Writer, batch: &mut Vec<Sample>, report: &mut Report) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
     let refs: Vec<&Sample> = batch.iter().collect();
-    writer
-        .write(&refs)
-        .await
-        .context("the sink's writer failed")?;
+    // Writers on different hosts can still deadlock on InnoDB's gap locks;
+    // the sink retries such a batch, and so does the fill.
+    let mut attempt = 0;
+    loop {
+        match writer.write(&refs).await {
+            Ok(()) => break,
+            Err(WriteError::Transient(e)) if attempt < 20 => {
+                attempt += 1;
+                back_off(attempt, &e).await;
+            }
+            Err(e) => return Err(e).context("the sink's writer failed"),
+        }
+    }
     report.samples += batch.len() as u64;
     report.batches += 1;
     batch.clear();

@@ -22,18 +22,6 @@ async fn filled(tag: &str) -> Result<common::TestDb> {
     let db = common::TestDb::create(tag).await?;
     let plan = Plan::small(HOSTS, Duration::from_secs(15 * 60));
     fill::fill(&db.url, &plan).await?;
-    db.ensure_commands_table().await?;
-    let mut conn = runner::connect(&db.url).await?;
-    // The audit rows of issue 4's process control, written as its
-    // responder writes them.
-    sqlx::raw_sql(
-        "INSERT INTO commands (ts, host, pid, name, `signal`, requested_by, nats_user, outcome, error) VALUES
-         (UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE, 'host-001', 142, 'java', 'TERM', 'alice', 'ops', 'ok', NULL),
-         (UTC_TIMESTAMP(6) - INTERVAL 5 MINUTE, 'host-002', 1, 'systemd', 'KILL', 'bob', 'ops', 'refused', 'pid 1 is protected'),
-         (UTC_TIMESTAMP(6) - INTERVAL 1 MINUTE, 'host-004', 99999, 'gone', 'TERM', 'alice', 'ops', 'no_such_process', 'ESRCH')",
-    )
-    .execute(&mut conn)
-    .await?;
     Ok(db)
 }
 

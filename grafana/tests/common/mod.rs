@@ -62,26 +62,11 @@ impl TestDb {
         Ok(())
     }
 
-    /// The process-control audit table in the shape agreed with issue 4,
-    /// created only while its migration has not landed.
+    /// The process-control audit table (see `fill::ensure_commands_table`).
     pub async fn ensure_commands_table(&self) -> Result<()> {
-        let mut conn = MySqlConnection::connect(&self.url).await?;
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS commands (
-                ts DATETIME(6) NOT NULL,
-                host VARCHAR(64) CHARACTER SET ascii NOT NULL,
-                pid INT NOT NULL,
-                name VARCHAR(255) NOT NULL,
-                `signal` VARCHAR(16) NOT NULL,
-                requested_by VARCHAR(255) NOT NULL,
-                nats_user VARCHAR(255) NOT NULL,
-                outcome VARCHAR(32) NOT NULL,
-                error VARCHAR(1024) NULL,
-                KEY commands_ts (ts)
-            ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
-        )
-        .execute(&mut conn)
-        .await?;
+        let pool = sqlx::MySqlPool::connect(&self.url).await?;
+        vigia_dashboards::fill::ensure_commands_table(&pool).await?;
+        pool.close().await;
         Ok(())
     }
 
