@@ -10,9 +10,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use vigia_schema::{ByeBody, HostToken, SampleBody};
 
 use crate::config::Config;
+use crate::control::audit::Audit;
+use crate::control::handler::Handler;
+use crate::control::policy::Policy;
 use crate::forward::Forwarder;
 use crate::outbox::Outbox;
 use crate::sampler::{outgoing, Sampler, Schedule};
+use crate::stamp::Stamper;
 
 /// Messages sent before the oldest acknowledgement is awaited.
 const PUBLISH_WINDOW: usize = 256;
@@ -43,7 +47,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut forwarder = Forwarder::new(client.clone(), outbox.clone(), PUBLISH_WINDOW);
 
     let (stop_sampling, stopped) = mpsc::channel::<()>();
-    let sampler = Sampler::new(source, host.clone(), schedule);
+    let mut sampler = Sampler::new(source, host.clone(), schedule);
+    // Events carry this run's boot id with a sequence of their own.
+    let mut audit = Audit::new(
+        Stamper::with_boot(host.clone(), sampler.stamper_mut().boot().to_owned()),
+        outbox.clone(),
+    );
+    let handler = Handler::new(
+        Policy::new(!config.no_control, config.deny.clone()),
+        config.control_rate,
+    );
     let sampling = {
         let outbox = outbox.clone();
         std::thread::Builder::new()
@@ -53,7 +66,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     tracing::info!(%host, nats = %config.nats_url, "publishing telemetry.{host}.*");
 
-    let reason = forwarder.run(wait_for_signal()).await;
+    // Forwarding and control share this thread; control stops when the
+    // forwarder does, so the events it recorded are drained below with the
+    // rest of the outbox.
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let forwarding = async {
+        let reason = forwarder.run(wait_for_signal()).await;
+        let _ = stop_control.send(());
+        reason
+    };
+    let control = async {
+        let stopped = async {
+            let _ = control_stopped.await;
+        };
+        if let Err(error) =
+            crate::control::serve(client.clone(), &host, handler, &mut audit, stopped).await
+        {
+            // Telemetry goes on without control: watching a host matters
+            // more than steering it.
+            tracing::error!(%error, "cannot take commands on cmd.{host}");
+        }
+    };
+    let (reason, ()) = tokio::join!(forwarding, control);
     let _ = stop_sampling.send(());
     let mut stamper = tokio::task::spawn_blocking(move || sampling.join())
         .await
@@ -61,9 +95,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the sampling thread panicked"))?;
 
     let deadline = tokio::time::Instant::now() + FLUSH_FOR;
+    // Events are stamped apart from the sampler's kinds; bye reports both.
+    let mut last_seq = stamper.last_seqs();
+    last_seq.extend(audit.last_seqs());
     let bye = stamper.stamp(SampleBody::Bye(ByeBody {
         reason: reason.to_owned(),
         dropped: outbox.dropped(),
+        last_seq,
     }));
     outbox.push(outgoing(&bye));
     let delivered = forwarder.drain(deadline).await;

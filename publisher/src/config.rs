@@ -47,6 +47,29 @@ pub struct Config {
     /// (needs no NATS).
     #[arg(long)]
     pub once: bool,
+
+    /// Refuse every command on cmd.<host> (each refusal is still answered
+    /// and audited).
+    #[arg(long, env = "VIGIA_NO_CONTROL", value_parser = clap::builder::BoolishValueParser::new(),
+          action = clap::ArgAction::SetTrue)]
+    pub no_control: bool,
+
+    /// Process names never signalled, comma-separated; matched against the
+    /// name (comm) and the executable's file name, exactly, or by prefix
+    /// when a name ends in '*'.
+    #[arg(
+        long,
+        env = "VIGIA_DENY",
+        value_delimiter = ',',
+        default_value = "sshd,systemd,vigia-publisher"
+    )]
+    pub deny: Vec<String>,
+
+    /// Most commands taken per second; beyond it requests get an error
+    /// reply.
+    #[arg(long, env = "VIGIA_CONTROL_RATE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub control_rate: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +107,26 @@ mod tests {
         assert_eq!(c.interval, Duration::from_secs(1));
         assert_eq!(c.procs_interval, Duration::from_secs(5));
         assert_eq!(c.queue_capacity, 10_000);
+        assert!(!c.no_control);
+        assert_eq!(c.deny, crate::control::policy::DEFAULT_DENY);
+        assert_eq!(c.control_rate, 10);
+    }
+
+    #[test]
+    fn control_flags() {
+        let c = parse(&[
+            "--no-control",
+            "--deny",
+            "sshd,kube*",
+            "--control-rate",
+            "3",
+        ])
+        .unwrap();
+        assert!(c.no_control);
+        assert_eq!(c.deny, ["sshd", "kube*"]);
+        assert_eq!(c.control_rate, 3);
+        let e = parse(&["--control-rate", "0"]).unwrap_err();
+        assert!(e.contains("--control-rate"), "{e}");
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //! ```
 //!
 //! Sampling runs on its own thread ([`sampler`]); forwarding runs on a
-//! single-threaded tokio runtime ([`agent`]).
+//! single-threaded tokio runtime ([`agent`]), and so does [`control`], which
+//! takes commands on `cmd.<host>` and audits them as `event` samples through
+//! the same outbox.
 
 pub mod agent;
 pub mod config;
+pub mod control;
 pub mod forward;
 pub mod hostinfo;
 pub mod once;

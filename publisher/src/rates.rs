@@ -33,7 +33,9 @@ fn cpu_body(before: &CpuTimes, now: &CpuTimes) -> CpuBody {
     let d = delta(&before.all, &now.all);
     let total = d.total();
     let pct = |part: u64| percent(part, total);
-    let idle = pct(d.idle);
+    // No time counted at all (counters stepped back, or two reads within
+    // one tick) reads as idle, not as fully busy.
+    let idle = if total == 0 { 100.0 } else { pct(d.idle) };
     let iowait = pct(d.iowait);
     let per_cpu_busy_pct = now
         .per_cpu
@@ -46,7 +48,11 @@ fn cpu_body(before: &CpuTimes, now: &CpuTimes) -> CpuBody {
         )
         .map(|(n, b)| {
             let d = delta(b, n);
-            (100.0 - percent(d.idle + d.iowait, d.total())).max(0.0)
+            if d.total() == 0 {
+                0.0
+            } else {
+                (100.0 - percent(d.idle + d.iowait, d.total())).max(0.0)
+            }
         })
         .collect();
     CpuBody {

@@ -33,6 +33,16 @@ impl Stamper {
         &self.boot
     }
 
+    /// The last seq stamped for each kind that has had a sample.
+    pub fn last_seqs(&self) -> std::collections::BTreeMap<String, u64> {
+        Kind::ALL
+            .iter()
+            .zip(self.next_seq)
+            .filter(|(_, next)| *next > 1)
+            .map(|(kind, next)| (kind.as_str().to_owned(), next - 1))
+            .collect()
+    }
+
     /// The next sample of the body's kind, taken now.
     pub fn stamp(&mut self, body: SampleBody) -> Sample {
         self.stamp_at(body, unix_nanos())

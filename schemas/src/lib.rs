@@ -4,18 +4,21 @@
 //! Three things make up the contract, each in its own module:
 //! - [`host`]: how a machine's host name becomes the token used in subjects;
 //! - [`subject`]: the NATS subjects and headers a sample travels with;
-//! - [`sample`]: the MessagePack payload, an envelope plus a body per kind.
+//! - [`sample`]: the MessagePack payload, an envelope plus a body per kind;
+//! - [`command`]: requests to a publisher on `cmd.<host>` and its replies.
 //!
 //! Payloads are MessagePack *maps* with named fields so that any language
 //! can decode them without these structs; decoders ignore unknown fields so
 //! that a newer publisher can add fields without breaking an older sink.
 
+pub mod command;
 pub mod host;
 pub mod sample;
 pub mod subject;
 
+pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
 pub use host::{HostToken, HostTokenError};
 pub use sample::{
-    ByeBody, CpuBody, DecodeError, HelloBody, Kind, ProcessEntry, ProcsBody, RamBody, Sample,
-    SampleBody, SCHEMA_VERSION,
+    ByeBody, CpuBody, DecodeError, EventBody, HelloBody, Kind, Outcome, ProcessEntry, ProcsBody,
+    RamBody, Sample, SampleBody, SCHEMA_VERSION,
 };

@@ -9,6 +9,8 @@
 //! with the type its `kind` names. Unknown fields are ignored anywhere, so a
 //! newer publisher may add fields; a field of the wrong type is an error.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Version of this payload format; bumped only for a breaking change.
@@ -23,10 +25,19 @@ pub enum Kind {
     Procs,
     Hello,
     Bye,
+    /// A command received on `cmd.<host>` and what became of it.
+    Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Cpu, Kind::Ram, Kind::Procs, Kind::Hello, Kind::Bye];
+    pub const ALL: [Kind; 6] = [
+        Kind::Cpu,
+        Kind::Ram,
+        Kind::Procs,
+        Kind::Hello,
+        Kind::Bye,
+        Kind::Event,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +46,7 @@ impl Kind {
             Kind::Procs => "procs",
             Kind::Hello => "hello",
             Kind::Bye => "bye",
+            Kind::Event => "event",
         }
     }
 
@@ -142,6 +154,71 @@ pub struct ByeBody {
     pub reason: String,
     /// Samples this boot dropped because its queue was full.
     pub dropped: u64,
+    /// The last seq this boot stamped for each kind (`cpu`, `ram`,
+    /// `procs`, ...): with it a reader can tell a complete boot from one
+    /// whose newest samples were lost.
+    #[serde(default)]
+    pub last_seq: BTreeMap<String, u64>,
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The signal was sent.
+    Ok,
+    /// A rule said no: a protected pid or name, an unknown action, a pid
+    /// that does not exist, control disabled, or the rate limit.
+    Refused,
+    /// Allowed, but the kernel said no (the process exited in between, or
+    /// the publisher lacks the permission).
+    Failed,
+    /// The request could not be read: not JSON or MessagePack of the
+    /// request's shape, or a signal that is not one.
+    #[default]
+    Invalid,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The audit record of one command received on `cmd.<host>`: what was
+/// asked, by whom, and what happened. Fields that the request did not carry
+/// or that could not be learnt are absent (nil), never made up.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventBody {
+    /// The action as requested (`kill`, or an unknown action's text as
+    /// sent); empty when the request could not be read at all.
+    pub action: String,
+    /// The pid as requested (it may be out of range: that is what was
+    /// asked).
+    pub pid: Option<i64>,
+    /// The target's process name (`comm`), when the process was found.
+    pub name: Option<String>,
+    /// The signal's name without `SIG` (`TERM`, `KILL`, ...), once resolved.
+    pub signal: Option<String>,
+    /// Who the request says asked; a claim of the requester, not proof.
+    pub requested_by: Option<String>,
+    /// The NATS user of the requester, when the server passed it on
+    /// (`Nats-Request-Info` of a shared service import).
+    pub nats_user: Option<String>,
+    pub outcome: Outcome,
+    /// Why it was refused or failed; absent on success.
+    pub error: Option<String>,
 }
 
 /// The body of a sample; its variant is the sample's kind.
@@ -153,6 +230,7 @@ pub enum SampleBody {
     Procs(ProcsBody),
     Hello(HelloBody),
     Bye(ByeBody),
+    Event(EventBody),
 }
 
 impl SampleBody {
@@ -163,6 +241,7 @@ impl SampleBody {
             SampleBody::Procs(_) => Kind::Procs,
             SampleBody::Hello(_) => Kind::Hello,
             SampleBody::Bye(_) => Kind::Bye,
+            SampleBody::Event(_) => Kind::Event,
         }
     }
 }
@@ -187,14 +266,38 @@ pub struct Sample {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("not a vigia sample: {0}")]
-    Envelope(rmp_serde::decode::Error),
+    Envelope(FieldError),
     #[error("unsupported schema version {0} (this build reads 1 to {SCHEMA_VERSION})")]
     Version(u32),
     #[error("bad {kind} body: {source}")]
-    Body {
-        kind: Kind,
-        source: rmp_serde::decode::Error,
-    },
+    Body { kind: Kind, source: FieldError },
+}
+
+/// A decoding error and the field it happened in, e.g.
+/// `seq: invalid type: string "three", expected u64`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}", path_prefix(path))]
+pub struct FieldError {
+    pub path: String,
+    pub source: rmp_serde::decode::Error,
+}
+
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
+/// Deserializes with the path of the failing field kept, so an operator
+/// reading a dead letter's reason knows which field was wrong.
+fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| FieldError {
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
 }
 
 /// The envelope as written: field order fixes the map's key order.
@@ -254,7 +357,7 @@ impl Sample {
 
     /// Reads a payload; never panics, whatever the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Sample, DecodeError> {
-        let head: WireHead = rmp_serde::from_slice(bytes).map_err(DecodeError::Envelope)?;
+        let head: WireHead = from_slice(bytes).map_err(DecodeError::Envelope)?;
         if head.v == 0 || head.v > SCHEMA_VERSION {
             return Err(DecodeError::Version(head.v));
         }
@@ -264,6 +367,7 @@ impl Sample {
             Kind::Procs => SampleBody::Procs(body(bytes, head.kind)?),
             Kind::Hello => SampleBody::Hello(body(bytes, head.kind)?),
             Kind::Bye => SampleBody::Bye(body(bytes, head.kind)?),
+            Kind::Event => SampleBody::Event(body(bytes, head.kind)?),
         };
         Ok(Sample {
             v: head.v,
@@ -282,7 +386,7 @@ impl Sample {
 }
 
 fn body<B: serde::de::DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<B, DecodeError> {
-    rmp_serde::from_slice::<WireBody<B>>(bytes)
+    from_slice::<WireBody<B>>(bytes)
         .map(|w| w.body)
         .map_err(|source| DecodeError::Body { kind, source })
 }
@@ -348,7 +452,8 @@ mod tests {
             s.body,
             SampleBody::Bye(ByeBody {
                 reason: "SIGTERM".into(),
-                dropped: 0
+                dropped: 0,
+                last_seq: BTreeMap::new(),
             })
         );
     }
@@ -366,10 +471,9 @@ mod tests {
             ("body".into(), rmpv::Value::Map(vec![])),
         ]);
         rmpv::encode::write_value(&mut bytes, &value).unwrap();
-        assert!(matches!(
-            Sample::decode(&bytes),
-            Err(DecodeError::Envelope(_))
-        ));
+        let err = Sample::decode(&bytes).unwrap_err();
+        assert!(matches!(err, DecodeError::Envelope(_)));
+        assert!(err.to_string().contains("seq: "), "{err}");
 
         let good = sample(SampleBody::Ram(RamBody::default())).encode();
         // A body that is a string instead of a map.
@@ -397,7 +501,7 @@ mod tests {
         let good = sample(SampleBody::Bye(ByeBody::default())).encode();
         let mut value = rmpv::decode::read_value(&mut &good[..]).unwrap();
         if let rmpv::Value::Map(m) = &mut value {
-            m[3].1 = "event-from-the-future".into();
+            m[3].1 = "from-the-future".into();
         }
         let mut bytes = Vec::new();
         rmpv::encode::write_value(&mut bytes, &value).unwrap();
@@ -416,10 +520,12 @@ mod tests {
         let s = sample(SampleBody::Bye(ByeBody {
             reason: "SIGTERM".into(),
             dropped: 2,
+            last_seq: BTreeMap::from([("cpu".to_owned(), 9)]),
         }));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["kind"], "bye");
         assert_eq!(json["body"]["dropped"], 2);
+        assert_eq!(json["body"]["last_seq"]["cpu"], 9);
         assert_eq!(json["seq"], 42);
     }
 
@@ -524,9 +630,57 @@ mod tests {
                         procs_interval_ms: pi,
                     })
                 }),
-            (".{0,20}", any::<u64>())
-                .prop_map(|(reason, dropped)| SampleBody::Bye(ByeBody { reason, dropped })),
+            (
+                ".{0,20}",
+                any::<u64>(),
+                prop::collection::btree_map("[a-z]{1,8}", any::<u64>(), 0..4)
+            )
+                .prop_map(|(reason, dropped, last_seq)| SampleBody::Bye(ByeBody {
+                    reason,
+                    dropped,
+                    last_seq
+                })),
+            event_body().prop_map(SampleBody::Event),
         ]
+    }
+
+    fn outcome() -> impl Strategy<Value = Outcome> {
+        prop_oneof![
+            Just(Outcome::Ok),
+            Just(Outcome::Refused),
+            Just(Outcome::Failed),
+            Just(Outcome::Invalid),
+        ]
+    }
+
+    fn event_body() -> impl Strategy<Value = EventBody> {
+        (
+            (
+                ".{0,12}",
+                any::<Option<i64>>(),
+                proptest::option::of(".{0,15}"),
+            ),
+            (
+                proptest::option::of("[A-Z0-9]{1,6}"),
+                proptest::option::of(".{0,20}"),
+                proptest::option::of(".{0,20}"),
+            ),
+            (outcome(), proptest::option::of(".{0,60}")),
+        )
+            .prop_map(
+                |((action, pid, name), (signal, requested_by, nats_user), (outcome, error))| {
+                    EventBody {
+                        action,
+                        pid,
+                        name,
+                        signal,
+                        requested_by,
+                        nats_user,
+                        outcome,
+                        error,
+                    }
+                },
+            )
     }
 
     proptest! {

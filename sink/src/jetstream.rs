@@ -81,3 +81,35 @@ pub async fn prepare(jetstream: &Context, config: &Config) -> anyhow::Result<Pul
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// nats/streams/*.json are the definitions an operator can apply with
+    /// `nats stream add --config`; they must say what the sink creates.
+    #[test]
+    fn the_published_definitions_match_what_the_sink_creates() {
+        let defaults = Config::parse_from(["vigia-sink"]);
+        for (file, created) in [
+            ("TELEMETRY.json", telemetry_stream(&defaults)),
+            ("DEADLETTER.json", deadletter_stream()),
+        ] {
+            let path = format!("{}/../nats/streams/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["name"], created.name.as_str(), "{file}");
+            assert_eq!(json["subjects"][0], created.subjects[0].as_str(), "{file}");
+            assert_eq!(json["max_age"], created.max_age.as_nanos() as u64, "{file}");
+            assert_eq!(json["max_bytes"], created.max_bytes, "{file}");
+            assert_eq!(
+                json["duplicate_window"],
+                created.duplicate_window.as_nanos() as u64,
+                "{file}"
+            );
+            assert_eq!(json["storage"], "file");
+            assert_eq!(json["discard"], "old");
+        }
+    }
+}

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime};
-use vigia_schema::{CpuBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody};
+use vigia_schema::{
+    CpuBody, EventBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
+};
 
 /// A unix-nanosecond time as the DATETIME(6) it is stored as (UTC).
 pub fn datetime(ns: i64) -> NaiveDateTime {
@@ -44,6 +46,8 @@ pub struct Plan<'a> {
     pub procs: Vec<(&'a Sample, &'a ProcsBody)>,
     /// hello and bye.
     pub events: Vec<&'a Sample>,
+    /// `event` samples: commands taken on cmd.<host>, for `commands`.
+    pub commands: Vec<(&'a Sample, &'a EventBody)>,
     /// Sorted by host, which is also the order rows are locked in, so two
     /// sinks writing the same hosts cannot deadlock on them.
     pub hosts: BTreeMap<&'a str, HostSeen<'a>>,
@@ -58,6 +62,7 @@ impl<'a> Plan<'a> {
                 SampleBody::Ram(b) => plan.ram.push((sample, b)),
                 SampleBody::Procs(b) => plan.procs.push((sample, b)),
                 SampleBody::Hello(_) | SampleBody::Bye(_) => plan.events.push(sample),
+                SampleBody::Event(b) => plan.commands.push((sample, b)),
             }
             let seen = plan.hosts.entry(sample.host.as_str()).or_insert(HostSeen {
                 oldest_ts: sample.ts,

@@ -383,6 +383,29 @@ impl Writer {
                     .push_bind(fit(&detail, 255).to_owned());
             },
         )
+        .await?;
+        // The audit trail of process control (schemas/README.md, "Process control"); texts cut
+        // to the columns so a long claim in a request cannot make MySQL
+        // reject the batch.
+        insert(
+            conn,
+            "INSERT INTO commands (host, boot, seq, ts, action, pid, process_name, signal_name, \
+             requested_by, nats_user, outcome, error) ",
+            12,
+            NO_OP,
+            &plan.commands,
+            |b, (s, e)| {
+                envelope(b, s)
+                    .push_bind(fit(&e.action, 64))
+                    .push_bind(e.pid)
+                    .push_bind(e.name.as_deref().map(|n| fit(n, 64)))
+                    .push_bind(e.signal.as_deref().map(|n| fit(n, 16)))
+                    .push_bind(e.requested_by.as_deref().map(|r| fit(r, 255)))
+                    .push_bind(e.nats_user.as_deref().map(|u| fit(u, 255)))
+                    .push_bind(e.outcome.as_str())
+                    .push_bind(e.error.as_deref().map(|r| fit(r, 1024)));
+            },
+        )
         .await
     }
 }

@@ -1,0 +1,519 @@
+//! vigiactl against a real nats-server, real publishers and MariaDB, run
+//! as a person runs it: the binary, its output and its exit code.
+
+use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use sqlx::Executor as _;
+use vigia_schema::{
+    ByeBody, CpuBody, EventBody, HelloBody, Outcome, ProcessEntry, ProcsBody, RamBody, Sample,
+    SampleBody, SCHEMA_VERSION,
+};
+use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
+use vigia_testkit::vigia::{start_publisher, start_sink};
+use vigia_testkit::{free_port, unique_name, Child, NatsServer, TestDatabase, SHARED_MYSQL};
+
+/// A publisher under test, and its host token.
+struct Publisher {
+    _process: Child,
+    host: String,
+}
+
+fn vigiactl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigiactl"))
+        .args(args)
+        .env_remove("VIGIA_NATS_URL")
+        .env_remove("VIGIA_DATABASE_URL")
+        .output()
+        .expect("running vigiactl")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A nats-server with the telemetry stream and one publisher taking
+/// commands.
+async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, Publisher) {
+    let server = NatsServer::start();
+    create_telemetry_stream(&connect(&server.url()).await).await;
+    let host = unique_name(prefix);
+    let process = start_publisher(&server.url(), &host, args);
+    server.wait_for_subscription(&format!("cmd.{host}"));
+    (
+        server,
+        Publisher {
+            _process: process,
+            host,
+        },
+    )
+}
+
+async fn connect_db(url: &str) -> sqlx::MySqlConnection {
+    use sqlx::Connection as _;
+    sqlx::MySqlConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
+fn kill(server: &NatsServer, host: &str, pid: &str, extra: &[&str]) -> Output {
+    let url = server.url();
+    let mut args = vec!["kill", "--nats-url", &url, "--host", host, "--pid", pid];
+    args.extend_from_slice(extra);
+    vigiactl(&args)
+}
+
+/// One row of `commands`, the columns a test checks.
+type CommandRow = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+async fn command_rows(db: &TestDatabase, host: &str, count: usize) -> Vec<CommandRow> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        // The sink creates the database when it starts.
+        use sqlx::Connection as _;
+        if let Ok(conn) = sqlx::MySqlConnection::connect(&db.url()).await {
+            break conn;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no database {}",
+            db.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    loop {
+        // Until the sink has migrated, the table may not exist yet.
+        let rows: Vec<CommandRow> = sqlx::query_as(
+            "SELECT action, pid, process_name, signal_name, requested_by, \
+                    CAST(outcome AS CHAR), error \
+             FROM commands WHERE host = ? ORDER BY seq",
+        )
+        .bind(host)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        if rows.len() >= count {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {count} commands rows for {host} after 20 s",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_signals_a_process_names_it_and_the_sink_records_it() {
+    let db = TestDatabase::new("cli_kill");
+    let (server, publisher) = setup("cli-kill", &[]).await;
+    let _sink = start_sink(&server.url(), &db.url());
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+
+    let out = kill(
+        &server,
+        &publisher.host,
+        &pid,
+        &["--signal", "KILL", "--requested-by", "tester"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("signalled pid {pid} (sleep) with SIGKILL\n")
+    );
+    let status = sleeper.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "sleep is gone, killed");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+    // A refusal is recorded too.
+    let out = kill(&server, &publisher.host, "1", &["--requested-by", "tester"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let rows = command_rows(&db, &publisher.host, 2).await;
+    assert_eq!(
+        rows,
+        [
+            (
+                "kill".to_owned(),
+                Some(pid.parse().unwrap()),
+                Some("sleep".to_owned()),
+                Some("KILL".to_owned()),
+                Some("tester".to_owned()),
+                "ok".to_owned(),
+                None
+            ),
+            (
+                "kill".to_owned(),
+                Some(1),
+                None,
+                Some("TERM".to_owned()),
+                Some("tester".to_owned()),
+                "refused".to_owned(),
+                Some("pid 1 is init; it is never signalled".to_owned())
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pid_1_is_refused_with_exit_1() {
+    let (server, publisher) = setup("cli-init", &[]).await;
+    let before = std::fs::read_to_string("/proc/1/stat").unwrap();
+    let out = kill(&server, &publisher.host, "1", &["--signal", "KILL"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "refused by {}: pid 1 is init; it is never signalled\n",
+            publisher.host
+        )
+    );
+    let after = std::fs::read_to_string("/proc/1/stat").unwrap();
+    let start = |stat: &str| stat.split(' ').nth(21).map(str::to_owned);
+    assert_eq!(start(&before), start(&after), "pid 1 is the same process");
+}
+
+#[tokio::test]
+async fn a_missing_pid_is_an_error() {
+    let (server, publisher) = setup("cli-missing", &[]).await;
+    let out = kill(&server, &publisher.host, "999999999", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).ends_with(": no process with pid 999999999\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn no_control_refuses_and_signals_nothing() {
+    let (server, publisher) = setup("cli-nocontrol", &["--no-control"]).await;
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
+    let out = kill(&server, &publisher.host, &sleeper.id().to_string(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("--no-control"), "{}", stdout(&out));
+    assert!(matches!(sleeper.try_wait(), Ok(None)), "sleep still runs");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+#[tokio::test]
+async fn an_unknown_host_is_no_answer_with_exit_2() {
+    let server = NatsServer::start();
+    let out = kill(&server, "nobody-here", "1234", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stdout(&out),
+        "no answer: no publisher listens on cmd.nobody-here (host down or unknown)\n"
+    );
+}
+
+#[test]
+fn an_unreachable_nats_is_one_clear_line() {
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let out = vigiactl(&["kill", "--nats-url", &url, "--host", "h", "--pid", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!("no answer: cannot connect to NATS at {url}")),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+
+    let out = vigiactl(&["watch", "--nats-url", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.starts_with(&format!("vigiactl: cannot connect to NATS at {url}")),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn watch_prints_one_line_per_sample() {
+    let (server, publisher) = setup("cli-watch", &[]).await;
+    let url = server.url();
+    let host = publisher.host.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        vigiactl(&[
+            "watch",
+            "--nats-url",
+            &url,
+            "--host",
+            &host,
+            "--kind",
+            "procs",
+            "--count",
+            "2",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in lines {
+        assert!(
+            line.contains(&format!(" {} procs #", publisher.host)),
+            "{line}"
+        );
+        let listed = line.split("top by CPU: ").nth(1).unwrap_or_default();
+        // This machine runs more than ten processes: exactly ten listed.
+        assert_eq!(listed.split(", ").count(), 10, "{line}");
+    }
+}
+
+#[tokio::test]
+async fn hosts_lists_live_publishers() {
+    let (server, publisher) = setup("cli-hosts", &[]).await;
+    let client = connect(&server.url()).await;
+    // Wait for the first ram sample, so the host has a last sample.
+    stored_samples(
+        &client,
+        &format!("telemetry.{}.ram", publisher.host),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--nats-url", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&publisher.host))
+        .unwrap_or_else(|| panic!("{} not listed:\n{text}", publisher.host));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    let cpus = std::thread::available_parallelism()
+        .unwrap()
+        .get()
+        .to_string();
+    assert_eq!(cells[1], "online", "{line}");
+    assert_eq!(cells[2], "procfs", "{line}");
+    assert_eq!(cells[3], cpus, "{line}");
+    let mem_total_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let ram = vigiactl::render::bytes(mem_total_kib * 1024);
+    assert_eq!(format!("{} {}", cells[4], cells[5]), ram, "{line}");
+    assert_eq!((cells[7], cells[8]), ("s", "ago"), "{line}");
+    let age: f64 = cells[6].parse().unwrap();
+    assert!(age < 60.0, "{line}");
+}
+
+#[tokio::test]
+async fn hosts_reads_the_hosts_table() {
+    let db = TestDatabase::new("cli_hosts");
+    let mut server = connect_db(SHARED_MYSQL).await;
+    server
+        .execute(format!("CREATE DATABASE `{}`", db.name).as_str())
+        .await
+        .unwrap();
+    let migration = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mysql/migrations/0001_telemetry.sql"
+    ))
+    .unwrap();
+    let mut conn = connect_db(&db.url()).await;
+    sqlx::raw_sql(&migration).execute(&mut conn).await.unwrap();
+    conn.execute(
+        "INSERT INTO hosts (host, boot, status, first_seen, last_seen, source, cpus, ram_total) \
+         VALUES ('db-host-1', 'b1', 'offline', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
+                 UTC_TIMESTAMP(6) - INTERVAL 90 SECOND, 'procfs', 4, 8589934592)",
+    )
+    .await
+    .unwrap();
+    let url = db.url();
+    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--database-url", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text.lines().nth(1).unwrap_or_default();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cells[..6],
+        ["db-host-1", "offline", "procfs", "4", "8.0", "GiB"],
+        "{text}"
+    );
+    let age: f64 = cells[6].parse().unwrap();
+    assert!((90.0..120.0).contains(&age), "{text}");
+    assert_eq!(cells[7..], ["s", "ago"], "{text}");
+}
+
+#[test]
+fn an_unreachable_database_is_one_clear_line() {
+    let port = free_port();
+    let url = format!("mysql://root:hunter2@127.0.0.1:{port}/vigia");
+    let out = vigiactl(&["hosts", "--database-url", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.starts_with(&format!(
+            "vigiactl: cannot connect to the database at mysql://root@127.0.0.1:{port}/vigia"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+fn every_kind() -> Vec<Sample> {
+    let bodies = vec![
+        SampleBody::Cpu(CpuBody {
+            busy_pct: 12.5,
+            user_pct: 8.25,
+            system_pct: 4.25,
+            iowait_pct: 0.5,
+            steal_pct: 0.0,
+            idle_pct: 87.0,
+            per_cpu_busy_pct: vec![10.0, 15.0],
+            load1: 0.5,
+            load5: 0.25,
+            load15: 0.125,
+            cpus: 2,
+        }),
+        SampleBody::Ram(RamBody {
+            total: 8 << 30,
+            used: 2 << 30,
+            free: 1 << 30,
+            available: 6 << 30,
+            buffers: 1 << 20,
+            cached: 3 << 30,
+            swap_total: 0,
+            swap_free: 0,
+        }),
+        SampleBody::Procs(ProcsBody {
+            processes: vec![ProcessEntry {
+                pid: 1,
+                ppid: 0,
+                name: "init".into(),
+                uid: 0,
+                user: "root".into(),
+                state: "S".into(),
+                rss: 4096,
+                mem_pct: 0.5,
+                cpu_pct: 1.5,
+                threads: 1,
+                start_ts: 1_700_000_000_000_000_000,
+            }],
+        }),
+        SampleBody::Hello(HelloBody {
+            agent_version: "0.1.0".into(),
+            kernel: "6.1.0".into(),
+            os: "Debian GNU/Linux 12 (bookworm)".into(),
+            cpus: 2,
+            ram_total: 8 << 30,
+            boot_time: 1_700_000_000_000_000_000,
+            source: "procfs".into(),
+            interval_ms: 1000,
+            procs_interval_ms: 5000,
+        }),
+        SampleBody::Bye(ByeBody {
+            reason: "SIGTERM".into(),
+            dropped: 3,
+            last_seq: [("cpu".to_owned(), 41), ("event".to_owned(), 2)].into(),
+        }),
+        SampleBody::Event(EventBody {
+            action: "kill".into(),
+            pid: Some(1234),
+            name: Some("stress".into()),
+            signal: Some("TERM".into()),
+            requested_by: Some("alice@laptop".into()),
+            nats_user: Some("ops".into()),
+            outcome: Outcome::Ok,
+            error: None,
+        }),
+    ];
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| Sample {
+            v: SCHEMA_VERSION,
+            host: "web-1".into(),
+            boot: "5f3a9c0d2e1b4a67".into(),
+            seq: i as u64 + 1,
+            ts: 1_764_000_000_123_456_789,
+            body,
+        })
+        .collect()
+}
+
+fn decode(payload: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigiactl"))
+        .arg("decode")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn decode_round_trips_every_kind() {
+    let samples = every_kind();
+    let kinds: std::collections::BTreeSet<_> = samples.iter().map(Sample::kind).collect();
+    assert_eq!(
+        kinds.len(),
+        vigia_schema::Kind::ALL.len(),
+        "every kind covered"
+    );
+    for sample in samples {
+        let out = decode(&sample.encode());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 1, "one line per payload: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json, serde_json::to_value(&sample).unwrap());
+        assert_eq!(json["kind"], sample.kind().as_str());
+        // And back: the JSON holds every field, so MessagePack written from
+        // it decodes to the same sample.
+        let again = rmp_serde::to_vec_named(&json).unwrap();
+        assert_eq!(Sample::decode(&again).unwrap(), sample);
+    }
+}
+
+#[test]
+fn decode_rejects_what_is_not_a_sample() {
+    let out = decode(b"{\"not\":\"msgpack\"}");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.starts_with("vigiactl: stdin (17 bytes) is not a vigia sample: "),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1);
+    assert!(stdout(&out).is_empty());
+}

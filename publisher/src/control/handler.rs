@@ -1,0 +1,225 @@
+//! One request in, one reply and one audit record out.
+//!
+//! The order of the checks is the order of their cost and of their
+//! importance: the rate limit first (it bounds everything after it), then
+//! `--no-control`, the request's shape, the action, the signal, the pid's
+//! number, what /proc says the pid is, and only then kill(2).
+
+use std::time::Instant;
+
+use rustix::io::Errno;
+use rustix::process::{kill_process, Pid};
+use vigia_schema::command::ACTION_KILL;
+use vigia_schema::{CommandReply, CommandRequest, Encoding, EventBody, Outcome};
+
+use super::policy::Policy;
+use super::rate::{Admission, RateLimiter};
+use super::signal::{self, NamedSignal};
+use super::target::{self, InspectError};
+
+/// Longest texts an event carries, in characters: what the `commands`
+/// table stores. Requests come from anyone; the audit trail keeps a
+/// bounded, storable record of them.
+pub const MAX_ACTION: usize = 64;
+pub const MAX_TEXT: usize = 255;
+pub const MAX_ERROR: usize = 1024;
+
+fn clip(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// What became of one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    /// The request's encoding, which the reply uses.
+    pub encoding: Encoding,
+    pub reply: CommandReply,
+    /// The audit record; `None` for the refusals the rate limiter keeps out
+    /// of the audit trail (all but the first of a burst).
+    pub event: Option<EventBody>,
+}
+
+/// Decides and acts on requests; owns the rate limiter's state.
+pub struct Handler {
+    policy: Policy,
+    limiter: RateLimiter,
+}
+
+impl Handler {
+    pub fn new(policy: Policy, per_second: u32) -> Self {
+        Self {
+            policy,
+            limiter: RateLimiter::new(per_second),
+        }
+    }
+
+    /// Handles one payload. `nats_user` is the requester's NATS user when
+    /// the server told us.
+    pub fn handle(&mut self, payload: &[u8], nats_user: Option<String>) -> Handled {
+        let encoding = Encoding::detect(payload);
+        let mut event = EventBody {
+            nats_user: nats_user.map(|u| clip(&u, MAX_TEXT)),
+            ..EventBody::default()
+        };
+        let result = self.decide(payload, &mut event);
+        let audited = !matches!(result, Err(Denial::RateLimited { first: false }));
+        let reply = match result {
+            Ok(()) => {
+                event.outcome = Outcome::Ok;
+                CommandReply {
+                    ok: true,
+                    pid: event.pid,
+                    name: event.name.clone(),
+                    signal: event.signal.clone(),
+                    error: None,
+                }
+            }
+            Err(denial) => {
+                let (outcome, error) = denial.explain(self.limiter.per_second());
+                event.outcome = outcome;
+                event.error = Some(clip(&error, MAX_ERROR));
+                CommandReply {
+                    ok: false,
+                    pid: event.pid,
+                    name: event.name.clone(),
+                    signal: None,
+                    error: Some(error),
+                }
+            }
+        };
+        Handled {
+            encoding,
+            reply,
+            event: audited.then_some(event),
+        }
+    }
+
+    /// Runs every check and, when all pass, sends the signal. Fills `event`
+    /// with what it learns as it goes, so a refusal still records the
+    /// action, pid, name and signal it got to.
+    fn decide(&mut self, payload: &[u8], event: &mut EventBody) -> Result<(), Denial> {
+        if let Admission::Refused { first } = self.limiter.admit(Instant::now()) {
+            // The payload is not read: a flood costs no parsing.
+            return Err(Denial::RateLimited { first });
+        }
+        self.policy.check_enabled().map_err(Denial::Refused)?;
+        let request = CommandRequest::decode(payload)
+            .map_err(|e| Denial::Invalid(format!("malformed request: {e}")))?;
+        event.action = clip(&request.action, MAX_ACTION);
+        event.pid = request.pid;
+        event.requested_by = request.requested_by.as_deref().map(|r| clip(r, MAX_TEXT));
+        if request.action != ACTION_KILL {
+            return Err(Denial::Refused(format!(
+                "unknown action {:?}: the only action is \"kill\"",
+                event.action
+            )));
+        }
+        let NamedSignal {
+            name: signal_name,
+            signal,
+        } = signal::resolve(request.signal.as_ref()).map_err(Denial::Invalid)?;
+        event.signal = Some(signal_name.to_owned());
+        let Some(pid) = request.pid else {
+            return Err(Denial::Invalid(
+                "malformed request: kill needs a pid".into(),
+            ));
+        };
+        let pid = self.policy.check_pid(pid).map_err(Denial::Refused)?;
+        let target = target::inspect(pid).map_err(|e| match e {
+            InspectError::Missing(_) => Denial::Refused(e.to_string()),
+            InspectError::Unreadable { .. } => Denial::Failed(e.to_string()),
+        })?;
+        event.name = Some(target.name.clone());
+        self.policy.check_target(&target).map_err(Denial::Refused)?;
+        // check_pid refused every pid <= 0, so this is always Some.
+        let kernel_pid = Pid::from_raw(pid)
+            .ok_or_else(|| Denial::Refused(format!("pid {pid} is not a process")))?;
+        kill_process(kernel_pid, signal).map_err(|errno| {
+            Denial::Failed(match errno {
+                Errno::SRCH => format!("pid {pid} exited before it could be signalled"),
+                Errno::PERM => format!(
+                    "not permitted to signal pid {pid} ({}): vigia-publisher runs as uid {}",
+                    target.name,
+                    rustix::process::getuid().as_raw()
+                ),
+                other => format!("kill({pid}, SIG{signal_name}) failed: {other}"),
+            })
+        })?;
+        tracing::info!(
+            pid,
+            name = %target.name,
+            signal = signal_name,
+            requested_by = request.requested_by.as_deref().unwrap_or("-"),
+            "signalled a process on request"
+        );
+        Ok(())
+    }
+}
+
+/// Why a request was not carried out.
+enum Denial {
+    RateLimited { first: bool },
+    Refused(String),
+    Invalid(String),
+    Failed(String),
+}
+
+impl Denial {
+    fn explain(self, per_second: usize) -> (Outcome, String) {
+        match self {
+            Denial::RateLimited { .. } => (
+                Outcome::Refused,
+                format!("rate limit: at most {per_second} commands a second; try again shortly"),
+            ),
+            Denial::Refused(e) => (Outcome::Refused, e),
+            Denial::Invalid(e) => (Outcome::Invalid, e),
+            Denial::Failed(e) => (Outcome::Failed, e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler() -> Handler {
+        Handler::new(Policy::new(true, vec!["sshd".into()]), 100)
+    }
+
+    #[test]
+    fn texts_from_requests_are_cut_to_what_the_table_holds() {
+        let action = "x".repeat(1000);
+        let by = "é".repeat(1000);
+        let payload = serde_json::json!({"action": action, "requested_by": by}).to_string();
+        let handled = handler().handle(payload.as_bytes(), Some("u".repeat(300)));
+        let event = handled.event.unwrap();
+        assert_eq!(event.action.chars().count(), MAX_ACTION);
+        assert_eq!(event.requested_by.unwrap().chars().count(), MAX_TEXT);
+        assert_eq!(event.nats_user.unwrap().chars().count(), MAX_TEXT);
+        assert!(event.error.unwrap().chars().count() <= MAX_ERROR);
+        assert_eq!(event.outcome, Outcome::Refused);
+    }
+
+    #[test]
+    fn kill_without_a_pid_is_invalid_and_names_the_signal_it_got_to() {
+        let handled = handler().handle(br#"{"action":"kill","signal":9}"#, None);
+        assert_eq!(handled.encoding, Encoding::Json);
+        assert_eq!(
+            handled.reply.error.as_deref(),
+            Some("malformed request: kill needs a pid")
+        );
+        let event = handled.event.unwrap();
+        assert_eq!(event.outcome, Outcome::Invalid);
+        assert_eq!(event.signal.as_deref(), Some("KILL"));
+    }
+
+    #[test]
+    fn refusals_beyond_the_first_of_a_burst_are_not_audited() {
+        let mut h = Handler::new(Policy::new(true, vec![]), 1);
+        let request = br#"{"action":"kill","pid":999999999}"#;
+        let audited: Vec<bool> = (0..4)
+            .map(|_| h.handle(request, None).event.is_some())
+            .collect();
+        assert_eq!(audited, [true, true, false, false]);
+    }
+}

@@ -1,0 +1,73 @@
+//! Process control over `cmd.<host>`: operators ask a host's publisher to
+//! signal one of its processes, and every request leaves an audit record.
+//!
+//! ```text
+//! cmd.<host> (request/reply)
+//!   → handler   rate limit, --no-control, shape, action, signal, pid rules,
+//!               /proc inspection, deny list, kill(2)
+//!   → reply     in the request's encoding (JSON or MessagePack)
+//!   → audit     an `event` sample into the outbox → telemetry.<host>.event
+//! ```
+//!
+//! It runs on the publisher's one tokio thread, beside the forwarder. The
+//! handler's /proc reads are a few small files per request, and requests
+//! are rate-limited, so they never hold that thread long enough to matter.
+
+pub mod audit;
+pub mod handler;
+pub mod identity;
+pub mod policy;
+pub mod rate;
+pub mod signal;
+pub mod target;
+
+use std::future::Future;
+
+use futures::StreamExt as _;
+use vigia_schema::{subject, HostToken};
+
+use audit::Audit;
+use handler::Handler;
+
+/// Serves `cmd.<host>` until `stop` resolves. Never returns an error for a
+/// bad request: those get an error reply; only failing to subscribe at all
+/// is an error, and the caller keeps publishing telemetry even then.
+pub async fn serve(
+    client: async_nats::Client,
+    host: &HostToken,
+    mut handler: Handler,
+    audit: &mut Audit,
+    stop: impl Future<Output = ()>,
+) -> Result<(), async_nats::SubscribeError> {
+    let subject = subject::command(host);
+    let mut requests = client.subscribe(subject.clone()).await?;
+    tracing::info!(%subject, "taking commands");
+    tokio::pin!(stop);
+    loop {
+        let message = tokio::select! {
+            () = &mut stop => break,
+            message = requests.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        let user = identity::nats_user(message.headers.as_ref());
+        let handled = handler.handle(&message.payload, user);
+        if let Some(event) = handled.event {
+            audit.record(event);
+        }
+        match message.reply {
+            Some(reply_to) => {
+                let payload = handled.reply.encode(handled.encoding);
+                // A requester that went away, or NATS dropping now, costs
+                // the reply only; the audit record is already queued.
+                if let Err(error) = client.publish(reply_to, payload.into()).await {
+                    tracing::warn!(%error, "could not send a command's reply");
+                }
+            }
+            None => tracing::debug!("command without a reply subject; answered by audit only"),
+        }
+    }
+    let _ = requests.unsubscribe().await;
+    Ok(())
+}

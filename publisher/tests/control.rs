@@ -1,0 +1,417 @@
+//! Process control against a real nats-server and a real publisher process:
+//! requests on cmd.<host>, their replies, and the event samples they leave.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Command;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use vigia_schema::{
+    CommandReply, CommandRequest, Encoding, EventBody, Outcome, Sample, SampleBody,
+};
+use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
+use vigia_testkit::vigia::start_publisher;
+use vigia_testkit::{unique_name, Child, NatsServer};
+
+/// A publisher under test, and its host token.
+struct Publisher {
+    process: Child,
+    host: String,
+}
+
+impl Publisher {
+    fn is_running(&mut self) -> bool {
+        self.process.wait_for_exit(Duration::ZERO).is_none()
+    }
+}
+
+/// A server with the telemetry stream and a publisher taking commands.
+async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, async_nats::Client, Publisher) {
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    create_telemetry_stream(&client).await;
+    let host = unique_name(prefix);
+    let process = start_publisher(&server.url(), &host, args);
+    server.wait_for_subscription(&format!("cmd.{host}"));
+    (server, client, Publisher { process, host })
+}
+
+async fn ask(client: &async_nats::Client, host: &str, payload: Vec<u8>) -> Vec<u8> {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.request(format!("cmd.{host}"), payload.into()),
+    )
+    .await
+    .expect("a reply within 5 s")
+    .expect("a reply");
+    reply.payload.to_vec()
+}
+
+fn spawn_sleep() -> std::process::Child {
+    Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .expect("spawning sleep")
+}
+
+/// A NATS client written from the protocol text, sharing no code with
+/// vigia: what a person's script or another language would do.
+fn raw_request(port: u16, subject: &str, payload: &[u8]) -> Vec<u8> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("INFO "), "{line}");
+    let inbox = "_INBOX.handwritten.1";
+    write!(
+        writer,
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"handwritten\"}}\r\nSUB {inbox} 1\r\nPUB {subject} {inbox} {}\r\n",
+        payload.len()
+    )
+    .unwrap();
+    writer.write_all(payload).unwrap();
+    writer.write_all(b"\r\n").unwrap();
+    loop {
+        line.clear();
+        reader
+            .read_line(&mut line)
+            .expect("a reply before the timeout");
+        if line.starts_with("PING") {
+            writer.write_all(b"PONG\r\n").unwrap();
+            continue;
+        }
+        if let Some(header) = line.strip_prefix("MSG ") {
+            let size: usize = header.split_whitespace().last().unwrap().parse().unwrap();
+            let mut body = vec![0; size + 2];
+            reader.read_exact(&mut body).unwrap();
+            body.truncate(size);
+            return body;
+        }
+        assert!(!line.starts_with("-ERR"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn a_hand_written_json_request_gets_a_json_reply_and_kills() {
+    let (server, client, publisher) = setup("ctl-raw", &[]).await;
+    let mut sleeper = spawn_sleep();
+    let pid = sleeper.id();
+    let request = format!(r#"{{"action":"kill","pid":{pid},"requested_by":"script"}}"#);
+    let subject = format!("cmd.{}", publisher.host);
+    let port = server.port;
+    let reply =
+        tokio::task::spawn_blocking(move || raw_request(port, &subject, request.as_bytes()))
+            .await
+            .unwrap();
+
+    let text = String::from_utf8(reply).expect("a text reply");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("a JSON reply");
+    assert_eq!(
+        json,
+        serde_json::json!({"ok": true, "pid": pid, "name": "sleep", "signal": "TERM"}),
+        "{text}"
+    );
+    let status = sleeper.wait().unwrap();
+    assert_eq!(status.signal(), Some(15), "sleep ended by SIGTERM");
+
+    let events = stored_samples(
+        &client,
+        &format!("telemetry.{}.event", publisher.host),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].seq, 1);
+    assert_eq!(
+        events[0].body,
+        SampleBody::Event(EventBody {
+            action: "kill".into(),
+            pid: Some(i64::from(pid)),
+            name: Some("sleep".into()),
+            signal: Some("TERM".into()),
+            requested_by: Some("script".into()),
+            nats_user: None,
+            outcome: Outcome::Ok,
+            error: None,
+        })
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_and_unknown_actions_get_errors_and_publishing_goes_on() {
+    let (_server, client, mut publisher) = setup("ctl-bad", &[]).await;
+    let host = publisher.host.clone();
+
+    let cases: Vec<(Vec<u8>, Encoding, &str)> = vec![
+        (b"{oops".to_vec(), Encoding::Json, "malformed request"),
+        (
+            vec![0xc1, 0x00, 0xff],
+            Encoding::MessagePack,
+            "malformed request",
+        ),
+        (
+            br#"{"pid":5}"#.to_vec(),
+            Encoding::Json,
+            "malformed request",
+        ),
+        (
+            br#"{"action":"reboot","pid":5}"#.to_vec(),
+            Encoding::Json,
+            "unknown action \"reboot\"",
+        ),
+        (
+            CommandRequest {
+                action: "dance".into(),
+                pid: None,
+                signal: None,
+                requested_by: None,
+            }
+            .encode(Encoding::MessagePack),
+            Encoding::MessagePack,
+            "unknown action \"dance\"",
+        ),
+        (
+            br#"{"action":"kill","pid":5,"signal":"BOGUS"}"#.to_vec(),
+            Encoding::Json,
+            "unknown signal",
+        ),
+    ];
+    for (payload, encoding, says) in &cases {
+        let bytes = ask(&client, &host, payload.clone()).await;
+        assert_eq!(Encoding::detect(&bytes), *encoding, "reply encoding");
+        let reply = CommandReply::decode(&bytes).expect("a reply of the contract's shape");
+        assert!(!reply.ok);
+        let error = reply.error.unwrap_or_default();
+        assert!(error.contains(says), "{error:?} should say {says:?}");
+    }
+    // No reply subject: nothing to answer, nothing may break.
+    client
+        .publish(format!("cmd.{host}"), "not even json".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    // Still publishing: fresh cpu samples keep coming.
+    let mut cpu = client
+        .subscribe(format!("telemetry.{host}.cpu"))
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    while seqs.len() < 2 {
+        let message = tokio::time::timeout(Duration::from_secs(5), cpu.next())
+            .await
+            .expect("cpu samples keep coming")
+            .unwrap();
+        seqs.push(Sample::decode(&message.payload).unwrap().seq);
+    }
+    assert!(seqs[1] > seqs[0]);
+    assert!(publisher.is_running());
+
+    // Each request left one event, in order, with its outcome.
+    let events = stored_samples(
+        &client,
+        &format!("telemetry.{host}.event"),
+        cases.len() + 1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let seen: Vec<(u64, Outcome, String)> = events
+        .iter()
+        .map(|s| match &s.body {
+            SampleBody::Event(e) => (s.seq, e.outcome, e.action.clone()),
+            other => panic!("not an event: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, Outcome::Invalid, String::new()),
+            (2, Outcome::Invalid, String::new()),
+            (3, Outcome::Invalid, String::new()),
+            (4, Outcome::Refused, "reboot".into()),
+            (5, Outcome::Refused, "dance".into()),
+            (6, Outcome::Invalid, "kill".into()),
+            (7, Outcome::Invalid, String::new()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_eleventh_command_within_a_second_is_refused() {
+    let (_server, client, publisher) = setup("ctl-rate", &[]).await;
+    let host = publisher.host.clone();
+    // A pid far above any pid_max: each admitted request is refused as
+    // missing, so nothing is signalled whatever happens.
+    let request = br#"{"action":"kill","pid":999999999}"#.to_vec();
+    // Sent together: all eleven arrive within milliseconds.
+    let replies =
+        futures::future::join_all((0..11).map(|_| ask(&client, &host, request.clone()))).await;
+    let errors: Vec<String> = replies
+        .iter()
+        .map(|bytes| {
+            CommandReply::decode(bytes)
+                .unwrap()
+                .error
+                .unwrap_or_default()
+        })
+        .collect();
+    let limited = errors
+        .iter()
+        .filter(|e| e.starts_with("rate limit"))
+        .count();
+    let missing = errors
+        .iter()
+        .filter(|e| *e == "no process with pid 999999999")
+        .count();
+    assert_eq!((missing, limited), (10, 1), "{errors:#?}");
+
+    // Ten refusals and the first rate-limited one are audited.
+    let events = stored_samples(
+        &client,
+        &format!("telemetry.{host}.event"),
+        11,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(events.len(), 11);
+    let last = match &events[10].body {
+        SampleBody::Event(e) => e.clone(),
+        other => panic!("not an event: {other:?}"),
+    };
+    assert_eq!(last.outcome, Outcome::Refused);
+    assert!(last.error.unwrap_or_default().starts_with("rate limit"));
+
+    // A second later the limiter admits again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = CommandReply::decode(&ask(&client, &host, request).await).unwrap();
+    assert_eq!(
+        reply.error.as_deref(),
+        Some("no process with pid 999999999")
+    );
+}
+
+#[tokio::test]
+async fn a_lower_rate_limit_is_configurable() {
+    let (_server, client, publisher) = setup("ctl-rate2", &["--control-rate", "2"]).await;
+    let request = br#"{"action":"kill","pid":999999999}"#.to_vec();
+    let replies =
+        futures::future::join_all((0..3).map(|_| ask(&client, &publisher.host, request.clone())))
+            .await;
+    let limited = replies
+        .iter()
+        .filter(|bytes| {
+            CommandReply::decode(bytes)
+                .unwrap()
+                .error
+                .is_some_and(|e| e == "rate limit: at most 2 commands a second; try again shortly")
+        })
+        .count();
+    assert_eq!(limited, 1);
+}
+
+#[tokio::test]
+async fn the_publisher_and_its_parent_are_never_signalled() {
+    let (_server, client, mut publisher) = setup("ctl-self", &[]).await;
+    let own = publisher.process.pid();
+    let parent = std::process::id();
+    for (pid, says) in [(own, "vigia-publisher itself"), (parent, "parent")] {
+        let bytes = ask(
+            &client,
+            &publisher.host,
+            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
+        )
+        .await;
+        let reply = CommandReply::decode(&bytes).unwrap();
+        assert!(!reply.ok);
+        assert!(
+            reply.error.as_deref().unwrap_or_default().contains(says),
+            "{reply:?}"
+        );
+    }
+    assert!(publisher.is_running());
+}
+
+#[tokio::test]
+async fn a_denied_name_is_refused() {
+    // The deny list matches names; `sleep` is denied here by configuration.
+    let (_server, client, publisher) = setup("ctl-deny", &["--deny", "sshd,sle*"]).await;
+    let mut sleeper = spawn_sleep();
+    let pid = sleeper.id();
+    let bytes = ask(
+        &client,
+        &publisher.host,
+        format!(r#"{{"action":"kill","pid":{pid}}}"#).into_bytes(),
+    )
+    .await;
+    let reply = CommandReply::decode(&bytes).unwrap();
+    assert!(!reply.ok);
+    assert_eq!(reply.name.as_deref(), Some("sleep"));
+    assert!(
+        reply
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("deny list (rule \"sle*\")"),
+        "{reply:?}"
+    );
+    assert!(matches!(sleeper.try_wait(), Ok(None)), "sleep still runs");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+/// A kernel thread's pid, found in /proc by its flags: where the test runs
+/// in a pid namespace without kernel threads, kthreadd's pid 2 stands in.
+fn a_kernel_thread() -> i64 {
+    let found = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
+        .find(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // Fields after the parenthesised name: state ppid pgrp session
+            // tty_nr tpgid flags ...
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let flags: u32 = after.split(' ').nth(6).unwrap().parse().unwrap();
+            *pid > 2 && flags & 0x0020_0000 != 0
+        });
+    found.unwrap_or(2)
+}
+
+#[tokio::test]
+async fn kernel_threads_and_pid_1_are_refused() {
+    let (_server, client, publisher) = setup("ctl-kthread", &[]).await;
+    let init_started = std::fs::read_to_string("/proc/1/stat").unwrap();
+    for (pid, says) in [
+        (a_kernel_thread(), "kernel thread"),
+        (2, "kernel thread"),
+        (1, "pid 1 is init"),
+        (0, "not a process"),
+        (-1, "not a process"),
+    ] {
+        let bytes = ask(
+            &client,
+            &publisher.host,
+            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
+        )
+        .await;
+        let reply = CommandReply::decode(&bytes).unwrap();
+        assert!(!reply.ok, "pid {pid}");
+        assert!(
+            reply.error.as_deref().unwrap_or_default().contains(says),
+            "pid {pid}: {reply:?}"
+        );
+    }
+    // pid 1 is the same process, still running (its stat's start time is
+    // unchanged).
+    let init_now = std::fs::read_to_string("/proc/1/stat").unwrap();
+    let start = |stat: &str| stat.split(' ').nth(21).map(str::to_owned);
+    assert_eq!(start(&init_started), start(&init_now));
+}

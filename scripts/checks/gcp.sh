@@ -1,0 +1,549 @@
+#!/usr/bin/env bash
+# Checks scripts/gcp/ (up, down, stress, the VM startup script), the
+# publisher's systemd unit and scripts/install-publisher.sh without a Google
+# Cloud account and without any traffic leaving this machine:
+#   - up/down/stress run against scripts/gcp/tests/fake-gcloud, which records
+#     every call and keeps the state of what exists: the calls, their order and
+#     key arguments are compared with what is expected, a second up must create
+#     nothing, a second down delete nothing;
+#   - every command line they produced is then given to the real gcloud CLI,
+#     when it is installed, inside a network namespace with no network and no
+#     credentials: its parser must accept it (it then stops at "no active
+#     account"), so no flag is misspelt or unknown to gcloud;
+#   - vm-startup.sh runs as both roles in a throwaway root (VIGIA_ROOT), its
+#     metadata server, Cloud Storage and Secret Manager served on 127.0.0.1 by
+#     scripts/gcp/tests/fake_gcp_api.py, apt-get/systemctl/docker stubbed;
+#   - install-publisher.sh twice in a throwaway root; the unit through
+#     systemd-analyze verify and security.
+# Ends with "gcp: N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+REPO=$PWD
+
+# ---- tools (CI is a fresh Debian machine, as root) --------------------------
+need=()
+command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v unshare >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "gcp: installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+REAL_GCLOUD=$(command -v gcloud || true)
+
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+  [ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+not_ok() {
+  failed=$((failed + 1))
+  printf 'FAIL %s\n' "$1"
+  [ -z "${2:-}" ] || head -40 <<<"$2" | while IFS= read -r l; do printf '     | %s\n' "$l"; done
+}
+# check NAME COMMAND...: passes when COMMAND succeeds; shows its output if not.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$out"; fi
+}
+# contains FILE FIXED-STRING...: each string occurs in FILE.
+contains() {
+  local file=$1 s
+  shift
+  for s in "$@"; do
+    grep -qF -- "$s" "$file" || { echo "not found in $(basename "$file"): $s"; return 1; }
+  done
+}
+lacks() {
+  local file=$1 s
+  shift
+  for s in "$@"; do
+    if grep -qF -- "$s" "$file"; then echo "found in $(basename "$file"): $s"; return 1; fi
+  done
+}
+
+# ---- shellcheck -------------------------------------------------------------
+check "shellcheck" shellcheck -x scripts/gcp/up scripts/gcp/down scripts/gcp/stress scripts/gcp/lib.sh \
+  scripts/gcp/vm-startup.sh scripts/gcp/tests/fake-gcloud scripts/install-publisher.sh scripts/checks/gcp.sh \
+  scripts/simulate-fleet.sh scripts/checks/simulate-fleet.sh
+
+# ---- up / down / stress against the fake gcloud ------------------------------
+mkdir -p "$WORK/bin"
+ln -s "$REPO/scripts/gcp/tests/fake-gcloud" "$WORK/bin/gcloud"
+export FAKE_GCLOUD_STATE=$WORK/gcloud-state
+FAKE_PATH=$WORK/bin:$PATH
+printf 'publisher v1\n' >"$WORK/vigia-publisher"
+chmod +x "$WORK/vigia-publisher"
+ARGS=(--project=test-proj --grafana-cidr=198.51.100.0/24 --publisher-bin="$WORK/vigia-publisher")
+
+# gcloud_run LOG SCRIPT ARGS...: runs a scripts/gcp command with the fake,
+# its calls going to LOG, its stdout to LOG.out and stderr to LOG.err.
+gcloud_run() {
+  local log=$1 script=$2
+  shift 2
+  : >"$log"
+  FAKE_GCLOUD_LOG=$log PATH=$FAKE_PATH "scripts/gcp/$script" "$@" >"$log.out" 2>"$log.err"
+}
+# The calls of LOG that change something, cut to the command and its operand.
+changes() {
+  grep -vE '^gcloud (.* )?(describe|list|list-instances|get-iam-policy) ' "$1" \
+    | sed -E 's/ --.*//' | sed -E 's/^gcloud //'
+}
+# same_lines NAME EXPECTED-FILE ACTUAL-FILE
+same_lines() {
+  local out
+  if out=$(diff -u "$2" "$3"); then ok "$1"; else not_ok "$1" "$out"; fi
+}
+# line_of LOG PATTERN: the one call matching an extended regexp.
+line_of() { grep -E "$2" "$1" | head -1; }
+
+if gcloud_run "$WORK/up1" up "${ARGS[@]}"; then ok "up runs"; else not_ok "up runs" "$(tail -20 "$WORK/up1.err")"; fi
+
+cat >"$WORK/up.expected" <<'EOF'
+services enable compute.googleapis.com iap.googleapis.com secretmanager.googleapis.com storage.googleapis.com
+iam service-accounts create vigia-central
+iam service-accounts create vigia-fleet
+compute networks create vigia-net
+compute networks subnets create vigia-subnet
+compute firewall-rules create vigia-allow-nats
+compute firewall-rules create vigia-allow-grafana
+compute firewall-rules create vigia-allow-iap-ssh
+compute routers create vigia-router
+compute routers nats create vigia-nat
+storage buckets create gs://test-proj-vigia-releases
+storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
+storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
+storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publisher
+storage cp TMP/vigia-source.tar.gz gs://test-proj-vigia-releases/vigia-source.tar.gz
+secrets create vigia-nats-token
+secrets create vigia-grafana-admin-password
+secrets add-iam-policy-binding vigia-nats-token
+secrets add-iam-policy-binding vigia-nats-token
+secrets add-iam-policy-binding vigia-grafana-admin-password
+compute addresses create vigia-central-ip
+compute instances create vigia-central
+compute instance-templates create vigia-fleet-template
+compute instance-groups managed create vigia-fleet
+compute instance-groups managed set-autoscaling vigia-fleet
+EOF
+changes "$WORK/up1" | sed -E "s#$WORK#WORK#; s#/tmp/tmp\.[A-Za-z0-9]+/vigia-source#TMP/vigia-source#" >"$WORK/up.actual"
+same_lines "up: creates every resource, in dependency order" "$WORK/up.expected" "$WORK/up.actual"
+
+fw_nats=$(line_of "$WORK/up1" 'firewall-rules create vigia-allow-nats ')
+fw_grafana=$(line_of "$WORK/up1" 'firewall-rules create vigia-allow-grafana ')
+fw_ssh=$(line_of "$WORK/up1" 'firewall-rules create vigia-allow-iap-ssh ')
+template=$(line_of "$WORK/up1" 'instance-templates create ')
+central=$(line_of "$WORK/up1" 'instances create vigia-central ')
+mig=$(line_of "$WORK/up1" 'instance-groups managed create ')
+autoscale=$(line_of "$WORK/up1" 'set-autoscaling ')
+expect_args() {
+  local name=$1 line=$2 a
+  shift 2
+  for a in "$@"; do
+    # The log holds each argument shell-quoted (printf %q).
+    [[ " $line " == *" $(printf '%q' "$a") "* ]] || { not_ok "$name" "missing $a in: $line"; return; }
+  done
+  ok "$name"
+}
+expect_args "up: NATS port open to the fleet's tag only" "$fw_nats" \
+  --rules=tcp:4222 --source-tags=vigia-fleet --target-tags=vigia-central
+expect_args "up: Grafana open to the operator's CIDR only" "$fw_grafana" \
+  --rules=tcp:3000 --source-ranges=198.51.100.0/24 --target-tags=vigia-central
+expect_args "up: SSH open to IAP's range only" "$fw_ssh" \
+  --rules=tcp:22 --source-ranges=35.235.240.0/20
+check "up: no firewall rule admits 0.0.0.0/0" lacks "$WORK/up1" "0.0.0.0/0"
+expect_args "up: template with the startup script, no external IP, fleet tag, its metadata" "$template" \
+  "--metadata-from-file=startup-script=$REPO/scripts/gcp/vm-startup.sh" --no-address --tags=vigia-fleet \
+  --machine-type=e2-medium --service-account=vigia-fleet@test-proj.iam.gserviceaccount.com \
+  "--metadata=enable-oslogin=TRUE,vigia-role=fleet,vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz,vigia-publisher=gs://test-proj-vigia-releases/vigia-publisher,vigia-central-ip=10.20.0.10,vigia-nats-secret=vigia-nats-token,vigia-interval=1s"
+expect_args "up: central VM with the startup script, its reserved IP and tag" "$central" \
+  "--metadata-from-file=startup-script=$REPO/scripts/gcp/vm-startup.sh" --private-network-ip=10.20.0.10 \
+  --tags=vigia-central --machine-type=e2-standard-2 --shielded-secure-boot
+expect_args "up: the group from the template at the minimum size" "$mig" \
+  --template=vigia-fleet-template --size=1 --zone=us-central1-a
+expect_args "up: set-autoscaling at 60 % CPU, 1 to 5 VMs, with a cool-down" "$autoscale" \
+  --target-cpu-utilization=0.6 --min-num-replicas=1 --max-num-replicas=5 --cool-down-period=120
+check "up: prints the Grafana URL" contains "$WORK/up1.out" "http://203.0.113.10:3000" \
+  "gcloud secrets versions access latest --secret=vigia-grafana-admin-password"
+
+# Secrets: generated, stored, never on a command line, in metadata or printed.
+secret_values=()
+for f in "$FAKE_GCLOUD_STATE"/secret-value_*; do secret_values+=("$(cat "$f")"); done
+secrets_hidden() {
+  [ "${#secret_values[@]}" -eq 2 ] || { echo "expected 2 secrets, got ${#secret_values[@]}"; return 1; }
+  local v
+  for v in "${secret_values[@]}"; do
+    [ "${#v}" -ge 40 ] || { echo "secret too short: ${#v} characters"; return 1; }
+  done
+  [ "${secret_values[0]}" != "${secret_values[1]}" ] || { echo "both secrets are equal"; return 1; }
+  for f in "$WORK/up1" "$WORK/up1.out" "$WORK/up1.err"; do
+    lacks "$f" "${secret_values[@]}" || return 1
+  done
+}
+check "up: secrets are random, in Secret Manager, never in a command line or output" secrets_hidden
+
+gcloud_run "$WORK/up2" up "${ARGS[@]}" || not_ok "second up runs" "$(tail -20 "$WORK/up2.err")"
+changes "$WORK/up2" >"$WORK/up2.changes"
+check "second up: creates nothing, changes nothing" test ! -s "$WORK/up2.changes"
+[ -s "$WORK/up2.changes" ] && sed 's/^/     | /' "$WORK/up2.changes"
+
+printf 'publisher v2\n' >"$WORK/vigia-publisher"
+gcloud_run "$WORK/up3" up "${ARGS[@]}" || not_ok "up with a new binary runs" "$(tail -20 "$WORK/up3.err")"
+printf 'storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publisher\n' >"$WORK/up3.expected"
+changes "$WORK/up3" | sed -E "s#$WORK#WORK#" >"$WORK/up3.actual"
+same_lines "up with a rebuilt publisher: uploads it, and nothing else" "$WORK/up3.expected" "$WORK/up3.actual"
+
+if gcloud_run "$WORK/dry" up "${ARGS[@]}" --dry-run; then
+  check "up --dry-run: runs no gcloud" test ! -s "$WORK/dry"
+  check "up --dry-run: prints every command" contains "$WORK/dry.err" \
+    "+ gcloud compute instance-templates create vigia-fleet-template" \
+    "+ gcloud compute instance-groups managed set-autoscaling vigia-fleet" \
+    "+ gcloud compute firewall-rules create vigia-allow-grafana" \
+    "+ gcloud compute networks describe vigia-net"
+else
+  not_ok "up --dry-run runs" "$(tail -20 "$WORK/dry.err")"
+fi
+
+if gcloud_run "$WORK/nocidr" up --project=test-proj --publisher-bin="$WORK/vigia-publisher"; then
+  not_ok "up without --grafana-cidr is refused"
+else
+  check "up without --grafana-cidr is refused, and says why" contains "$WORK/nocidr.err" "--grafana-cidr is required"
+fi
+if gcloud_run "$WORK/badflag" up "${ARGS[@]}" --no-such-flag; then
+  not_ok "up with an unknown flag is refused"
+else
+  check "up with an unknown flag is refused, and says which" contains "$WORK/badflag.err" "unknown argument: --no-such-flag"
+fi
+
+if gcloud_run "$WORK/stress" stress start --project=test-proj --duration=10m; then
+  ssh=$(line_of "$WORK/stress" 'compute ssh ')
+  expect_args "stress start: loads each VM over IAP SSH, bounded in time" "$ssh" \
+    vigia-vm-0001 --tunnel-through-iap --zone=us-central1-a
+  check "stress start: the load ends by itself after --duration" contains "$WORK/stress" "RuntimeMaxSec=600"
+else
+  not_ok "stress start runs" "$(tail -20 "$WORK/stress.err")"
+fi
+if gcloud_run "$WORK/unstress" stress stop --project=test-proj; then
+  check "stress stop: stops the load on each VM" contains "$WORK/unstress" "vigia-vm-0001" "systemctl\\ stop\\ vigia-stress"
+else
+  not_ok "stress stop runs" "$(tail -20 "$WORK/unstress.err")"
+fi
+
+if gcloud_run "$WORK/down1" down --project=test-proj --yes; then ok "down runs"; else not_ok "down runs" "$(tail -20 "$WORK/down1.err")"; fi
+cat >"$WORK/down.expected" <<'EOF'
+compute instance-groups managed delete vigia-fleet
+compute instance-templates delete vigia-fleet-template
+compute instances delete vigia-central
+compute addresses delete vigia-central-ip
+compute routers nats delete vigia-nat
+compute routers delete vigia-router
+compute firewall-rules delete vigia-allow-nats
+compute firewall-rules delete vigia-allow-grafana
+compute firewall-rules delete vigia-allow-iap-ssh
+compute networks subnets delete vigia-subnet
+compute networks delete vigia-net
+storage rm
+secrets delete vigia-nats-token
+secrets delete vigia-grafana-admin-password
+iam service-accounts delete vigia-central@test-proj.iam.gserviceaccount.com
+iam service-accounts delete vigia-fleet@test-proj.iam.gserviceaccount.com
+EOF
+changes "$WORK/down1" >"$WORK/down.actual"
+same_lines "down: deletes everything, users before what they use" "$WORK/down.expected" "$WORK/down.actual"
+check "down: the bucket goes with its objects" contains "$WORK/down1" "storage rm --recursive gs://test-proj-vigia-releases"
+leftover() {
+  local f left=()
+  for f in "$FAKE_GCLOUD_STATE"/*; do
+    case $(basename "$f") in services) ;; *) left+=("$(basename "$f")") ;; esac
+  done
+  [ ${#left[@]} -eq 0 ] || { echo "left: ${left[*]}"; return 1; }
+}
+check "down: nothing up made is left" leftover
+gcloud_run "$WORK/down2" down --project=test-proj --yes || not_ok "second down runs" "$(tail -20 "$WORK/down2.err")"
+changes "$WORK/down2" >"$WORK/down2.changes"
+check "second down: deletes nothing, fails on nothing" test ! -s "$WORK/down2.changes"
+gcloud_run "$WORK/downdry" down --project=test-proj --dry-run || true
+check "down --dry-run: runs no gcloud, prints every delete" contains "$WORK/downdry.err" \
+  "+ gcloud compute instance-groups managed delete vigia-fleet" "+ gcloud iam service-accounts delete"
+check "down --dry-run: runs no gcloud" test ! -s "$WORK/downdry"
+
+# ---- the command lines, against the real gcloud's parser --------------------
+# Offline: in a new network namespace (loopback only, down), with an empty
+# configuration and no account, gcloud parses the command and then stops at
+# "no active account" (exit 1); a bad flag or value stops it earlier (exit 2).
+validate_with_gcloud() {
+  local line args out rc bad=0 n=0 a i
+  export CLOUDSDK_CONFIG=$WORK/gcloud-config HOME=$WORK/home
+  export CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true
+  mkdir -p "$CLOUDSDK_CONFIG" "$HOME"
+  printf 'placeholder\n' >"$WORK/placeholder"
+  while IFS= read -r line; do
+    eval "args=(${line#gcloud })"
+    # Files that up removed when it ended (its temporary secrets and archive).
+    for i in "${!args[@]}"; do
+      a=${args[$i]}
+      case $a in
+        --data-file=*) [ -f "${a#*=}" ] || args[i]=--data-file=$WORK/placeholder ;;
+        /tmp/*) [ -e "$a" ] || args[i]=$WORK/placeholder ;;
+      esac
+    done
+    n=$((n + 1))
+    out=$(unshare -n "$REAL_GCLOUD" "${args[@]}" </dev/null 2>&1)
+    rc=$?
+    if [ $rc -eq 2 ] || ! grep -q "do not currently have an active account" <<<"$out"; then
+      bad=$((bad + 1))
+      printf 'rejected (exit %s): %s\n%s\n' "$rc" "$line" "$(head -3 <<<"$out")"
+    fi
+  done < <(cat "$WORK/up1" "$WORK/up2" "$WORK/stress" "$WORK/unstress" "$WORK/down1" | sort -u)
+  echo "$n distinct command lines checked"
+  [ "$bad" -eq 0 ]
+}
+if [ -z "$REAL_GCLOUD" ]; then
+  echo "note: the Google Cloud CLI is not installed here: the command lines were checked against the fake only"
+elif ! unshare -n true 2>/dev/null; then
+  echo "note: cannot make a network namespace here: the command lines were not given to the real gcloud"
+else
+  check "every gcloud command line is accepted by the real gcloud $("$REAL_GCLOUD" version 2>/dev/null | head -1 | awk '{print $NF}')'s parser" \
+    validate_with_gcloud
+fi
+
+# ---- vm-startup.sh in a throwaway root ---------------------------------------
+API=$WORK/api/www
+MD=$API/computeMetadata/v1
+SA_TOKEN=ya29.test-access-token
+NATS_TOKEN=nats-token-$RANDOM$RANDOM
+GRAFANA_PASSWORD=grafana-pw-$RANDOM$RANDOM
+mkdir -p "$MD/instance/attributes" "$MD/instance/service-accounts/default" "$MD/project" \
+  "$API/storage/v1/b/test-bucket/o" "$API/v1/projects/test-proj/secrets/vigia-nats-token/versions" \
+  "$API/v1/projects/test-proj/secrets/vigia-grafana-admin-password/versions"
+printf '{"access_token":"%s","expires_in":3599,"token_type":"Bearer"}' "$SA_TOKEN" \
+  >"$MD/instance/service-accounts/default/token"
+printf 'test-proj' >"$MD/project/project-id"
+secret_json() { printf '{\n  "name": "projects/1/secrets/x/versions/1",\n  "payload": {\n    "data": "%s",\n    "dataCrc32c": "1"\n  }\n}\n' "$(printf '%s' "$1" | base64 -w0)"; }
+secret_json "$NATS_TOKEN" >"$API/v1/projects/test-proj/secrets/vigia-nats-token/versions/latest:access"
+secret_json "$GRAFANA_PASSWORD" >"$API/v1/projects/test-proj/secrets/vigia-grafana-admin-password/versions/latest:access"
+printf '#!/bin/sh\necho fake publisher\n' >"$API/storage/v1/b/test-bucket/o/vigia-publisher"
+
+# The source archive as up makes it, from this working tree; a second one
+# also has a kernel-module/install.sh, which records that it ran and fails
+# when told to.
+mkdir -p "$WORK/src-plain" "$WORK/src-kmod/kernel-module"
+cp -r scripts publisher "$WORK/src-plain/"
+cp -r scripts publisher "$WORK/src-kmod/"
+cat >"$WORK/src-kmod/kernel-module/install.sh" <<'EOF'
+#!/bin/sh
+echo "module built in $PWD" >"$VIGIA_TEST_KMOD_MARK"
+exit "${VIGIA_TEST_KMOD_EXIT:-0}"
+EOF
+tar -czf "$WORK/src-plain.tar.gz" -C "$WORK/src-plain" .
+tar -czf "$WORK/src-kmod.tar.gz" -C "$WORK/src-kmod" .
+
+# Stubs: systemctl and apt-get record their calls; apt-get "installs" docker
+# by putting a docker stub on the PATH; docker records calls and its cwd.
+STUBS=$WORK/stubs
+mkdir -p "$STUBS"
+cat >"$STUBS/systemctl" <<'EOF'
+#!/bin/sh
+echo "systemctl $*" >>"$VIGIA_TEST_CALLS"
+EOF
+cat >"$STUBS/apt-get" <<'EOF'
+#!/bin/sh
+echo "apt-get $*" >>"$VIGIA_TEST_CALLS"
+case "$*" in *install*docker.io*) cp "$VIGIA_TEST_DOCKER" "$(dirname "$0")/docker" ;; esac
+EOF
+cat >"$WORK/docker-stub" <<'EOF'
+#!/bin/sh
+echo "docker $* (in $PWD)" >>"$VIGIA_TEST_CALLS"
+EOF
+chmod +x "$STUBS/systemctl" "$STUBS/apt-get" "$WORK/docker-stub"
+# The boots see only these commands besides the stubs, so that whatever this
+# machine has installed (docker, say) cannot change what they do.
+TOOLS=$WORK/tools
+mkdir -p "$TOOLS"
+for t in bash sh env curl tar gzip sed grep cat cp mv rm mkdir chmod cmp install mktemp sort head \
+  cut tr dirname basename uname id sleep base64 stat; do
+  ln -s "$(command -v "$t")" "$TOOLS/$t"
+done
+BOOT_PATH=$STUBS:$TOOLS
+
+python3 "$REPO/scripts/gcp/tests/fake_gcp_api.py" "$WORK/api/www" "$WORK/api/port" "$SA_TOKEN" 2 &
+SERVER_PID=$!
+for _ in $(seq 50); do [ -s "$WORK/api/port" ] && break; sleep 0.1; done
+PORT=$(cat "$WORK/api/port" 2>/dev/null)
+
+# boot NAME ROLE SOURCE-ARCHIVE [VAR=VALUE...]: runs vm-startup.sh in
+# $WORK/NAME/root as a VM of ROLE would at boot (again if the root exists).
+boot() {
+  local name=$1 role=$2 archive=$3
+  shift 3
+  local dir=$WORK/$name
+  mkdir -p "$dir/root/boot"
+  printf '%s' "$role" >"$MD/instance/attributes/vigia-role"
+  printf 'gs://test-bucket/vigia-source.tar.gz' >"$MD/instance/attributes/vigia-source"
+  printf 'gs://test-bucket/vigia-publisher' >"$MD/instance/attributes/vigia-publisher"
+  printf '10.20.0.10' >"$MD/instance/attributes/vigia-central-ip"
+  printf 'vigia-nats-token' >"$MD/instance/attributes/vigia-nats-secret"
+  printf 'vigia-grafana-admin-password' >"$MD/instance/attributes/vigia-grafana-secret"
+  cp "$archive" "$API/storage/v1/b/test-bucket/o/vigia-source.tar.gz"
+  : >"$dir/calls"
+  env "$@" PATH="$BOOT_PATH" VIGIA_ROOT="$dir/root" VIGIA_RETRY_DELAY=0.1 \
+    VIGIA_METADATA_URL="http://127.0.0.1:$PORT/computeMetadata/v1" \
+    VIGIA_STORAGE_URL="http://127.0.0.1:$PORT" VIGIA_SECRETS_URL="http://127.0.0.1:$PORT" \
+    VIGIA_TEST_CALLS="$dir/calls" VIGIA_TEST_DOCKER="$WORK/docker-stub" VIGIA_TEST_KMOD_MARK="$dir/kmod-ran" \
+    bash "$REPO/scripts/gcp/vm-startup.sh" >"$dir/out" 2>&1
+}
+mode_of() { stat -c %a "$1"; }
+
+if [ -z "$PORT" ]; then
+  not_ok "fake metadata/storage/secrets server starts on 127.0.0.1"
+else
+  # A fleet VM on a kernel without Rust: the publisher, on procfs. The server
+  # answers 403 to the first two authorized requests, as before IAM settles.
+  if boot fleet fleet "$WORK/src-plain.tar.gz"; then ok "fleet boot: runs (through 403s while IAM propagates)"; else not_ok "fleet boot: runs" "$(cat "$WORK/fleet/out")"; fi
+  R=$WORK/fleet/root
+  check "fleet boot: publisher binary installed from the bucket" cmp "$API/storage/v1/b/test-bucket/o/vigia-publisher" "$R/usr/local/bin/vigia-publisher"
+  check "fleet boot: systemd unit installed" cmp publisher/deploy/vigia-publisher.service "$R/etc/systemd/system/vigia-publisher.service"
+  check "fleet boot: env file points at the central VM, with the token" contains "$R/etc/vigia/publisher.env" \
+    "VIGIA_NATS_URL=nats://10.20.0.10:4222" "VIGIA_NATS_TOKEN=$NATS_TOKEN" "VIGIA_INTERVAL=1s"
+  check "fleet boot: env file is root-only (0600)" test "$(mode_of "$R/etc/vigia/publisher.env")" = 600
+  check "fleet boot: service enabled and started" contains "$WORK/fleet/calls" \
+    "systemctl daemon-reload" "systemctl enable --quiet vigia-publisher.service" "systemctl restart vigia-publisher.service"
+  check "fleet boot: says the publisher reads procfs (no kernel module in this release)" contains "$WORK/fleet/out" \
+    "kernel module: not in this release"
+  check "fleet boot: the token is never printed" lacks "$WORK/fleet/out" "$NATS_TOKEN"
+  check "fleet boot: asked for the source, the binary and the secret with the VM's token" contains "$WORK/api/requests.log" \
+    "/storage/v1/b/test-bucket/o/vigia-source.tar.gz?alt=media" "/storage/v1/b/test-bucket/o/vigia-publisher?alt=media" \
+    "/v1/projects/test-proj/secrets/vigia-nats-token/versions/latest:access"
+
+  # Second boot of the same VM: nothing changed, nothing restarted.
+  if boot fleet fleet "$WORK/src-plain.tar.gz"; then
+    check "fleet reboot: publisher not restarted when nothing changed" lacks "$WORK/fleet/calls" "restart"
+  else
+    not_ok "fleet reboot: runs" "$(cat "$WORK/fleet/out")"
+  fi
+
+  # Kernel module present, kernel without Rust.
+  boot fleet-norust fleet "$WORK/src-kmod.tar.gz" || not_ok "fleet boot without Rust kernel: runs" "$(cat "$WORK/fleet-norust/out")"
+  check "fleet boot, kernel without CONFIG_RUST: module not built, procfs, says so" contains "$WORK/fleet-norust/out" \
+    "has no Rust support" "the publisher reads procfs"
+  check "fleet boot, kernel without CONFIG_RUST: install.sh not run" test ! -e "$WORK/fleet-norust/kmod-ran"
+
+  # Kernel with Rust: install.sh runs before the publisher starts.
+  mkdir -p "$WORK/fleet-rust/root/boot"
+  printf 'CONFIG_RUST=y\n' >"$WORK/fleet-rust/root/boot/config-$(uname -r)"
+  boot fleet-rust fleet "$WORK/src-kmod.tar.gz" || not_ok "fleet boot with Rust kernel: runs" "$(cat "$WORK/fleet-rust/out")"
+  check "fleet boot, kernel with CONFIG_RUST=y: kernel-module/install.sh run, says so" contains "$WORK/fleet-rust/out" \
+    "kernel module: built and loaded"
+  check "fleet boot, kernel with CONFIG_RUST=y: install.sh ran in kernel-module/" contains "$WORK/fleet-rust/kmod-ran" \
+    "/opt/vigia/src/kernel-module"
+  check "fleet boot, kernel with CONFIG_RUST=y: publisher installed too" test -x "$WORK/fleet-rust/root/usr/local/bin/vigia-publisher"
+
+  # Kernel with Rust but the build fails: procfs, the boot goes on.
+  mkdir -p "$WORK/fleet-kfail/root/boot"
+  printf 'CONFIG_RUST=y\n' >"$WORK/fleet-kfail/root/boot/config-$(uname -r)"
+  if boot fleet-kfail fleet "$WORK/src-kmod.tar.gz" VIGIA_TEST_KMOD_EXIT=3; then
+    check "fleet boot, module build fails: falls back to procfs, says so, publisher installed" contains "$WORK/fleet-kfail/out" \
+      "install.sh failed" "falls back to procfs" "publisher installed"
+  else
+    not_ok "fleet boot, module build fails: still succeeds" "$(cat "$WORK/fleet-kfail/out")"
+  fi
+
+  # The central VM: Docker installed, secrets in a root-only .env, compose up.
+  if boot central central "$WORK/src-plain.tar.gz"; then ok "central boot: runs"; else not_ok "central boot: runs" "$(cat "$WORK/central/out")"; fi
+  C=$WORK/central/root/opt/vigia/src
+  check "central boot: installs Docker from Debian's packages" contains "$WORK/central/calls" "install -y -q docker.io docker-compose"
+  check "central boot: .env holds the NATS token and Grafana's password" contains "$C/.env" \
+    "VIGIA_NATS_TOKEN=$NATS_TOKEN" "GRAFANA_ADMIN_PASSWORD=$GRAFANA_PASSWORD"
+  check "central boot: .env is root-only (0600)" test "$(mode_of "$C/.env")" = 600
+  check "central boot: brings the compose stack up from the source" contains "$WORK/central/calls" \
+    "docker compose -p vigia up -d --build (in $C)"
+  check "central boot: no secret printed" lacks "$WORK/central/out" "$NATS_TOKEN" "$GRAFANA_PASSWORD"
+
+  # A wrong role stops the boot with a clear line.
+  printf 'bogus' >"$MD/instance/attributes/vigia-role"
+  if env PATH="$BOOT_PATH" VIGIA_ROOT="$WORK/bogus" VIGIA_RETRY_DELAY=0.1 \
+    VIGIA_METADATA_URL="http://127.0.0.1:$PORT/computeMetadata/v1" VIGIA_STORAGE_URL="http://127.0.0.1:$PORT" \
+    bash scripts/gcp/vm-startup.sh >"$WORK/bogus.out" 2>&1; then
+    not_ok "unknown role: the boot fails"
+  else
+    check "unknown role: the boot fails and says why" contains "$WORK/bogus.out" "unknown vigia-role 'bogus'"
+  fi
+fi
+
+# ---- install-publisher.sh ------------------------------------------------------
+IR=$WORK/install/root
+mkdir -p "$IR"
+printf 'binary\n' >"$WORK/install/vigia-publisher"
+install_run() {
+  : >"$WORK/install/calls"
+  env PATH="$BOOT_PATH" VIGIA_ROOT="$IR" VIGIA_TEST_CALLS="$WORK/install/calls" "$@" >"$WORK/install/out" 2>&1
+}
+if install_run VIGIA_NATS_TOKEN=tok1 bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" \
+  --nats-url nats://10.0.0.1:4222 --host web-1; then
+  check "install-publisher: binary, unit and env file in place" contains "$IR/etc/vigia/publisher.env" \
+    "VIGIA_NATS_URL=nats://10.0.0.1:4222" "VIGIA_HOST=web-1" "VIGIA_NATS_TOKEN=tok1"
+  check "install-publisher: env file 0600, binary 0755" \
+    test "$(mode_of "$IR/etc/vigia/publisher.env") $(mode_of "$IR/usr/local/bin/vigia-publisher")" = "600 755"
+  check "install-publisher: enables and starts the service" contains "$WORK/install/calls" \
+    "systemctl daemon-reload" "systemctl enable" "systemctl restart vigia-publisher.service"
+else
+  not_ok "install-publisher: first run" "$(cat "$WORK/install/out")"
+fi
+if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher"; then
+  check "install-publisher again: no restart, settings kept" lacks "$WORK/install/calls" "restart" "daemon-reload"
+  check "install-publisher again: settings not given are kept" contains "$IR/etc/vigia/publisher.env" \
+    "VIGIA_NATS_URL=nats://10.0.0.1:4222" "VIGIA_NATS_TOKEN=tok1"
+else
+  not_ok "install-publisher: second run" "$(cat "$WORK/install/out")"
+fi
+if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" --interval 2s; then
+  check "install-publisher with a new setting: replaces it, restarts" contains "$WORK/install/calls" "systemctl restart"
+  check "install-publisher with a new setting: one line per key" test "$(grep -c '^VIGIA_' "$IR/etc/vigia/publisher.env")" = 4
+else
+  not_ok "install-publisher: third run" "$(cat "$WORK/install/out")"
+fi
+if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" --host 'a"b'; then
+  not_ok "install-publisher refuses a value that would break the env file"
+else
+  ok "install-publisher refuses a value that would break the env file"
+fi
+
+# ---- the unit ----------------------------------------------------------------
+UR=$WORK/unit-root
+mkdir -p "$UR/usr/local/bin" "$UR/etc/systemd/system" "$UR/usr/lib/systemd"
+cp -r /usr/lib/systemd/system "$UR/usr/lib/systemd/"
+printf '#!/bin/sh\n' >"$UR/usr/local/bin/vigia-publisher"
+chmod +x "$UR/usr/local/bin/vigia-publisher"
+cp publisher/deploy/vigia-publisher.service "$UR/etc/systemd/system/"
+verify_unit() {
+  local out
+  out=$(systemd-analyze verify --root="$UR" --man=no vigia-publisher.service 2>&1) || { echo "$out"; return 1; }
+  [ -z "$out" ] || { echo "$out"; return 1; }
+}
+check "unit: systemd-analyze verify has nothing to say" verify_unit
+exposure() {
+  local score
+  score=$(systemd-analyze security --offline=yes --root="$UR" vigia-publisher.service 2>&1 \
+    | sed -n 's/.*Overall exposure level for vigia-publisher.service: \([0-9.]*\).*/\1/p')
+  echo "exposure $score"
+  [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 3.0) }'
+}
+check "unit: systemd-analyze security exposure at most 3.0 (OK)" exposure
+check "unit: hardening and restart directives" contains publisher/deploy/vigia-publisher.service \
+  "NoNewPrivileges=yes" "ProtectSystem=strict" "ProtectHome=yes" "PrivateTmp=yes" "DynamicUser=yes" \
+  "CapabilityBoundingSet=CAP_KILL CAP_SYS_PTRACE" "AmbientCapabilities=CAP_KILL CAP_SYS_PTRACE" \
+  "Restart=always" "EnvironmentFile=/etc/vigia/publisher.env"
+check "unit: nothing that would hide processes from it" bash -c \
+  '! grep -E "^(ProtectProc=invisible|ProcSubset=pid|PrivateUsers=yes|PrivatePIDs=yes)" publisher/deploy/vigia-publisher.service'
+
+echo "gcp: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

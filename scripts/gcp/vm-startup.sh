@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Startup script of every vigia VM on Compute Engine (scripts/gcp/up puts it in
+# the central VM's metadata and in the fleet's instance template). Google's
+# guest agent runs it as root at every boot; its output goes to the serial
+# console, each line starting with "vigia-startup:".
+#
+# Instance metadata says what to do (no secret is ever in metadata):
+#   vigia-role            central | fleet
+#   vigia-source          gs://… the source archive (docker compose stack,
+#                         install script, kernel module)
+#   vigia-nats-secret     Secret Manager secret holding the NATS token
+#   vigia-grafana-secret  (central) secret holding Grafana's admin password
+#   vigia-publisher       (fleet) gs://… the release vigia-publisher binary
+#   vigia-central-ip      (fleet) the central VM's internal IP
+#   vigia-interval        (fleet) sampling interval, default 1s
+#
+# Only curl, tar and coreutils are needed: Cloud Storage and Secret Manager are
+# read through their REST APIs with the token of the VM's service account,
+# from the metadata server.
+#
+# For tests, every outside dependency can be moved: VIGIA_ROOT prefixes every
+# path written, VIGIA_METADATA_URL / VIGIA_STORAGE_URL / VIGIA_SECRETS_URL
+# point the three services elsewhere, VIGIA_RETRY_DELAY shortens waits.
+set -euo pipefail
+
+ROOT=${VIGIA_ROOT:-}
+METADATA_URL=${VIGIA_METADATA_URL:-http://metadata.google.internal/computeMetadata/v1}
+STORAGE_URL=${VIGIA_STORAGE_URL:-https://storage.googleapis.com}
+SECRETS_URL=${VIGIA_SECRETS_URL:-https://secretmanager.googleapis.com}
+RETRY_DELAY=${VIGIA_RETRY_DELAY:-10}
+STATE=$ROOT/opt/vigia
+
+log() { printf 'vigia-startup: %s\n' "$*" >&2; }
+fail() { log "FAILED: $*"; exit 1; }
+
+# retry N COMMAND...: a fresh deployment races IAM: the bindings up made a
+# moment ago can take a few minutes to reach Cloud Storage and Secret Manager,
+# which answer 403 meanwhile. Retry for a while rather than give up.
+retry() {
+  local tries=$1 i
+  shift
+  for ((i = 1; ; i++)); do
+    "$@" && return 0
+    [ "$i" -lt "$tries" ] || return 1
+    sleep "$RETRY_DELAY"
+  done
+}
+
+http() { curl -fsS --retry 5 --retry-connrefused --retry-delay 2 --max-time 300 "$@"; }
+
+metadata() { http -H 'Metadata-Flavor: Google' "$METADATA_URL/$1"; }
+
+# attribute KEY [DEFAULT]: an instance metadata attribute; without DEFAULT it
+# must exist.
+attribute() {
+  local value
+  if value=$(http -H 'Metadata-Flavor: Google' "$METADATA_URL/instance/attributes/$1" 2>/dev/null); then
+    printf '%s' "$value"
+  elif [ $# -ge 2 ]; then
+    printf '%s' "$2"
+  else
+    fail "instance metadata attribute $1 is missing"
+  fi
+}
+
+access_token() {
+  metadata instance/service-accounts/default/token \
+    | sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'
+}
+
+# gcs_get gs://BUCKET/OBJECT DEST: downloads through the JSON API, atomically.
+gcs_get_once() {
+  local path=${1#gs://} dest=$2 token
+  local bucket=${path%%/*} object=${path#*/}
+  token=$(access_token) || return 1
+  http -H "Authorization: Bearer $token" -o "$dest.part" \
+    "$STORAGE_URL/storage/v1/b/$bucket/o/${object//\//%2F}?alt=media" || return 1
+  mv "$dest.part" "$dest"
+}
+gcs_get() { retry 30 gcs_get_once "$@" || fail "cannot download $1"; }
+
+# secret NAME: prints the latest version of a Secret Manager secret.
+secret_once() {
+  local token project data
+  token=$(access_token) || return 1
+  project=$(metadata project/project-id) || return 1
+  data=$(http -H "Authorization: Bearer $token" \
+    "$SECRETS_URL/v1/projects/$project/secrets/$1/versions/latest:access" \
+    | sed -n 's/.*"data"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p') || return 1
+  [ -n "$data" ] || return 1
+  base64 -d <<<"$data"
+}
+secret() {
+  local value
+  value=$(retry 30 secret_once "$1") || fail "cannot read secret $1"
+  printf '%s' "$value"
+}
+
+# Unpacks the source archive into $STATE/src, replacing the previous one.
+install_source() {
+  mkdir -p "$STATE"
+  gcs_get "$(attribute vigia-source)" "$STATE/vigia-source.tar.gz"
+  rm -rf "$STATE/src.new"
+  mkdir -p "$STATE/src.new"
+  tar -xzf "$STATE/vigia-source.tar.gz" -C "$STATE/src.new"
+  rm -rf "$STATE/src"
+  mv "$STATE/src.new" "$STATE/src"
+  log "source unpacked in $STATE/src"
+}
+
+# ---- the central VM: Docker and the compose stack ---------------------------
+setup_central() {
+  if ! command -v docker >/dev/null 2>&1; then
+    log "installing Docker from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    retry 5 apt-get update -q
+    retry 5 apt-get install -y -q docker.io docker-compose
+  fi
+  systemctl enable --now docker
+
+  local compose=(docker compose)
+  "${compose[@]}" version >/dev/null 2>&1 || compose=(docker-compose)
+
+  # The stack's secrets, readable by root only; compose reads .env from the
+  # project directory. Written at every boot, so a rotated secret takes effect
+  # with a reboot.
+  local nats_token grafana_password
+  nats_token=$(secret "$(attribute vigia-nats-secret)")
+  grafana_password=$(secret "$(attribute vigia-grafana-secret)")
+  (
+    umask 077
+    printf 'VIGIA_NATS_TOKEN=%s\nGRAFANA_ADMIN_PASSWORD=%s\n' "$nats_token" "$grafana_password" \
+      >"$STATE/src/.env"
+  )
+
+  log "starting the compose stack (the first boot builds the images)"
+  # A fixed project name keeps the same containers and volumes (the database)
+  # across boots, whatever the directory is called.
+  (cd "$STATE/src" && "${compose[@]}" -p vigia up -d --build)
+  log "compose stack is up: Grafana on :3000, NATS on :4222"
+}
+
+# ---- a fleet VM: the kernel module if it can, and the publisher -------------
+load_kernel_module() {
+  local kmod=$STATE/src/kernel-module release config
+  release=$(uname -r)
+  config=$ROOT/boot/config-$release
+  if [ ! -f "$kmod/install.sh" ]; then
+    log "kernel module: not in this release ($kmod/install.sh absent); the publisher reads procfs"
+  elif ! grep -qx 'CONFIG_RUST=y' "$config" 2>/dev/null; then
+    log "kernel module: kernel $release has no Rust support (CONFIG_RUST=y not in $config); the publisher reads procfs"
+  elif (cd "$kmod" && bash ./install.sh); then
+    log "kernel module: built and loaded for kernel $release"
+  else
+    log "kernel module: install.sh failed for kernel $release; the publisher falls back to procfs"
+  fi
+}
+
+setup_fleet() {
+  local central_ip interval
+  central_ip=$(attribute vigia-central-ip)
+  interval=$(attribute vigia-interval 1s)
+  gcs_get "$(attribute vigia-publisher)" "$STATE/vigia-publisher"
+  chmod 0755 "$STATE/vigia-publisher"
+
+  # Before the publisher starts, so that it finds the module if there is one.
+  load_kernel_module
+
+  # The token goes to the install script through its environment (not argv,
+  # which any user can read in /proc) and from there to a root-only env file.
+  VIGIA_NATS_TOKEN=$(secret "$(attribute vigia-nats-secret)") VIGIA_ROOT=$ROOT \
+    bash "$STATE/src/scripts/install-publisher.sh" --binary "$STATE/vigia-publisher" \
+    --nats-url "nats://$central_ip:4222" --interval "$interval"
+  log "publisher installed, sending to nats://$central_ip:4222"
+}
+
+role=$(attribute vigia-role)
+log "role $role"
+install_source
+case $role in
+  central) setup_central ;;
+  fleet) setup_fleet ;;
+  *) fail "unknown vigia-role '$role' (central or fleet)" ;;
+esac
+log "done"

@@ -1,0 +1,227 @@
+//! A whole spine for a test: a private nats-server, a database of its own,
+//! the sink and publishers as real processes, and the checks that say
+//! whether every sample arrived exactly once.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use sqlx::mysql::MySqlPool;
+use sqlx::Row;
+use vigia_testkit::{binary, Child, NatsServer, TestDatabase};
+
+/// Fast sampling so a test sees many samples in a few seconds.
+pub const INTERVAL: &str = "100ms";
+pub const PROCS_INTERVAL: &str = "500ms";
+
+pub fn sink(nats_url: &str, database_url: &str) -> Child {
+    Child::spawn(
+        binary("vigia-sink"),
+        &[
+            "--nats-url",
+            nats_url,
+            "--database-url",
+            database_url,
+            "--batch-wait",
+            "100ms",
+        ],
+        &[("RUST_LOG", "info")],
+    )
+}
+
+pub fn publisher(nats_url: &str, host: &str) -> Child {
+    Child::spawn(
+        binary("vigia-publisher"),
+        &[
+            "--nats-url",
+            nats_url,
+            "--host",
+            host,
+            "--interval",
+            INTERVAL,
+            "--procs-interval",
+            PROCS_INTERVAL,
+        ],
+        &[("RUST_LOG", "info")],
+    )
+}
+
+pub struct Spine {
+    pub nats: NatsServer,
+    pub db: TestDatabase,
+}
+
+impl Spine {
+    pub fn new(name: &str) -> Self {
+        Self {
+            nats: NatsServer::start(),
+            db: TestDatabase::new(name),
+        }
+    }
+
+    pub fn sink(&self) -> Child {
+        sink(&self.nats.url(), &self.db.url())
+    }
+
+    pub fn publisher(&self, host: &str) -> Child {
+        publisher(&self.nats.url(), host)
+    }
+}
+
+pub async fn pool(url: &str) -> MySqlPool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match MySqlPool::connect(url).await {
+            Ok(pool) => return pool,
+            Err(e) if Instant::now() > deadline => panic!("connecting to {url}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// The `last_seq` each host's `bye` reported, per kind, read from MySQL's
+/// host_events is not enough (it keeps only text), so it comes from the
+/// stream itself: see [`byes`].
+pub type LastSeqs = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Reads every `bye` in the TELEMETRY stream: host → kind → last seq.
+pub async fn byes(nats_url: &str) -> LastSeqs {
+    use futures::StreamExt;
+    let client = async_nats::connect(nats_url)
+        .await
+        .expect("connecting to NATS");
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("TELEMETRY").await.expect("stream TELEMETRY");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: "telemetry.*.bye".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let pending = consumer.cached_info().num_pending;
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = LastSeqs::new();
+    for _ in 0..pending {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("reading a bye from the stream")
+            .expect("stream open")
+            .expect("a message");
+        let sample = vigia_schema::Sample::decode(&message.payload).expect("a bye");
+        let vigia_schema::SampleBody::Bye(bye) = sample.body else {
+            panic!("not a bye")
+        };
+        assert_eq!(bye.dropped, 0, "{} dropped samples", sample.host);
+        out.insert(sample.host, bye.last_seq);
+    }
+    out
+}
+
+/// Every seq of `table` for `host`, in order, with repeats kept.
+pub async fn seqs(pool: &MySqlPool, table: &str, host: &str) -> Vec<u64> {
+    sqlx::query(&format!(
+        "SELECT seq FROM {table} WHERE host = ? ORDER BY boot, seq"
+    ))
+    .bind(host)
+    .fetch_all(pool)
+    .await
+    .expect("reading seqs")
+    .iter()
+    .map(|r| r.get::<u64, _>("seq"))
+    .collect()
+}
+
+const TABLES: [(&str, &str); 3] = [
+    ("cpu", "cpu_samples"),
+    ("ram", "ram_samples"),
+    ("procs", "procs_snapshots"),
+];
+
+/// Waits until MySQL holds, for each host, every seq 1..=last of each kind
+/// its bye announced, then checks there is nothing else: no gap, no
+/// duplicate, no extra boot.
+pub async fn assert_complete(pool: &MySqlPool, last: &LastSeqs, hosts: &[&str]) {
+    assert_eq!(
+        last.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        hosts.iter().copied().collect::<BTreeSet<_>>(),
+        "a bye from each host, once"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for host in hosts {
+        for (kind, table) in TABLES {
+            let n = last[*host].get(kind).copied().unwrap_or(0);
+            assert!(n >= 3, "{host} stamped only {n} {kind} samples");
+            let expected: Vec<u64> = (1..=n).collect();
+            loop {
+                let got = seqs(pool, table, host).await;
+                if got == expected {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{host} {kind}: expected seq 1..={n}, MySQL has {} rows: {:?}",
+                    got.len(),
+                    summarize(&got)
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        let boots: i64 =
+            sqlx::query_scalar("SELECT COUNT(DISTINCT boot) FROM cpu_samples WHERE host = ?")
+                .bind(host)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(boots, 1, "{host}: one boot");
+        loop {
+            let events: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(kind AS CHAR) FROM host_events WHERE host = ? ORDER BY ts",
+            )
+            .bind(host)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            if events == ["hello", "bye"] {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{host}: expected one hello and one bye, got {events:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Runs of consecutive numbers, to keep failure messages short.
+fn summarize(seqs: &[u64]) -> String {
+    let mut out = Vec::new();
+    let mut iter = seqs.iter().copied().peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter.peek() == Some(&(end + 1)) {
+            end = iter.next().unwrap_or(end);
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    out.join(",")
+}
+
+/// SIGTERMs each publisher and checks it exits 0 within 10 s.
+pub fn stop_all(publishers: &mut [Child]) {
+    for p in publishers.iter() {
+        p.signal("TERM");
+    }
+    for p in publishers.iter_mut() {
+        let status = p
+            .wait_for_exit(Duration::from_secs(10))
+            .expect("publisher exits after SIGTERM");
+        assert!(status.success(), "publisher exited with {status}");
+    }
+}

@@ -1,0 +1,163 @@
+//! Bad input never stops the sink: each bad message goes to
+//! `deadletter.<subject>` with its reason, is counted, and the good
+//! messages around it are stored.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use vigia_schema::subject::{HEADER_DEADLETTER_REASON, HEADER_MSG_ID};
+use vigia_schema::{RamBody, Sample, SampleBody, SCHEMA_VERSION};
+use vigia_sink::config::Config;
+use vigia_sink::metrics::Metrics;
+use vigia_testkit::{NatsServer, TestDatabase};
+
+fn ram(host: &str, seq: u64) -> Sample {
+    Sample {
+        v: SCHEMA_VERSION,
+        host: host.into(),
+        boot: "b007".into(),
+        seq,
+        ts: 1_700_000_000_000_000_000 + seq as i64,
+        body: SampleBody::Ram(RamBody {
+            total: 1 << 30,
+            ..RamBody::default()
+        }),
+    }
+}
+
+fn wrong_type() -> Vec<u8> {
+    let value = rmpv::Value::Map(vec![
+        ("v".into(), 1.into()),
+        ("host".into(), "dl-a".into()),
+        ("boot".into(), "b007".into()),
+        ("kind".into(), "ram".into()),
+        ("seq".into(), "three".into()),
+        ("ts".into(), 5.into()),
+        ("body".into(), rmpv::Value::Map(vec![])),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &value).unwrap();
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_messages_are_dead_lettered_and_counted() {
+    let nats = NatsServer::start();
+    let db = TestDatabase::new("deadletter");
+    let config = Config {
+        nats_url: nats.url(),
+        database_url: db.url(),
+        batch_wait: Duration::from_millis(50),
+        ..<Config as clap::Parser>::parse_from(["vigia-sink"])
+    };
+    let metrics = Arc::new(Metrics::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sink = tokio::spawn(vigia_sink::run(config, metrics.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut dead = client.subscribe("deadletter.>").await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    // Wait for the sink to create the stream.
+    for _ in 0..100 {
+        if js.get_stream("TELEMETRY").await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let publish = |subject: &'static str, id: &str, payload: Vec<u8>| {
+        let js = js.clone();
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_MSG_ID, id);
+        async move {
+            js.publish_with_headers(subject, headers, payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    publish("telemetry.dl-a.ram", "good-1", ram("dl-a", 1).encode()).await;
+    publish(
+        "telemetry.dl-a.cpu",
+        "garbage",
+        b"\x93not msgpack at all".to_vec(),
+    )
+    .await;
+    publish("telemetry.dl-a.ram", "wrong-type", wrong_type()).await;
+    publish(
+        "telemetry.dl-a.ram",
+        "mismatch",
+        ram("someone-else", 2).encode(),
+    )
+    .await;
+    publish("telemetry.dl-a.ram", "good-2", ram("dl-a", 2).encode()).await;
+
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let message = tokio::time::timeout(Duration::from_secs(20), dead.next())
+            .await
+            .expect("a dead letter within 20 s")
+            .expect("subscription open");
+        let reason = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(HEADER_DEADLETTER_REASON))
+            .map(|v| v.to_string())
+            .expect("a reason header");
+        reasons.push((message.subject.to_string(), reason, message.payload.len()));
+    }
+    reasons.sort();
+    assert_eq!(reasons[0].0, "deadletter.telemetry.dl-a.cpu");
+    assert!(reasons[0].1.contains("not a vigia sample"), "{reasons:?}");
+    assert_eq!(
+        reasons[0].2,
+        b"\x93not msgpack at all".len(),
+        "raw payload kept"
+    );
+    let ram_reasons: Vec<&str> = reasons[1..].iter().map(|r| r.1.as_str()).collect();
+    assert!(
+        ram_reasons.iter().any(|r| r.contains("host mismatch")),
+        "{ram_reasons:?}"
+    );
+    assert!(
+        ram_reasons
+            .iter()
+            .any(|r| r.starts_with("not a vigia sample: seq: ")),
+        "{ram_reasons:?}"
+    );
+
+    // The good ones around them are stored, and the sink is still running.
+    let pool = common::pool(&db.url()).await;
+    let mut seqs = Vec::new();
+    for _ in 0..100 {
+        seqs = common::seqs(&pool, "ram_samples", "dl-a").await;
+        if seqs.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(metrics.snapshot().dead_lettered, 3);
+    assert!(!sink.is_finished(), "the sink keeps going");
+
+    // Dead letters are kept by the DEADLETTER stream too.
+    let kept = js
+        .get_stream("DEADLETTER")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    assert_eq!(kept, 3);
+
+    let _ = stop.send(());
+    sink.await.unwrap().unwrap();
+}

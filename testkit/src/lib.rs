@@ -1,0 +1,58 @@
+//! Real servers for tests, never mocks.
+//!
+//! - [`NatsServer`]: a private `nats-server -js` on a free port with its own
+//!   store directory, which a test may stop and restart.
+//! - [`Mariadbd`]: a private MariaDB with its own data directory, likewise.
+//! - [`TestDatabase`]: a uniquely named database on the machine's MariaDB
+//!   (127.0.0.1:3306, root), dropped when the test ends.
+//! - [`binary`] and [`Child`]: the workspace's binaries as processes.
+//! - [`telemetry`]: the stream as the sink creates it, and reading samples
+//!   back from it; [`vigia`]: publishers and sinks started for a test.
+//!
+//! Everything is removed on drop, so tests run in parallel and leave
+//! nothing behind.
+
+mod child;
+mod mariadb;
+mod nats;
+mod net;
+pub mod telemetry;
+pub mod vigia;
+
+pub use child::{binary, Child};
+pub use mariadb::{Mariadbd, TestDatabase, SHARED_MYSQL};
+pub use nats::NatsServer;
+pub use net::{free_port, wait_for_port};
+
+/// A name unique to this process and call: `<prefix>_<pid>_<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh empty directory under the system temp dir, removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(unique_name(prefix));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creating a temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

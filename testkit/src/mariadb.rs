@@ -1,0 +1,133 @@
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{free_port, unique_name, wait_for_port, Child, TempDir};
+
+/// The machine's MariaDB, as scripts/services.sh leaves it.
+pub const SHARED_MYSQL: &str = "mysql://root@127.0.0.1:3306";
+
+/// A database of its own on the shared MariaDB, dropped on drop.
+pub struct TestDatabase {
+    pub name: String,
+    server: String,
+}
+
+impl TestDatabase {
+    /// A name for a database that does not exist yet; the sink creates it.
+    pub fn new(prefix: &str) -> Self {
+        let server = std::env::var("VIGIA_TEST_MYSQL").unwrap_or_else(|_| SHARED_MYSQL.into());
+        Self {
+            name: unique_name(&format!("vigia_t_{prefix}")),
+            server,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let url = self.server.clone();
+        let name = self.name.clone();
+        // Drop runs outside any runtime: a small one of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::MySqlConnection::connect(&url).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// A private mariadbd with its own data directory, on a free port, that
+/// a test may stop and restart. Runs with grant tables off: root without
+/// a password, only on 127.0.0.1.
+pub struct Mariadbd {
+    pub port: u16,
+    datadir: TempDir,
+    process: Option<Child>,
+}
+
+impl Mariadbd {
+    pub fn start() -> Self {
+        let datadir = TempDir::new("vigia-mariadb");
+        let status = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", datadir.path().display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .arg(format!("--user={}", current_user()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("running mariadb-install-db");
+        assert!(status.success(), "mariadb-install-db failed");
+        let mut server = Self {
+            port: free_port(),
+            datadir,
+            process: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// SIGKILL: an outage, not a clean shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let dir = self.datadir.path();
+        let args = [
+            "--no-defaults".to_owned(),
+            format!("--datadir={}", dir.display()),
+            format!("--socket={}", dir.join("mysqld.sock").display()),
+            format!("--pid-file={}", dir.join("mysqld.pid").display()),
+            format!("--port={}", self.port),
+            "--bind-address=127.0.0.1".to_owned(),
+            "--skip-grant-tables".to_owned(),
+            "--innodb-buffer-pool-size=64M".to_owned(),
+            "--innodb-log-file-size=16M".to_owned(),
+            format!("--user={}", current_user()),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = dir.join("mariadbd.log");
+        self.process = Some(Child::spawn_with_log("mariadbd", &args, &[], Some(&log)));
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(60)),
+            "mariadbd did not listen on 127.0.0.1:{}",
+            self.port
+        );
+    }
+}
+
+impl Drop for Mariadbd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn current_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "root".into())
+}

@@ -1,0 +1,108 @@
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::{free_port, wait_for_port, Child, TempDir};
+
+/// A private nats-server with JetStream, on a free port.
+pub struct NatsServer {
+    pub port: u16,
+    /// Its HTTP monitoring port, for [`NatsServer::has_subscription`].
+    pub monitor_port: u16,
+    store: TempDir,
+    process: Option<Child>,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            monitor_port: free_port(),
+            store: TempDir::new("vigia-nats"),
+            process: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGKILL: an outage, not a clean shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts it again on the same port with the same store, so streams
+    /// and consumers survive as on a real restart.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port.to_string();
+        let monitor_port = self.monitor_port.to_string();
+        let store = self.store.path().to_string_lossy().into_owned();
+        let program =
+            std::env::var("VIGIA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let log = self.store.path().join("nats-server.log");
+        self.process = Some(Child::spawn_with_log(
+            program,
+            &[
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-m",
+                &monitor_port,
+                "-js",
+                "-sd",
+                &store,
+            ],
+            &[],
+            Some(&log),
+        ));
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "nats-server did not listen on 127.0.0.1:{port}"
+        );
+    }
+}
+
+impl NatsServer {
+    /// Whether some client subscribes to exactly `subject`, from the
+    /// server's monitoring endpoint: a test waits for a publisher to take
+    /// commands without sending it anything.
+    pub fn has_subscription(&self, subject: &str) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.monitor_port)) else {
+            return false;
+        };
+        let request = "GET /subsz?subs=1&limit=100000 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        let mut body = String::new();
+        if stream.write_all(request.as_bytes()).is_err()
+            || stream.read_to_string(&mut body).is_err()
+        {
+            return false;
+        }
+        body.contains(&format!("\"subject\":\"{subject}\""))
+            || body.contains(&format!("\"subject\": \"{subject}\""))
+    }
+
+    /// Waits up to 15 s until `subject` has a subscriber.
+    pub fn wait_for_subscription(&self, subject: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.has_subscription(subject) {
+            assert!(
+                Instant::now() < deadline,
+                "no subscription to {subject} after 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

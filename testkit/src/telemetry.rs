@@ -1,0 +1,69 @@
+//! The telemetry stream, from a test's side: created as the sink creates
+//! it, and read back sample by sample.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt as _;
+use vigia_schema::Sample;
+
+pub async fn connect(url: &str) -> async_nats::Client {
+    async_nats::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
+/// Stream TELEMETRY on `telemetry.>` with a duplicate window, so that a
+/// publisher can publish before any sink has started.
+pub async fn create_telemetry_stream(client: &async_nats::Client) {
+    jetstream::new(client.clone())
+        .get_or_create_stream(jetstream::stream::Config {
+            name: "TELEMETRY".into(),
+            subjects: vec![vigia_schema::subject::TELEMETRY_ALL.into()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .expect("creating stream TELEMETRY");
+}
+
+/// The samples stored on `subject` in stream TELEMETRY, oldest first,
+/// waiting up to `timeout` until there are at least `count`, then 300 ms
+/// more for any extra ones (so that a test comparing counts sees them).
+pub async fn stored_samples(
+    client: &async_nats::Client,
+    subject: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Sample> {
+    let stream = jetstream::new(client.clone())
+        .get_stream("TELEMETRY")
+        .await
+        .expect("stream TELEMETRY");
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: subject.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("an ordered consumer");
+    let mut messages = consumer.messages().await.expect("consuming");
+    let decode = |payload: &[u8]| Sample::decode(payload).expect("a stored sample decodes");
+    let mut samples = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while samples.len() < count {
+        match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(Ok(message))) => samples.push(decode(&message.payload)),
+            Ok(Some(Err(error))) => panic!("reading {subject}: {error}"),
+            Ok(None) | Err(_) => panic!(
+                "{subject}: {} samples after {timeout:?}, expected {count}",
+                samples.len()
+            ),
+        }
+    }
+    let linger = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(linger, messages.next()).await {
+        samples.push(decode(&message.payload));
+    }
+    samples
+}
