@@ -7,15 +7,16 @@
 //! its processes every `procs_interval`; a tenth of the hosts join late and
 //! another tenth leave before the end (half with a `bye`, half going silent,
 //! which the sink's liveness sweep then marks offline): the autoscaling churn
-//! the Fleet dashboard shows.
+//! the Fleet dashboard shows. Every ten minutes each host also records a
+//! kill request's audit `event`, as a publisher does for process control.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use vigia_schema::{
-    ByeBody, CpuBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
-    SCHEMA_VERSION,
+    ByeBody, CpuBody, EventBody, HelloBody, Outcome, ProcessEntry, ProcsBody, RamBody, Sample,
+    SampleBody, SCHEMA_VERSION,
 };
 use vigia_sink::store::{self, WriteError, Writer};
 
@@ -103,69 +104,9 @@ pub async fn fill(url: &str, plan: &Plan) -> Result<Report> {
     vigia_sink::liveness::sweep(&pool)
         .await
         .context("marking silent hosts offline")?;
-    ensure_commands_table(&pool).await?;
-    write_commands(&pool, plan).await?;
     pool.close().await;
     report.elapsed = start.elapsed();
     Ok(report)
-}
-
-/// The process-control audit table in the shape agreed with issue 4 (its
-/// migration 0002 has not landed yet); a no-op once the migration made it.
-pub async fn ensure_commands_table(pool: &sqlx::MySqlPool) -> Result<()> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS commands (
-            ts DATETIME(6) NOT NULL,
-            host VARCHAR(64) CHARACTER SET ascii NOT NULL,
-            pid INT NOT NULL,
-            name VARCHAR(255) NOT NULL,
-            `signal` VARCHAR(16) NOT NULL,
-            requested_by VARCHAR(255) NOT NULL,
-            nats_user VARCHAR(255) NOT NULL,
-            outcome VARCHAR(32) NOT NULL,
-            error VARCHAR(1024) NULL,
-            KEY commands_ts (ts)
-        ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
-    )
-    .execute(pool)
-    .await
-    .context("creating the commands table")?;
-    Ok(())
-}
-
-/// Kill requests as an operator would make them: one per host every hour
-/// of the span, with a mix of outcomes.
-async fn write_commands(pool: &sqlx::MySqlPool, plan: &Plan) -> Result<()> {
-    let hours = (plan.span.as_secs() / 3600).max(1);
-    let end = plan.end.naive_utc();
-    for h in 0..hours {
-        let mut insert = sqlx::QueryBuilder::<sqlx::MySql>::new(
-            "INSERT INTO commands (ts, host, pid, name, `signal`, requested_by, nats_user, outcome, error) ",
-        );
-        insert.push_values(0..plan.hosts, |mut row, i| {
-            let (outcome, error) = match (i + h as u32) % 5 {
-                0 => ("refused", Some("pid 1 is protected")),
-                1 => ("no_such_process", Some("ESRCH")),
-                _ => ("ok", None),
-            };
-            let ts = end - chrono::Duration::seconds((h * 3600 + u64::from(i) * 7) as i64);
-            row.push_bind(ts)
-                .push_bind(format!("{}-{i:03}", plan.prefix))
-                .push_bind(100 + i as i32)
-                .push_bind("java")
-                .push_bind(if i % 2 == 0 { "TERM" } else { "KILL" })
-                .push_bind("operator")
-                .push_bind("ops")
-                .push_bind(outcome)
-                .push_bind(error);
-        });
-        insert
-            .build()
-            .execute(pool)
-            .await
-            .context("writing commands")?;
-    }
-    Ok(())
 }
 
 /// One host's life in the plan.
@@ -176,7 +117,7 @@ struct Host {
     /// Nanoseconds.
     joins: i64,
     leaves: Option<(i64, bool)>,
-    seq: [u64; 5],
+    seq: [u64; 6],
     procs: Vec<ProcessEntry>,
 }
 
@@ -218,6 +159,8 @@ const NAMES: &[&str] = &[
     "etcd",
 ];
 const TOTAL_RAM: u64 = 16 << 30;
+/// Ticks between two kill requests to one host (10 minutes at 1 s).
+const COMMAND_EVERY: i64 = 600;
 
 fn new_host(plan: &Plan, index: u32, start: i64, end: i64) -> Host {
     let span = end - start;
@@ -257,7 +200,7 @@ fn new_host(plan: &Plan, index: u32, start: i64, end: i64) -> Host {
         index,
         joins,
         leaves,
-        seq: [0; 5],
+        seq: [0; 6],
         procs,
     }
 }
@@ -357,10 +300,43 @@ impl Host {
         self.sample(2, ts, body)
     }
 
+    /// The audit record of a kill request an operator sent this host.
+    fn event(&mut self, ts: i64, n: u64) -> Sample {
+        let pid = self.procs[(n as usize) % self.procs.len()].pid;
+        let name = self.procs[(n as usize) % self.procs.len()].name.clone();
+        let (outcome, error) = match (u64::from(self.index) + n) % 5 {
+            0 => (
+                Outcome::Refused,
+                Some("pid 1 and systemd are protected".to_string()),
+            ),
+            1 => (Outcome::Failed, Some("ESRCH: no such process".to_string())),
+            _ => (Outcome::Ok, None),
+        };
+        let body = SampleBody::Event(EventBody {
+            action: "kill".into(),
+            pid: Some(i64::from(pid)),
+            name: Some(name),
+            signal: Some(if n % 2 == 0 { "TERM" } else { "KILL" }.into()),
+            requested_by: Some("operator@example".into()),
+            nats_user: Some("ops".into()),
+            outcome,
+            error,
+        });
+        self.sample(5, ts, body)
+    }
+
     fn bye(&mut self, ts: i64) -> Sample {
+        const KINDS: [&str; 6] = ["cpu", "ram", "procs", "hello", "bye", "event"];
+        let last_seq = KINDS
+            .iter()
+            .zip(self.seq)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.to_string(), n))
+            .collect();
         let body = SampleBody::Bye(ByeBody {
             reason: "SIGTERM".into(),
             dropped: 0,
+            last_seq,
         });
         self.sample(4, ts, body)
     }
@@ -412,6 +388,11 @@ async fn write_part(writer: &Writer, plan: &Plan, part: u32) -> Result<(Report, 
             batch.push(h.ram(at));
             if tick % procs_every == 0 {
                 batch.push(h.procs(at));
+            }
+            // Now and then an operator kills something: every host gets a
+            // request every `COMMAND_EVERY` ticks, spread over the hosts.
+            if (tick + i64::from(h.index) * 37) % COMMAND_EVERY == 0 {
+                batch.push(h.event(at, (tick / COMMAND_EVERY) as u64));
             }
         }
         tick += 1;

@@ -17,7 +17,6 @@ async fn every_panel_query_runs_on_an_empty_schema() -> anyhow::Result<()> {
     let db = common::TestDb::create("empty").await?;
     let result = async {
         db.migrate_from_files().await?;
-        db.ensure_commands_table().await?;
         let mut conn = runner::connect(&db.url).await?;
         let window = QueryWindow::for_range(
             Utc::now(),

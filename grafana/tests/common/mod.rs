@@ -62,14 +62,6 @@ impl TestDb {
         Ok(())
     }
 
-    /// The process-control audit table (see `fill::ensure_commands_table`).
-    pub async fn ensure_commands_table(&self) -> Result<()> {
-        let pool = sqlx::MySqlPool::connect(&self.url).await?;
-        vigia_dashboards::fill::ensure_commands_table(&pool).await?;
-        pool.close().await;
-        Ok(())
-    }
-
     pub async fn drop(self) -> Result<()> {
         let mut admin = MySqlConnection::connect(&server_url()).await?;
         sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
