@@ -316,7 +316,7 @@ impl Host {
             action: "kill".into(),
             pid: Some(i64::from(pid)),
             name: Some(name),
-            signal: Some(if n % 2 == 0 { "TERM" } else { "KILL" }.into()),
+            signal: Some(if n.is_multiple_of(2) { "TERM" } else { "KILL" }.into()),
             requested_by: Some("operator@example".into()),
             nats_user: Some("ops".into()),
             outcome,
