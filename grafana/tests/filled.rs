@@ -18,6 +18,13 @@ use vigia_dashboards::QueryWindow;
 
 const HOSTS: u32 = 20;
 
+/// An assertion that returns an error instead of panicking, so the test
+/// still drops its database.
+fn check_eq<T: PartialEq + std::fmt::Debug>(left: T, right: T) -> Result<()> {
+    ensure!(left == right, "left {left:?} != right {right:?}");
+    Ok(())
+}
+
 async fn filled(tag: &str) -> Result<common::TestDb> {
     let db = common::TestDb::create(tag).await?;
     let plan = Plan::small(HOSTS, Duration::from_secs(15 * 60));
@@ -94,14 +101,14 @@ async fn fleet_counts_follow_the_churn() -> Result<()> {
         let mut conn = runner::connect(&db.url).await?;
         let fleet = dashboard::load(&dashboard::dashboards_dir().join("fleet.json"))?;
         // Of 20 hosts, host-008 said bye and host-018 went silent.
-        assert_eq!(single_number(&mut conn, &fleet, "Hosts online").await?, 18);
-        assert_eq!(single_number(&mut conn, &fleet, "Hosts offline").await?, 2);
-        assert_eq!(single_number(&mut conn, &fleet, "Left in range").await?, 2);
+        check_eq(single_number(&mut conn, &fleet, "Hosts online").await?, 18)?;
+        check_eq(single_number(&mut conn, &fleet, "Hosts offline").await?, 2)?;
+        check_eq(single_number(&mut conn, &fleet, "Left in range").await?, 2)?;
         // Every host said hello in the last hour; two of them late.
-        assert_eq!(
+        check_eq(
             single_number(&mut conn, &fleet, "Joined in range").await?,
-            20
-        );
+            20,
+        )?;
 
         // The CPU panel has one series per host that reported.
         let window = last_hour()?;
@@ -115,7 +122,7 @@ async fn fleet_counts_follow_the_churn() -> Result<()> {
         let mut hosts: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
         hosts.sort();
         hosts.dedup();
-        assert_eq!(hosts.len(), HOSTS as usize);
+        check_eq(hosts.len(), HOSTS as usize)?;
         anyhow::Ok(())
     }
     .await;
@@ -151,8 +158,8 @@ async fn process_dashboard_quotes_multiple_names() -> Result<()> {
             names.sort();
             names.dedup();
             let joined = names.join(" ");
-            assert!(joined.contains("o'reilly-agent"), "{}: {joined}", p.title);
-            assert!(joined.contains("systemd"), "{}: {joined}", p.title);
+            ensure!(joined.contains("o'reilly-agent"), "{}: {joined}", p.title);
+            ensure!(joined.contains("systemd"), "{}: {joined}", p.title);
         }
         // The variable's first option is the busiest process now.
         let resolved = runner::resolve_variables(&mut conn, &proc, &window).await?;
@@ -165,10 +172,7 @@ async fn process_dashboard_quotes_multiple_names() -> Result<()> {
         .bind(&host)
         .fetch_one(&mut conn)
         .await?;
-        assert_eq!(
-            resolved.get("process").map(|v| v.value.clone()),
-            Some(Value::Multi(vec![busiest]))
-        );
+        check_eq(resolved.get("process").map(|v| v.value.clone()), Some(Value::Multi(vec![busiest])))?;
         anyhow::Ok(())
     }
     .await;
@@ -184,7 +188,7 @@ async fn the_session_is_utc() -> Result<()> {
         let tz: String = sqlx::query_scalar("SELECT @@session.time_zone")
             .fetch_one(&mut conn)
             .await?;
-        assert_eq!(tz, "+00:00");
+        check_eq(tz.as_str(), "+00:00")?;
         anyhow::Ok(())
     }
     .await;
