@@ -5,12 +5,13 @@
 //! sample makes the sink write,
 //!
 //! ```text
-//! processes        --processes rows  (the host's latest list, replaced)
-//! process_samples  20 rows            (top 10 by CPU + top 10 by RSS)
+//! process_lists    1 row   (the host's latest list as JSON, replaced;
+//!                            the `processes` view expands it)
+//! process_samples  20 rows (top 10 by CPU + top 10 by RSS)
 //! procs_snapshots  1 row
 //! ```
 //!
-//! so a round is hosts x (processes + 21) rows, checked by counting them
+//! so a round is hosts x 22 rows, checked by counting them
 //! after each phase. Each round has two phases, in alternating order:
 //!
 //! - sink: the sink (release binary, defaults) is stopped with SIGSTOP,
@@ -18,12 +19,13 @@
 //!   `Nats-Msg-Id` headers and acknowledged by the stream, then the clock
 //!   starts and the sink gets SIGCONT; the clock stops at the first poll
 //!   (every 10 ms) that finds the round's snapshots committed. This is the
-//!   whole path: pull, decode, plan, hosts upsert, DELETE + INSERT of
-//!   `processes`, history, commit.
+//!   whole path: pull, decode, plan, hosts upsert, the JSON list upsert,
+//!   history, commit.
 //! - ceiling: one connection writes the same rows (same tables, same
 //!   server, same count) with plain multi-row INSERTs in one transaction,
-//!   from rows prepared in memory. `processes` is emptied before the clock
-//!   starts, as plain INSERTs need.
+//!   from rows prepared in memory (the JSON lists too, made by the sink's
+//!   own function). `process_lists` is emptied before the clock starts, as
+//!   plain INSERTs need.
 
 use std::time::{Duration, Instant};
 
@@ -79,12 +81,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bodies: Vec<ProcsBody> = (0..args.hosts)
         .map(|h| fleet::processes(h, args.processes))
         .collect();
-    let rows_per_round = (args.hosts * (args.processes + HISTORY_ROWS + 1)) as f64;
+    let rows_per_round = (args.hosts * (1 + HISTORY_ROWS + 1)) as f64;
 
     println!("== sink ingest");
     println!(
         "config: {} hosts x 1 procs sample of {} processes per round = {} rows per round \
-         ({} processes + {} process_samples + {} procs_snapshots); {} measured rounds after \
+         ({} process_lists + {} process_samples + {} procs_snapshots); {} measured rounds after \
          1 warm-up, phase order alternating; sink: {} (release) with defaults \
          (--batch-size 5000 --batch-wait 200ms --history-top {HISTORY_TOP}){}; ceiling: \
          one connection, plain multi-row INSERT of {} rows per statement, one transaction; \
@@ -92,7 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.hosts,
         args.processes,
         rows_per_round,
-        args.hosts * args.processes,
+        args.hosts,
         args.hosts * HISTORY_ROWS,
         args.hosts,
         args.rounds,
@@ -272,17 +274,16 @@ async fn check_rows(
         .bind(seq)
         .fetch_one(pool)
         .await?;
-    let current: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM processes WHERE ts = ?")
+    let current: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM process_lists WHERE ts = ?")
         .bind(ts)
         .fetch_one(pool)
         .await?;
     anyhow::ensure!(
-        history as usize == args.hosts * HISTORY_ROWS
-            && current as usize == args.hosts * args.processes,
-        "round {seq}: {history} process_samples rows and {current} processes rows, \
+        history as usize == args.hosts * HISTORY_ROWS && current as usize == args.hosts,
+        "round {seq}: {history} process_samples rows and {current} process_lists rows, \
          expected {} and {}",
         args.hosts * HISTORY_ROWS,
-        args.hosts * args.processes
+        args.hosts
     );
     Ok(())
 }
@@ -308,10 +309,17 @@ async fn ceiling_round(
         .map(|h| fleet::boot_id(h, "ceil"))
         .collect();
     let (hosts, boots) = (&hosts, &boots);
-    let current: Vec<(&str, &vigia_schema::ProcessEntry)> = bodies
+    // The latest lists, as the JSON the sink stores (made by its own code).
+    let current: Vec<(&str, &str, String)> = bodies
         .iter()
         .enumerate()
-        .flat_map(|(h, b)| b.processes.iter().map(move |p| (hosts[h].as_str(), p)))
+        .map(|(h, b)| {
+            (
+                hosts[h].as_str(),
+                boots[h].as_str(),
+                vigia_sink::store::process_list_json(b),
+            )
+        })
         .collect();
     // The generated tables put the top 10 by CPU first and the top 10 by
     // RSS next (see fleet::processes).
@@ -326,7 +334,7 @@ async fn ceiling_round(
             })
         })
         .collect();
-    sqlx::query("DELETE FROM processes")
+    sqlx::query("DELETE FROM process_lists")
         .execute(&mut *conn)
         .await?;
 
@@ -334,23 +342,14 @@ async fn ceiling_round(
     let mut tx = conn.begin().await?;
     for part in current.chunks(args.ceiling_chunk) {
         let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO processes (host, pid, ppid, name, uid, user, state, rss, mem_pct, \
-             cpu_pct, threads, started, ts) ",
+            "INSERT INTO process_lists (host, boot, seq, ts, processes) ",
         );
-        q.push_values(part, |mut b, (host, p)| {
+        q.push_values(part, |mut b, (host, boot, json)| {
             b.push_bind(*host)
-                .push_bind(p.pid)
-                .push_bind(p.ppid)
-                .push_bind(p.name.as_str())
-                .push_bind(p.uid)
-                .push_bind(p.user.as_str())
-                .push_bind(p.state.as_str())
-                .push_bind(p.rss)
-                .push_bind(p.mem_pct)
-                .push_bind(p.cpu_pct)
-                .push_bind(p.threads)
-                .push_bind(datetime(p.start_ts))
-                .push_bind(ts);
+                .push_bind(*boot)
+                .push_bind(seq)
+                .push_bind(ts)
+                .push_bind(json.as_str());
         });
         q.build().execute(&mut *tx).await?;
     }

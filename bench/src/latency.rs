@@ -85,7 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let per_s = args.hosts as f64 * 1000.0;
     let rows_per_s = per_s * 2.0 / args.interval_ms as f64
-        + per_s * (args.processes + HISTORY_ROWS + 1) as f64 / args.procs_interval_ms as f64;
+        + per_s * (1 + HISTORY_ROWS + 1) as f64 / args.procs_interval_ms as f64;
     println!("== latency, sample ts to committed row");
     println!(
         "config: {} hosts, each cpu + ram every {} ms and procs ({} processes) every {} ms, \
@@ -226,7 +226,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let all: Vec<f64> = counted.iter().map(|l| l.2).collect();
     report("all samples", &all);
     worst_p99 = worst_p99.max(quantile(&all, 0.99));
-    let row_weight = (args.processes + HISTORY_ROWS + 1) as u64;
+    let row_weight = (1 + HISTORY_ROWS + 1) as u64;
     let weighted: Vec<(f64, u64)> = counted
         .iter()
         .map(|l| (l.2, if l.0 == 2 { row_weight } else { 1 }))

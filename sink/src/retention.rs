@@ -47,7 +47,7 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
             .await?
             .rows_affected();
         if gone > 0 {
-            sqlx::query("DELETE FROM processes WHERE host = ?")
+            sqlx::query("DELETE FROM process_lists WHERE host = ?")
                 .bind(host)
                 .execute(pool)
                 .await?;

@@ -5,4 +5,4 @@ mod rows;
 mod writer;
 
 pub use db::{connect, redact};
-pub use writer::{WriteError, Writer};
+pub use writer::{process_list_json, WriteError, Writer};
