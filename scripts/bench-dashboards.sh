@@ -6,7 +6,9 @@
 #
 # It runs its own mariadbd (port 3307, data in $VIGIA_BENCH_DIR, default
 # /tmp/vigia-bench-db) so the shared server is left alone, and stops it at the
-# end. VIGIA_BENCH_KEEP=1 keeps the filled data for another run.
+# end. VIGIA_BENCH_KEEP=1 keeps the filled data for another run. Arguments
+# go to vigia-dashboard-bench, e.g. `--dashboards DIR` to time another
+# version's dashboards on the same data.
 #   HOSTS=100 SPAN=24h bash scripts/bench-dashboards.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +55,8 @@ if [ -n "$fresh" ] || [ "${VIGIA_BENCH_REFILL:-0}" = 1 ]; then
     SELECT table_name, table_rows, ROUND((data_length + index_length) / 1048576) AS mib
     FROM information_schema.tables WHERE table_schema = 'vigia_bench' ORDER BY 3 DESC"
   # What Grafana would meet: statistics current, as after normal operation.
-  mariadb -h127.0.0.1 -P"$PORT" -uroot vigia_bench -e 'ANALYZE TABLE hosts, cpu_samples, ram_samples, process_samples, procs_snapshots, host_events, processes' >/dev/null
+  mariadb -h127.0.0.1 -P"$PORT" -uroot vigia_bench -e 'ANALYZE TABLE hosts, host_minutes, cpu_samples, ram_samples, process_samples, procs_snapshots, host_events, processes' >/dev/null
 fi
 
 echo "== timing every panel query"
-target/release/vigia-dashboard-bench --database-url "$URL" --range 1h --range 6h --range 24h --runs "${RUNS:-20}"
+target/release/vigia-dashboard-bench --database-url "$URL" --range 1h --range 6h --range 24h --runs "${RUNS:-20}" "$@"

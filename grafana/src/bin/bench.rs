@@ -31,6 +31,10 @@ struct Args {
     /// Points a panel shows (its width in pixels); sets $__interval.
     #[arg(long, default_value_t = 1000)]
     max_data_points: u32,
+    /// Dashboards to time (default: grafana/dashboards/), e.g. an older
+    /// version's, to compare queries on the same data.
+    #[arg(long)]
+    dashboards: Option<std::path::PathBuf>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -43,7 +47,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn bench(args: &Args) -> Result<bool> {
-    let dashboards = dashboard::load_all(&dashboard::dashboards_dir())?;
+    let dir = args
+        .dashboards
+        .clone()
+        .unwrap_or_else(dashboard::dashboards_dir);
+    let dashboards = dashboard::load_all(&dir)?;
     let mut conn = runner::connect(&args.database_url).await?;
     let mut all_under = true;
     for range in &args.ranges {

@@ -1,6 +1,7 @@
 //! MySQL: connecting, migrating, and writing batches.
 
 mod db;
+mod rollup;
 mod rows;
 mod writer;
 

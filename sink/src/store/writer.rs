@@ -108,6 +108,7 @@ impl Writer {
         let procs_winners = self.write_hosts(&mut tx, &plan).await?;
         self.write_processes(&mut tx, &plan, &procs_winners).await?;
         self.write_samples(&mut tx, &plan).await?;
+        super::rollup::write(&mut tx, &plan).await?;
         tx.commit().await?;
         Ok(())
     }
