@@ -8,8 +8,8 @@
 //! - odd: the rest is `<subject>\n<payload>`, subject and payload as sent.
 //!
 //! Beyond "never panics": an accepted sample agrees with its subject, passes
-//! every rule the sink documents (nothing MySQL would reject later), and is
-//! accepted again, unchanged, when re-encoded.
+//! every rule the sink documents (nothing MySQL would reject later, no ts
+//! from the future), and is accepted again, unchanged, when re-encoded.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -50,6 +50,17 @@ fuzz_target!(|data: &[u8]| {
         sample.boot
     );
     assert!(sample.seq >= 1, "accepted seq 0");
+    // The sink refuses samples more than 5 minutes ahead of its clock.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| {
+            i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+        });
+    assert!(
+        sample.ts <= now.saturating_add(300_000_000_000),
+        "accepted ts {} from the future",
+        sample.ts
+    );
     match &sample.body {
         SampleBody::Cpu(c) => {
             let numbers = [

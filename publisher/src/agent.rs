@@ -106,7 +106,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dropped: outbox.dropped(),
         last_seq,
     }));
-    outbox.push(outgoing(&bye));
+    // At the front: after an outage the outbox may hold more than the flush
+    // can send in time, and the bye matters most (the sink orders by ts, so
+    // it may arrive before older samples).
+    outbox.requeue(std::iter::once(outgoing(&bye)));
     let delivered = forwarder.drain(deadline).await;
     let _ = client.flush().await;
     if delivered {

@@ -54,6 +54,8 @@ pub struct Forwarder {
     acknowledged: u64,
     /// Messages dropped because the server's max_payload is smaller.
     too_large: u64,
+    /// The message being handed to the client right now, if any.
+    sending: Option<Outgoing>,
 }
 
 impl Forwarder {
@@ -76,6 +78,7 @@ impl Forwarder {
             backoff: BACKOFF_START,
             acknowledged: 0,
             too_large: 0,
+            sending: None,
         }
     }
 
@@ -148,9 +151,13 @@ impl Forwarder {
 
     async fn step(&mut self) -> Result<Step, PublishError> {
         while self.in_flight.len() < self.window {
-            let Some(message) = self.outbox.pop() else {
-                break;
+            // A message being handed to the client sits in `sending` until
+            // it is in flight, so a cancelled step (shutdown) cannot lose it.
+            let message = match self.sending.take().or_else(|| self.outbox.pop()) {
+                Some(message) => message,
+                None => break,
             };
+            self.sending = Some(message.clone());
             let mut headers = HeaderMap::new();
             headers.insert(HEADER_MSG_ID, message.msg_id.as_str());
             headers.insert(HEADER_CONTENT_TYPE, CONTENT_TYPE_MSGPACK);
@@ -158,6 +165,7 @@ impl Forwarder {
                 .jetstream
                 .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
                 .await;
+            self.sending = None;
             match sent {
                 Ok(ack) => self.in_flight.push_back(InFlight {
                     message,
@@ -190,7 +198,12 @@ impl Forwarder {
     }
 
     fn requeue_in_flight(&mut self) {
-        let unacknowledged: Vec<Outgoing> = self.in_flight.drain(..).map(|f| f.message).collect();
+        let unacknowledged: Vec<Outgoing> = self
+            .in_flight
+            .drain(..)
+            .map(|f| f.message)
+            .chain(self.sending.take())
+            .collect();
         self.outbox.requeue(unacknowledged.into_iter());
     }
 

@@ -464,6 +464,14 @@ else
   check "central boot: .env holds the NATS token and Grafana's password" contains "$C/.env" \
     "VIGIA_NATS_TOKEN=$NATS_TOKEN" "GRAFANA_ADMIN_PASSWORD=$GRAFANA_PASSWORD"
   check "central boot: .env is root-only (0600)" test "$(mode_of "$C/.env")" = 600
+  # Every secret docker-compose.yml requires (${VAR:?...}) must be in .env,
+  # or `docker compose up` refuses to start on the VM.
+  missing=""
+  # shellcheck disable=SC2016 # the pattern is literal text of the compose file
+  for var in $(grep -o '\${[A-Z_]*:?' docker-compose.yml | tr -d '${:?' | sort -u); do
+    grep -q "^$var=." "$C/.env" || missing="$missing $var"
+  done
+  if [ -z "$missing" ]; then ok "central boot: .env sets every variable compose requires"; else not_ok "central boot: .env sets every variable compose requires" "missing:$missing"; fi
   check "central boot: brings the compose stack up from the source" contains "$WORK/central/calls" \
     "docker compose -p vigia up -d --build (in $C)"
   check "central boot: no secret printed" lacks "$WORK/central/out" "$NATS_TOKEN" "$GRAFANA_PASSWORD"

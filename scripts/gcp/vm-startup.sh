@@ -127,10 +127,23 @@ setup_central() {
   local nats_token grafana_password
   nats_token=$(secret "$(attribute vigia-nats-secret)")
   grafana_password=$(secret "$(attribute vigia-grafana-secret)")
+  # The database passwords never leave this VM: made on the first boot and
+  # kept, since the MariaDB volume is initialised with them.
+  local db_secrets=$STATE/db-secrets.env
+  if [ ! -s "$db_secrets" ]; then
+    (
+      umask 077
+      for name in VIGIA_MYSQL_ROOT_PASSWORD VIGIA_SINK_DB_PASSWORD VIGIA_GRAFANA_DB_PASSWORD; do
+        printf '%s=%s\n' "$name" "$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)"
+      done >"$db_secrets"
+    )
+  fi
   (
     umask 077
-    printf 'VIGIA_NATS_TOKEN=%s\nGRAFANA_ADMIN_PASSWORD=%s\n' "$nats_token" "$grafana_password" \
-      >"$STATE/src/.env"
+    {
+      printf 'VIGIA_NATS_TOKEN=%s\nVIGIA_GRAFANA_ADMIN_PASSWORD=%s\n' "$nats_token" "$grafana_password"
+      cat "$db_secrets"
+    } >"$STATE/src/.env"
   )
 
   log "starting the compose stack (the first boot builds the images)"

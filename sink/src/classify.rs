@@ -37,6 +37,9 @@ pub fn classify(subject: &str, payload: &[u8]) -> Result<Sample, Rejection> {
     Ok(sample)
 }
 
+/// How far ahead of the sink's clock a sample's ts may be.
+const MAX_CLOCK_AHEAD_NS: i64 = 5 * 60 * 1_000_000_000;
+
 /// The longest boot id the schema stores.
 const MAX_BOOT_LEN: usize = 64;
 
@@ -56,6 +59,15 @@ fn validate(sample: &Sample) -> Result<(), Rejection> {
     }
     if sample.seq == 0 {
         return Err(Rejection("seq must start at 1".into()));
+    }
+    // A sample from the future would become its host's newest for good and
+    // freeze its status and process list; clocks may drift, not by hours.
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    if sample.ts > now.saturating_add(MAX_CLOCK_AHEAD_NS) {
+        return Err(Rejection(format!(
+            "ts {} is more than 5 minutes ahead of the sink's clock",
+            sample.ts
+        )));
     }
     let finite = |name: &str, v: f32| {
         if v.is_finite() {
@@ -133,6 +145,9 @@ mod tests {
             }),
         );
         assert!(reason("telemetry.a.cpu", &nan.encode()).contains("busy_pct"));
+        let mut future = sample("a", SampleBody::Bye(ByeBody::default()));
+        future.ts = chrono::Utc::now().timestamp_nanos_opt().unwrap() + 3_600 * 1_000_000_000;
+        assert!(reason("telemetry.a.bye", &future.encode()).contains("ahead"));
         let mut long_boot = sample("a", SampleBody::Bye(ByeBody::default()));
         long_boot.boot = "x".repeat(65);
         assert!(reason("telemetry.a.bye", &long_boot.encode()).contains("boot"));

@@ -23,6 +23,14 @@ use crate::deadletter;
 use crate::metrics::Metrics;
 use crate::store::{WriteError, Writer};
 
+/// Longest a batch write may take before it counts as failed and is
+/// retried: a half-open connection to MySQL would otherwise hang ingest
+/// (and shutdown) until TCP gives up, minutes later.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Payload bytes that end a batch early, whatever its message count:
+/// memory is bounded by bytes, not only by messages.
+const BATCH_MAX_BYTES: usize = 64 << 20;
+
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -100,6 +108,7 @@ impl Ingest {
             .consumer
             .stream()
             .max_messages_per_batch(self.batch_size.min(1000))
+            .max_bytes_per_batch(BATCH_MAX_BYTES / 4)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
@@ -121,9 +130,13 @@ impl Ingest {
             }
             nats.ok("pulling from JetStream");
             let deadline = Instant::now() + self.batch_wait;
-            while batch.len() < self.batch_size {
+            let mut bytes = batch[0].payload.len();
+            while batch.len() < self.batch_size && bytes < BATCH_MAX_BYTES {
                 match tokio::time::timeout_at(deadline, messages.next()).await {
-                    Ok(Some(Ok(message))) => batch.push(message),
+                    Ok(Some(Ok(message))) => {
+                        bytes += message.payload.len();
+                        batch.push(message);
+                    }
                     Ok(Some(Err(error))) => {
                         nats.failed("pulling from JetStream", &error, batch.len());
                         break;
@@ -191,9 +204,15 @@ impl Ingest {
                 .iter()
                 .filter_map(|c| c.verdict.as_ref().ok())
                 .collect();
-            let error = match self.writer.write(&samples).await {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, self.writer.write(&samples))
+                .await
+                .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
+            let error = match written {
                 Ok(()) => {
                     health.ok("writing to MySQL");
+                    self.metrics
+                        .ingest_stalled
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     return true;
                 }
                 Err(WriteError::Rejected(error)) if samples.len() > 1 => {
@@ -209,9 +228,12 @@ impl Ingest {
                     }
                     return true;
                 }
-                Err(WriteError::Transient(error)) => error,
+                Err(error) => error,
             };
             health.failed("writing to MySQL", &error, batch.len());
+            self.metrics
+                .ingest_stalled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             Metrics::add(&self.metrics.write_retries, 1);
             tokio::select! {
                 _ = &mut *shutdown => return false,
@@ -222,15 +244,18 @@ impl Ingest {
     }
 
     /// Writes each sample alone and marks those MySQL rejects.
-    async fn isolate_rejected(&self, batch: &mut [Classified]) -> Result<(), sqlx::Error> {
+    async fn isolate_rejected(&self, batch: &mut [Classified]) -> Result<(), WriteError> {
         for item in batch.iter_mut() {
             let Ok(sample) = &item.verdict else { continue };
-            match self.writer.write(&[sample]).await {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, self.writer.write(&[sample]))
+                .await
+                .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
+            match written {
                 Ok(()) => {}
                 Err(WriteError::Rejected(error)) => {
                     item.verdict = Err(Rejection(format!("MySQL rejected it: {error}")));
                 }
-                Err(WriteError::Transient(error)) => return Err(error),
+                Err(error) => return Err(error),
             }
         }
         Ok(())
@@ -244,9 +269,16 @@ impl Ingest {
         rejection: &Rejection,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> bool {
+        // The original's stream sequence: a dead letter sent again after a
+        // crash is stored once. Messages from a consumer always have it.
         let id = match message.info() {
             Ok(info) => format!("{}.{}", self.stream, info.stream_sequence),
-            Err(_) => format!("{}.{}", self.stream, message.subject),
+            Err(_) => format!(
+                "{}.{}.{}",
+                self.stream,
+                message.subject,
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            ),
         };
         let mut health = Health::default();
         let mut backoff = BACKOFF_START;

@@ -18,7 +18,13 @@ pub const DEADLETTER_STREAM: &str = "DEADLETTER";
 /// JetStream drops a repeated `Nats-Msg-Id` seen within this window.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Time a delivered message may stay unacknowledged before redelivery.
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Longer than the longest write the sink allows itself (ingest's
+/// WRITE_TIMEOUT), so a slow batch is not handed to another sink meanwhile.
+pub const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Messages handed out and not yet acknowledged, across all sinks: room for
+/// a few sinks each holding a full default batch. Not derived from one
+/// sink's flags, since every sink that starts updates the consumer.
+pub const MAX_ACK_PENDING: i64 = 20_000;
 
 /// The telemetry stream as the contract defines it (nats/README.md).
 pub fn telemetry_stream(config: &Config) -> StreamConfig {
@@ -69,9 +75,7 @@ pub async fn prepare(jetstream: &Context, config: &Config) -> anyhow::Result<Pul
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
-        // Room for a few sinks each holding a full batch unacknowledged.
-        max_ack_pending: (config.batch_size as i64 * 4).max(20_000),
-        max_batch: config.batch_size as i64,
+        max_ack_pending: MAX_ACK_PENDING,
         ..pull::Config::default()
     };
     stream.create_consumer(consumer).await.with_context(|| {

@@ -52,6 +52,7 @@ pub async fn run(
             pool.clone(),
             consumer.clone(),
             u64::from(config.batch_size),
+            metrics.clone(),
         )),
         tokio::spawn(retention::run(
             pool.clone(),

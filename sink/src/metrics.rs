@@ -2,7 +2,7 @@
 //! minute, so an operator sees throughput and dead letters without a
 //! metrics stack.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -16,6 +16,8 @@ pub struct Metrics {
     pub write_retries: AtomicU64,
     /// Rows removed by retention.
     pub expired_rows: AtomicU64,
+    /// True while ingest cannot write to MySQL (liveness waits meanwhile).
+    pub ingest_stalled: AtomicBool,
 }
 
 /// A copy of the counters at one moment.

@@ -35,6 +35,11 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
             deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
         }
     }
+    // The per-minute rollup (0003_host_minutes.sql) goes with its samples.
+    let sql = format!("DELETE FROM host_minutes WHERE host = ? AND minute < ? LIMIT {CHUNK}");
+    for host in &hosts {
+        deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
+    }
     let sql = format!("DELETE FROM host_events WHERE ts < ? LIMIT {CHUNK}");
     deleted += in_chunks(pool, &sql, None, cutoff).await?;
     // A host unheard of for the whole retention period is gone, and so is
@@ -47,7 +52,7 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
             .await?
             .rows_affected();
         if gone > 0 {
-            sqlx::query("DELETE FROM processes WHERE host = ?")
+            sqlx::query("DELETE FROM process_lists WHERE host = ?")
                 .bind(host)
                 .execute(pool)
                 .await?;

@@ -161,3 +161,91 @@ async fn bad_messages_are_dead_lettered_and_counted() {
     let _ = stop.send(());
     sink.await.unwrap().unwrap();
 }
+
+/// A sample that decodes and passes every check but that MySQL refuses
+/// (here: 10,000 per-CPU values, more JSON than the TEXT column holds) is
+/// isolated from its batch and dead-lettered; the rest of the batch is
+/// stored and the sink goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sample_mysql_rejects_is_isolated_and_dead_lettered() {
+    let nats = NatsServer::start();
+    let db = TestDatabase::new("rejected");
+    let config = Config {
+        nats_url: nats.url(),
+        database_url: db.url(),
+        // A long wait so the good and the bad samples share one batch.
+        batch_wait: Duration::from_millis(1500),
+        ..<Config as clap::Parser>::parse_from(["vigia-sink"])
+    };
+    let metrics = Arc::new(Metrics::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sink = tokio::spawn(vigia_sink::run(config, metrics.clone(), async {
+        let _ = stopped.await;
+    }));
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut dead = client.subscribe("deadletter.>").await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    for _ in 0..100 {
+        if js.get_stream("TELEMETRY").await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let huge = Sample {
+        v: SCHEMA_VERSION,
+        host: "rj-a".into(),
+        boot: "b007".into(),
+        seq: 1,
+        ts: 1_700_000_000_000_000_000,
+        body: SampleBody::Cpu(vigia_schema::CpuBody {
+            per_cpu_busy_pct: vec![12.345_678; 10_000],
+            cpus: 10_000,
+            ..vigia_schema::CpuBody::default()
+        }),
+    };
+    for (subject, sample) in [
+        ("telemetry.rj-a.ram", ram("rj-a", 1)),
+        ("telemetry.rj-a.cpu", huge),
+        ("telemetry.rj-a.ram", ram("rj-a", 2)),
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_MSG_ID, sample.msg_id().as_str());
+        js.publish_with_headers(subject, headers, sample.encode().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let message = tokio::time::timeout(Duration::from_secs(30), dead.next())
+        .await
+        .expect("a dead letter within 30 s")
+        .expect("subscription open");
+    assert_eq!(message.subject.as_str(), "deadletter.telemetry.rj-a.cpu");
+    let reason = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(HEADER_DEADLETTER_REASON))
+        .map(|v| v.to_string());
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("MySQL rejected it")),
+        "{reason:?}"
+    );
+
+    let pool = common::pool(&db.url()).await;
+    let mut seqs = Vec::new();
+    for _ in 0..100 {
+        seqs = common::seqs(&pool, "ram_samples", "rj-a").await;
+        if seqs.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seqs, [1, 2], "the rest of the batch is stored");
+    assert!(common::seqs(&pool, "cpu_samples", "rj-a").await.is_empty());
+    assert_eq!(metrics.snapshot().dead_lettered, 1);
+    assert!(!sink.is_finished(), "the sink keeps going");
+    let _ = stop.send(());
+    sink.await.unwrap().unwrap();
+}

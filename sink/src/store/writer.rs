@@ -29,20 +29,25 @@ pub enum WriteError {
     /// MySQL refused the data itself: retrying would fail the same way.
     #[error("{0}")]
     Rejected(sqlx::Error),
+    /// The write did not finish in time; retried like a transient error.
+    #[error("the write took longer than {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 impl From<sqlx::Error> for WriteError {
     fn from(error: sqlx::Error) -> Self {
-        // Errors about the values themselves: out of range, too long,
-        // wrong type, bad date, NULL in a NOT NULL column, bad JSON.
-        const DATA_ERRORS: [&str; 8] = [
-            "1048", "1264", "1265", "1292", "1366", "1367", "1406", "3140",
-        ];
-        let rejected = matches!(
-            &error,
-            sqlx::Error::Database(db) if db.code().is_some_and(|c| DATA_ERRORS.contains(&c.as_ref()))
-        );
-        if rejected {
+        // MySQL error numbers for values MySQL refuses: NULL in a NOT NULL
+        // column, out of range, truncated, bad date, wrong type, too long,
+        // bad JSON, a failed CHECK. (sqlx's `code()` is the SQLSTATE; the
+        // number is MySQL's own and says more.)
+        const DATA_ERRORS: [u16; 9] = [1048, 1264, 1265, 1292, 1366, 1367, 1406, 3140, 4025];
+        let number = match &error {
+            sqlx::Error::Database(db) => db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .map(|e| e.number()),
+            _ => None,
+        };
+        if number.is_some_and(|n| DATA_ERRORS.contains(&n)) {
             WriteError::Rejected(error)
         } else {
             WriteError::Transient(error)
@@ -54,6 +59,22 @@ impl From<sqlx::Error> for WriteError {
 pub struct Writer {
     pool: MySqlPool,
     history_top: usize,
+}
+
+/// A host's row as this batch leaves it.
+struct HostRow<'a> {
+    host: &'a &'a str,
+    boot: String,
+    status: String,
+    first_seen: NaiveDateTime,
+    last_seen: NaiveDateTime,
+    offline_since: Option<NaiveDateTime>,
+    /// The hello of the current boot, when this batch has it.
+    hello: Option<&'a vigia_schema::HelloBody>,
+    interval_ms: u32,
+    procs_interval_ms: u32,
+    /// The procs snapshot that replaces the stored process list.
+    procs: Option<&'a Sample>,
 }
 
 /// The columns of `hosts` a batch needs to know before it updates them.
@@ -87,6 +108,7 @@ impl Writer {
         let procs_winners = self.write_hosts(&mut tx, &plan).await?;
         self.write_processes(&mut tx, &plan, &procs_winners).await?;
         self.write_samples(&mut tx, &plan).await?;
+        super::rollup::write(&mut tx, &plan).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -98,39 +120,39 @@ impl Writer {
         conn: &mut MySqlConnection,
         plan: &Plan<'a>,
     ) -> Result<Vec<&'a str>, WriteError> {
-        let mut select = QueryBuilder::<MySql>::new(
-            "SELECT host, last_seen, first_seen, boot, status, offline_since, procs_ts, \
-             interval_ms, procs_interval_ms FROM hosts WHERE host IN (",
-        );
-        let mut list = select.separated(", ");
-        for host in plan.hosts.keys() {
-            list.push_bind(*host);
-        }
-        select.push(") ORDER BY host FOR UPDATE");
+        let names: Vec<&str> = plan.hosts.keys().copied().collect();
         let mut stored: HashMap<String, StoredHost> = HashMap::new();
-        for row in select.build().fetch_all(&mut *conn).await? {
-            stored.insert(
-                row.try_get("host")?,
-                StoredHost {
-                    last_seen: row.try_get("last_seen")?,
-                    first_seen: row.try_get("first_seen")?,
-                    boot: row.try_get("boot")?,
-                    status: row.try_get("status")?,
-                    offline_since: row.try_get("offline_since")?,
-                    procs_ts: row.try_get("procs_ts")?,
-                    interval_ms: row.try_get("interval_ms")?,
-                    procs_interval_ms: row.try_get("procs_interval_ms")?,
-                },
+        // In host order, chunk after chunk: the same lock order in every sink.
+        for part in names.chunks(MAX_ROWS) {
+            let mut select = QueryBuilder::<MySql>::new(
+                "SELECT host, last_seen, first_seen, boot, status, offline_since, procs_ts, \
+                 interval_ms, procs_interval_ms FROM hosts WHERE host IN (",
             );
+            let mut list = select.separated(", ");
+            for host in part {
+                list.push_bind(*host);
+            }
+            select.push(") ORDER BY host FOR UPDATE");
+            for row in select.build().fetch_all(&mut *conn).await? {
+                stored.insert(
+                    row.try_get("host")?,
+                    StoredHost {
+                        last_seen: row.try_get("last_seen")?,
+                        first_seen: row.try_get("first_seen")?,
+                        boot: row.try_get("boot")?,
+                        status: row.try_get("status")?,
+                        offline_since: row.try_get("offline_since")?,
+                        procs_ts: row.try_get("procs_ts")?,
+                        interval_ms: row.try_get("interval_ms")?,
+                        procs_interval_ms: row.try_get("procs_interval_ms")?,
+                    },
+                );
+            }
         }
 
         let mut winners = Vec::new();
-        let mut upsert = QueryBuilder::<MySql>::new(
-            "INSERT INTO hosts (host, boot, status, first_seen, last_seen, offline_since, \
-             agent_version, kernel, os, cpus, ram_total, booted_at, source, interval_ms, \
-             procs_interval_ms, procs_boot, procs_seq, procs_ts) ",
-        );
-        upsert.push_values(plan.hosts.iter(), |mut b, (host, seen)| {
+        let mut rows = Vec::with_capacity(plan.hosts.len());
+        for (host, seen) in &plan.hosts {
             let old = stored.get(*host);
             let newest_ts = datetime(seen.newest.ts);
             let first_seen = old.map_or(datetime(seen.oldest_ts), |o| {
@@ -166,33 +188,35 @@ impl Writer {
             let procs_interval_ms = hello.map_or(old.map_or(5000, |o| o.procs_interval_ms), |h| {
                 clamp_ms(h.procs_interval_ms)
             });
-            let procs = seen.procs.filter(|(s, _)| {
-                old.and_then(|o| o.procs_ts)
-                    .is_none_or(|stored| datetime(s.ts) > stored)
-            });
+            let procs = seen
+                .procs
+                .filter(|(s, _)| {
+                    old.and_then(|o| o.procs_ts)
+                        .is_none_or(|stored| datetime(s.ts) > stored)
+                })
+                .map(|(s, _)| s);
             if procs.is_some() {
                 winners.push(*host);
             }
-            b.push_bind(*host)
-                .push_bind(boot)
-                .push_bind(status)
-                .push_bind(first_seen)
-                .push_bind(last_seen)
-                .push_bind(offline_since)
-                .push_bind(hello.map(|h| fit(&h.agent_version, 64)))
-                .push_bind(hello.map(|h| fit(&h.kernel, 128)))
-                .push_bind(hello.map(|h| fit(&h.os, 128)))
-                .push_bind(hello.map(|h| h.cpus))
-                .push_bind(hello.map(|h| h.ram_total))
-                .push_bind(hello.map(|h| datetime(h.boot_time)))
-                .push_bind(hello.map(|h| fit(&h.source, 16)))
-                .push_bind(interval_ms)
-                .push_bind(procs_interval_ms)
-                .push_bind(procs.map(|(s, _)| s.boot.as_str()))
-                .push_bind(procs.map(|(s, _)| s.seq))
-                .push_bind(procs.map(|(s, _)| datetime(s.ts)));
-        });
-        upsert.push(
+            rows.push(HostRow {
+                host,
+                boot,
+                status,
+                first_seen,
+                last_seen,
+                offline_since,
+                hello,
+                interval_ms,
+                procs_interval_ms,
+                procs,
+            });
+        }
+        insert(
+            conn,
+            "INSERT INTO hosts (host, boot, status, first_seen, last_seen, offline_since, \
+             agent_version, kernel, os, cpus, ram_total, booted_at, source, interval_ms, \
+             procs_interval_ms, procs_boot, procs_seq, procs_ts) ",
+            18,
             " ON DUPLICATE KEY UPDATE boot = VALUES(boot), status = VALUES(status), \
              first_seen = VALUES(first_seen), last_seen = VALUES(last_seen), \
              offline_since = VALUES(offline_since), \
@@ -205,55 +229,55 @@ impl Writer {
              procs_boot = COALESCE(VALUES(procs_boot), procs_boot), \
              procs_seq = COALESCE(VALUES(procs_seq), procs_seq), \
              procs_ts = COALESCE(VALUES(procs_ts), procs_ts)",
-        );
-        upsert.build().execute(&mut *conn).await?;
+            &rows,
+            |b, r| {
+                let hello = r.hello;
+                b.push_bind(*r.host)
+                    .push_bind(&r.boot)
+                    .push_bind(&r.status)
+                    .push_bind(r.first_seen)
+                    .push_bind(r.last_seen)
+                    .push_bind(r.offline_since)
+                    .push_bind(hello.map(|h| fit(&h.agent_version, 64)))
+                    .push_bind(hello.map(|h| fit(&h.kernel, 128)))
+                    .push_bind(hello.map(|h| fit(&h.os, 128)))
+                    .push_bind(hello.map(|h| h.cpus))
+                    .push_bind(hello.map(|h| h.ram_total))
+                    .push_bind(hello.map(|h| datetime(h.boot_time)))
+                    .push_bind(hello.map(|h| fit(&h.source, 16)))
+                    .push_bind(r.interval_ms)
+                    .push_bind(r.procs_interval_ms)
+                    .push_bind(r.procs.map(|s| s.boot.as_str()))
+                    .push_bind(r.procs.map(|s| s.seq))
+                    .push_bind(r.procs.map(|s| datetime(s.ts)));
+            },
+        )
+        .await?;
         Ok(winners)
     }
 
-    /// Replaces the latest process list of each host that has a newer one.
+    /// Replaces the latest process list of each host that has a newer one:
+    /// one row per host, the list as JSON (see migration 0004).
     async fn write_processes(
         &self,
         conn: &mut MySqlConnection,
         plan: &Plan<'_>,
         winners: &[&str],
     ) -> Result<(), WriteError> {
-        if winners.is_empty() {
-            return Ok(());
-        }
-        let mut delete = QueryBuilder::<MySql>::new("DELETE FROM processes WHERE host IN (");
-        let mut list = delete.separated(", ");
-        for host in winners {
-            list.push_bind(*host);
-        }
-        delete.push(")");
-        delete.build().execute(&mut *conn).await?;
-
-        let rows: Vec<_> = winners
+        let lists: Vec<(&Sample, String)> = winners
             .iter()
             .filter_map(|host| plan.hosts[host].procs)
-            .flat_map(|(sample, body)| unique_processes(body).into_iter().map(move |p| (sample, p)))
+            .map(|(sample, body)| (sample, process_list_json(body)))
             .collect();
         insert(
             conn,
-            "INSERT INTO processes (host, pid, ppid, name, uid, user, state, rss, mem_pct, \
-             cpu_pct, threads, started, ts) ",
-            13,
-            "",
-            &rows,
-            |b, (s, p)| {
-                b.push_bind(&s.host)
-                    .push_bind(p.pid)
-                    .push_bind(p.ppid)
-                    .push_bind(fit(&p.name, 255))
-                    .push_bind(p.uid)
-                    .push_bind(fit(&p.user, 64))
-                    .push_bind(state_letter(&p.state))
-                    .push_bind(p.rss)
-                    .push_bind(p.mem_pct)
-                    .push_bind(p.cpu_pct)
-                    .push_bind(p.threads)
-                    .push_bind(datetime(p.start_ts))
-                    .push_bind(datetime(s.ts));
+            "INSERT INTO process_lists (host, boot, seq, ts, processes) ",
+            5,
+            " ON DUPLICATE KEY UPDATE boot = VALUES(boot), seq = VALUES(seq), ts = VALUES(ts), \
+             processes = VALUES(processes)",
+            &lists,
+            |b, (s, json)| {
+                envelope(b, s).push_bind(json);
             },
         )
         .await
@@ -408,6 +432,47 @@ impl Writer {
         )
         .await
     }
+}
+
+/// One process of a stored list: the columns of the `processes` view.
+#[derive(serde::Serialize)]
+struct ListedProcess<'a> {
+    pid: i32,
+    ppid: i32,
+    name: &'a str,
+    uid: u32,
+    user: &'a str,
+    state: String,
+    rss: u64,
+    mem_pct: f32,
+    cpu_pct: f32,
+    threads: u32,
+    started: String,
+}
+
+/// The JSON array `process_lists.processes` holds: each pid once, text cut
+/// to the view's column sizes, times as DATETIME(6) text.
+pub fn process_list_json(body: &vigia_schema::ProcsBody) -> String {
+    let list: Vec<ListedProcess> = unique_processes(body)
+        .into_iter()
+        .map(|p| ListedProcess {
+            pid: p.pid,
+            ppid: p.ppid,
+            name: fit(&p.name, 255),
+            uid: p.uid,
+            user: fit(&p.user, 64),
+            state: state_letter(&p.state),
+            rss: p.rss,
+            mem_pct: p.mem_pct,
+            cpu_pct: p.cpu_pct,
+            threads: p.threads,
+            started: datetime(p.start_ts)
+                .format("%Y-%m-%d %H:%M:%S%.6f")
+                .to_string(),
+        })
+        .collect();
+    // Plain structs of numbers and strings always serialize.
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Binds host, boot, seq and ts, the first four columns of every sample table.

@@ -148,7 +148,7 @@ pub async fn assert_complete(pool: &MySqlPool, last: &LastSeqs, hosts: &[&str]) 
         hosts.iter().copied().collect::<BTreeSet<_>>(),
         "a bye from each host, once"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(150);
     for host in hosts {
         for (kind, table) in TABLES {
             let n = last[*host].get(kind).copied().unwrap_or(0);

@@ -1,0 +1,219 @@
+//! Publisher footprint: vigia-publisher at its defaults (cpu and ram every
+//! 1 s, procs every 5 s) against a private nats-server, on a machine made
+//! to run about `--processes` processes by starting `sleep`s. CPU time is
+//! utime + stime from /proc/<pid>/stat, peak RSS is VmHWM from
+//! /proc/<pid>/status, both read just before the publisher is stopped.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use vigia_testkit::{Child, NatsServer};
+
+use crate::sibling;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How long the publisher runs.
+    #[arg(long, default_value = "60", value_name = "SECONDS")]
+    seconds: u64,
+    /// Processes on the machine while it runs (tops up with `sleep`s).
+    #[arg(long, default_value_t = 400)]
+    processes: usize,
+    /// Start of the steady-state window (the first seconds hold start-up:
+    /// connecting, the hello, the first /etc/passwd read).
+    #[arg(long, default_value = "5", value_name = "SECONDS")]
+    warmup: u64,
+    /// The publisher binary (default: the release build beside this one),
+    /// e.g. a build with symbols for a profiler.
+    #[arg(long)]
+    publisher: Option<std::path::PathBuf>,
+    /// A command to run the publisher under, e.g. "valgrind
+    /// --tool=callgrind --callgrind-out-file=/tmp/cg.out" (its CPU figures
+    /// are then the profiler's, not the publisher's).
+    #[arg(long)]
+    wrap: Option<String>,
+}
+
+/// CPU seconds and memory of one process, read from /proc.
+struct Usage {
+    cpu_s: f64,
+    user_s: f64,
+    system_s: f64,
+    /// Time on a CPU of the live threads, from /proc/<pid>/task/*/schedstat:
+    /// nanoseconds, where utime and stime count 1/CLK_TCK ticks.
+    sched_s: f64,
+    hwm_kib: u64,
+    rss_kib: u64,
+    threads: i64,
+}
+
+fn usage(pid: u32) -> anyhow::Result<Usage> {
+    let process = procfs::process::Process::new(pid as i32)
+        .with_context(|| format!("/proc/{pid}: the publisher is gone"))?;
+    let stat = process.stat().context("reading /proc/<pid>/stat")?;
+    let status = process.status().context("reading /proc/<pid>/status")?;
+    let ticks = procfs::ticks_per_second() as f64;
+    let mut sched_ns = 0u64;
+    for task in process.tasks().context("listing /proc/<pid>/task")? {
+        let Ok(task) = task else { continue };
+        let path = format!("/proc/{pid}/task/{}/schedstat", task.tid);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            sched_ns += text
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(Usage {
+        cpu_s: (stat.utime + stat.stime) as f64 / ticks,
+        user_s: stat.utime as f64 / ticks,
+        system_s: stat.stime as f64 / ticks,
+        sched_s: sched_ns as f64 / 1e9,
+        hwm_kib: status.vmhwm.unwrap_or(0),
+        rss_kib: status.vmrss.unwrap_or(0),
+        threads: stat.num_threads,
+    })
+}
+
+/// utime + stime of a process, seconds; 0 when it cannot be read.
+pub fn cpu_seconds(pid: i32) -> f64 {
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .map(|s| (s.utime + s.stime) as f64 / procfs::ticks_per_second() as f64)
+        .unwrap_or(0.0)
+}
+
+/// The pid of this process's child running `comm`, if any.
+pub fn child_named(comm: &str) -> Option<i32> {
+    let me = std::process::id() as i32;
+    procfs::process::all_processes()
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|p| p.stat().ok())
+        .find(|s| s.ppid == me && s.comm == comm)
+        .map(|s| s.pid)
+}
+
+fn count_processes() -> anyhow::Result<usize> {
+    Ok(procfs::process::all_processes()
+        .context("listing /proc")?
+        .count())
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let publisher_bin = match &args.publisher {
+        Some(path) => path.clone(),
+        None => sibling("vigia-publisher")?,
+    };
+    let before = count_processes()?;
+    let mut sleeps = Vec::new();
+    while before + sleeps.len() < args.processes {
+        sleeps.push(Child::spawn("sleep", &["3600"], &[]));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let on_machine = count_processes()?;
+
+    let nats = NatsServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let js = runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+        crate::fleet::create_stream(&js).await?;
+        anyhow::Ok(js)
+    })?;
+
+    println!("== publisher footprint");
+    println!(
+        "config: {}{} --nats-url {} --host bench-footprint (defaults: --interval 1s \
+         --procs-interval 5s, procfs source); {}s run, steady state from {}s; \
+         processes on the machine: {} ({} of them sleeps started by the bench); \
+         release build",
+        args.wrap
+            .as_ref()
+            .map_or(String::new(), |w| format!("{w} ")),
+        publisher_bin.display(),
+        nats.url(),
+        args.seconds,
+        args.warmup,
+        on_machine,
+        sleeps.len(),
+    );
+    let url = nats.url();
+    let publisher_path = publisher_bin.to_string_lossy().into_owned();
+    let mut argv: Vec<&str> = args
+        .wrap
+        .as_deref()
+        .map_or(Vec::new(), |w| w.split_whitespace().collect());
+    argv.extend([
+        publisher_path.as_str(),
+        "--nats-url",
+        &url,
+        "--host",
+        "bench-footprint",
+    ]);
+    let mut publisher = Child::spawn(argv[0], &argv[1..], &[]);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(args.warmup.min(args.seconds)));
+    let warm = usage(publisher.pid())?;
+    let warm_at = started.elapsed();
+    std::thread::sleep(Duration::from_secs(
+        args.seconds.saturating_sub(args.warmup),
+    ));
+    let end = usage(publisher.pid())?;
+    let wall = started.elapsed();
+    let in_stream = runtime.block_on(async {
+        let mut stream = js.get_stream("TELEMETRY").await?;
+        anyhow::Ok(stream.info().await?.state.messages)
+    })?;
+    let exit = publisher.terminate(Duration::from_secs(10));
+    drop(sleeps);
+
+    let core_pct = end.cpu_s / wall.as_secs_f64() * 100.0;
+    let steady_s = end.cpu_s - warm.cpu_s;
+    let steady_wall = (wall - warm_at).as_secs_f64();
+    let steady_pct = steady_s / steady_wall * 100.0;
+    let hwm_mib = end.hwm_kib as f64 / 1024.0;
+    println!(
+        "wall {:.1} s, samples in the stream {in_stream}",
+        wall.as_secs_f64()
+    );
+    println!(
+        "cpu: {:.2} s in all = {core_pct:.3} % of one core; steady state {:.2} s over {steady_wall:.1} s = {steady_pct:.3} % of one core",
+        end.cpu_s, steady_s
+    );
+    println!(
+        "cpu split: user {:.2} s, system {:.2} s; on-CPU time of the live threads \
+         (schedstat, ns resolution) {:.3} s in all = {:.3} % of one core, steady state \
+         {:.3} % of one core",
+        end.user_s,
+        end.system_s,
+        end.sched_s,
+        end.sched_s / wall.as_secs_f64() * 100.0,
+        (end.sched_s - warm.sched_s) / steady_wall * 100.0
+    );
+    println!(
+        "memory: peak RSS (VmHWM) {hwm_mib:.2} MiB, RSS at end {:.2} MiB, threads {}",
+        end.rss_kib as f64 / 1024.0,
+        end.threads
+    );
+    println!(
+        "goal: < 0.2 % of one core and < 8 MiB: cpu {}, memory {}",
+        verdict(core_pct < 0.2),
+        verdict(hwm_mib < 8.0)
+    );
+    println!(
+        "publisher stopped: {}",
+        exit.map_or("did not exit within 10 s".to_owned(), |s| s.to_string())
+    );
+    Ok(())
+}
+
+pub fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}

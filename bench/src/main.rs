@@ -1,0 +1,68 @@
+//! vigia's benchmarks, run by `scripts/bench.sh`. Each subcommand starts
+//! what it needs (a private nats-server on a free port, a database of its
+//! own on the machine's MariaDB, the release binaries of the workspace),
+//! prints its configuration and figures, and removes everything it made.
+
+mod fleet;
+mod footprint;
+mod ingest;
+mod latency;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vigia-bench",
+    about = "vigia's benchmarks (see scripts/bench.sh)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// CPU time and peak RSS of vigia-publisher at its defaults.
+    Footprint(footprint::Args),
+    /// Rows/s of vigia-sink for a flood of procs samples, against a plain
+    /// multi-row INSERT loop writing the same rows.
+    Ingest(ingest::Args),
+    /// Time from a sample's `ts` to its row being committed, for a
+    /// simulated fleet at the publisher's default intervals.
+    Latency(latency::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Footprint(args) => footprint::run(args),
+        Command::Ingest(args) => runtime()?.block_on(ingest::run(args)),
+        Command::Latency(args) => runtime()?.block_on(latency::run(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// A binary built beside this one (`target/release/<name>`).
+pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding vigia-bench's own path")?;
+    let path = exe
+        .parent()
+        .context("vigia-bench has no directory")?
+        .join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is not built; run `cargo build --release --workspace --bins`",
+        path.display()
+    );
+    Ok(path)
+}

@@ -1,0 +1,197 @@
+//! Every dashboard on a database filled through the sink's insert path:
+//! each panel query, expanded as Grafana expands it, succeeds and returns
+//! rows, and the fleet counts match the generated churn.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use chrono::Utc;
+use sqlx::mysql::MySqlConnection;
+use sqlx::Row;
+use vigia_dashboards::dashboard::{self, Dashboard};
+use vigia_dashboards::fill::{self, Plan};
+use vigia_dashboards::runner;
+use vigia_dashboards::template::{Value, Variables};
+use vigia_dashboards::QueryWindow;
+
+const HOSTS: u32 = 20;
+
+/// An assertion that returns an error instead of panicking, so the test
+/// still drops its database.
+fn check_eq<T: PartialEq + std::fmt::Debug>(left: T, right: T) -> Result<()> {
+    ensure!(left == right, "left {left:?} != right {right:?}");
+    Ok(())
+}
+
+async fn filled(tag: &str) -> Result<common::TestDb> {
+    let db = common::TestDb::create(tag).await?;
+    let plan = Plan::small(HOSTS, Duration::from_secs(15 * 60));
+    fill::fill(&db.url, &plan).await?;
+    Ok(db)
+}
+
+fn last_hour() -> Result<QueryWindow> {
+    QueryWindow::for_range(
+        Utc::now(),
+        Duration::from_secs(3600),
+        1000,
+        Duration::from_secs(1),
+    )
+}
+
+/// Runs every panel of `d` with its variables resolved as on first open;
+/// every target must return rows.
+async fn every_panel_has_rows(conn: &mut MySqlConnection, d: &Dashboard) -> Result<usize> {
+    let window = last_hour()?;
+    let vars = runner::resolve_variables(conn, d, &window).await?;
+    let mut ran = 0;
+    for p in &d.panels {
+        for o in runner::run_panel(conn, p, &vars, &window).await? {
+            ensure!(
+                o.rows > 0,
+                "{}: panel {} returned no rows:\n{}",
+                d.title,
+                p.title,
+                o.sql
+            );
+            ran += 1;
+        }
+    }
+    Ok(ran)
+}
+
+#[tokio::test]
+async fn every_panel_returns_rows_on_a_filled_fleet() -> Result<()> {
+    let db = filled("all").await?;
+    let result = async {
+        let mut conn = runner::connect(&db.url).await?;
+        let mut ran = 0;
+        for d in dashboard::load_all(&dashboard::dashboards_dir())? {
+            ran += every_panel_has_rows(&mut conn, &d)
+                .await
+                .with_context(|| d.title.clone())?;
+        }
+        ensure!(ran >= 20, "only {ran} queries ran");
+        anyhow::Ok(())
+    }
+    .await;
+    db.drop().await?;
+    result
+}
+
+/// The number in the first cell of a panel's first target.
+async fn single_number(conn: &mut MySqlConnection, d: &Dashboard, title: &str) -> Result<i64> {
+    let window = last_hour()?;
+    let panel = d
+        .panels
+        .iter()
+        .find(|p| p.title == title)
+        .with_context(|| format!("no panel {title}"))?;
+    let sql = vigia_dashboards::expand(&panel.targets[0].raw_sql, &Variables::new(), &window)?;
+    let rows = runner::query(conn, &sql).await?;
+    Ok(rows[0].try_get::<i64, _>(0)?)
+}
+
+#[tokio::test]
+async fn fleet_counts_follow_the_churn() -> Result<()> {
+    let db = filled("fleet").await?;
+    let result = async {
+        let mut conn = runner::connect(&db.url).await?;
+        let fleet = dashboard::load(&dashboard::dashboards_dir().join("fleet.json"))?;
+        // Of 20 hosts, host-008 said bye and host-018 went silent.
+        check_eq(single_number(&mut conn, &fleet, "Hosts online").await?, 18)?;
+        check_eq(single_number(&mut conn, &fleet, "Hosts offline").await?, 2)?;
+        check_eq(single_number(&mut conn, &fleet, "Left in range").await?, 2)?;
+        // Every host said hello in the last hour; two of them late.
+        check_eq(
+            single_number(&mut conn, &fleet, "Joined in range").await?,
+            20,
+        )?;
+
+        // The CPU panel has one series per host that reported.
+        let window = last_hour()?;
+        let cpu = fleet
+            .panels
+            .iter()
+            .find(|p| p.title == "CPU busy % per host")
+            .context("cpu panel")?;
+        let sql = vigia_dashboards::expand(&cpu.targets[0].raw_sql, &Variables::new(), &window)?;
+        let rows = runner::query(&mut conn, &sql).await?;
+        let mut hosts: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
+        hosts.sort();
+        hosts.dedup();
+        check_eq(hosts.len(), HOSTS as usize)?;
+        anyhow::Ok(())
+    }
+    .await;
+    db.drop().await?;
+    result
+}
+
+#[tokio::test]
+async fn process_dashboard_quotes_multiple_names() -> Result<()> {
+    let db = filled("proc").await?;
+    let result = async {
+        let mut conn = runner::connect(&db.url).await?;
+        let proc = dashboard::load(&dashboard::dashboards_dir().join("process.json"))?;
+        let window = last_hour()?;
+        // Two names at once, one with a quote in it: both must come back.
+        let mut vars = Variables::new();
+        vars.set("host", Value::Single("host-005".into()), false);
+        vars.set(
+            "process",
+            Value::Multi(vec!["o'reilly-agent".into(), "systemd".into()]),
+            true,
+        );
+        for p in &proc.panels {
+            let sql = vigia_dashboards::expand(&p.targets[0].raw_sql, &vars, &window)?;
+            let rows = runner::query(&mut conn, &sql).await?;
+            let mut names: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    r.try_get::<String, _>("metric")
+                        .or_else(|_| r.try_get::<String, _>("name"))
+                })
+                .collect::<Result<_, _>>()?;
+            names.sort();
+            names.dedup();
+            let joined = names.join(" ");
+            ensure!(joined.contains("o'reilly-agent"), "{}: {joined}", p.title);
+            ensure!(joined.contains("systemd"), "{}: {joined}", p.title);
+        }
+        // The variable's first option is the busiest process now.
+        let resolved = runner::resolve_variables(&mut conn, &proc, &window).await?;
+        let Some(Value::Single(host)) = resolved.get("host").map(|v| v.value.clone()) else {
+            anyhow::bail!("host did not resolve to one value");
+        };
+        let busiest: String = sqlx::query_scalar(
+            "SELECT name FROM processes WHERE host = ? GROUP BY name ORDER BY SUM(cpu_pct) DESC LIMIT 1",
+        )
+        .bind(&host)
+        .fetch_one(&mut conn)
+        .await?;
+        check_eq(resolved.get("process").map(|v| v.value.clone()), Some(Value::Multi(vec![busiest])))?;
+        anyhow::Ok(())
+    }
+    .await;
+    db.drop().await?;
+    result
+}
+
+#[tokio::test]
+async fn the_session_is_utc() -> Result<()> {
+    let db = common::TestDb::create("tz").await?;
+    let result = async {
+        let mut conn = runner::connect(&db.url).await?;
+        let tz: String = sqlx::query_scalar("SELECT @@session.time_zone")
+            .fetch_one(&mut conn)
+            .await?;
+        check_eq(tz.as_str(), "+00:00")?;
+        anyhow::Ok(())
+    }
+    .await;
+    db.drop().await?;
+    result
+}

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Healthy while the sink holds an established TCP connection to NATS and one
+# to MySQL (read from /proc/net/tcp, so no tool beyond the base image): the
+# sink connects to both at start, and reconnects to each after an outage.
+set -eu
+
+# The port of a URL such as nats://nats:4222 or mysql://u:p@mysql:3306/db.
+port_of() {
+  rest=${1#*://}
+  rest=${rest##*@}
+  rest=${rest%%/*}
+  rest=${rest%%\?*}
+  case $rest in
+    *:*) printf '%s' "${rest##*:}" ;;
+    *) printf '%s' "$2" ;;
+  esac
+}
+
+# Is there an ESTABLISHED (state 01) connection to this remote port?
+connected_to() {
+  hex=$(printf '%04X' "$1")
+  awk -v port="$hex" '
+    FNR > 1 && $4 == "01" { n = split($3, a, ":"); if (a[n] == port) found = 1 }
+    END { exit found ? 0 : 1 }
+  ' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+nats_port=$(port_of "${VIGIA_NATS_URL:-nats://127.0.0.1:4222}" 4222)
+mysql_port=$(port_of "${VIGIA_DATABASE_URL:-mysql://127.0.0.1:3306/vigia}" 3306)
+connected_to "$nats_port" || { echo "no connection to NATS (port $nats_port)"; exit 1; }
+connected_to "$mysql_port" || { echo "no connection to MySQL (port $mysql_port)"; exit 1; }
