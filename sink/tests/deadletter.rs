@@ -44,32 +44,66 @@ fn wrong_type() -> Vec<u8> {
     bytes
 }
 
+/// The sink running in this process (so its counters can be read), with
+/// a subscription to dead letters and a JetStream context once the sink has
+/// created its streams.
+struct InProcessSink {
+    _nats: NatsServer,
+    db: TestDatabase,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    js: async_nats::jetstream::Context,
+    dead: async_nats::Subscriber,
+}
+
+impl InProcessSink {
+    async fn start(name: &str, batch_wait: Duration) -> Self {
+        let nats = NatsServer::start();
+        let db = TestDatabase::new(name);
+        let config = Config {
+            nats_url: nats.url(),
+            database_url: db.url(),
+            batch_wait,
+            ..<Config as clap::Parser>::parse_from(["vigia-sink"])
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(vigia_sink::run(config, metrics.clone(), async {
+            let _ = stopped.await;
+        }));
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let dead = client.subscribe("deadletter.>").await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        for _ in 0..100 {
+            if js.get_stream("TELEMETRY").await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            _nats: nats,
+            db,
+            metrics,
+            stop,
+            task,
+            js,
+            dead,
+        }
+    }
+
+    /// Stops the sink and checks it ended without an error.
+    async fn stop(self) {
+        assert!(!self.task.is_finished(), "the sink keeps going");
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_messages_are_dead_lettered_and_counted() {
-    let nats = NatsServer::start();
-    let db = TestDatabase::new("deadletter");
-    let config = Config {
-        nats_url: nats.url(),
-        database_url: db.url(),
-        batch_wait: Duration::from_millis(50),
-        ..<Config as clap::Parser>::parse_from(["vigia-sink"])
-    };
-    let metrics = Arc::new(Metrics::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sink = tokio::spawn(vigia_sink::run(config, metrics.clone(), async {
-        let _ = stopped.await;
-    }));
-
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let mut dead = client.subscribe("deadletter.>").await.unwrap();
-    let js = async_nats::jetstream::new(client.clone());
-    // Wait for the sink to create the stream.
-    for _ in 0..100 {
-        if js.get_stream("TELEMETRY").await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut sink = InProcessSink::start("deadletter", Duration::from_millis(50)).await;
+    let (js, metrics) = (sink.js.clone(), sink.metrics.clone());
     let publish = |subject: &'static str, id: &str, payload: Vec<u8>| {
         let js = js.clone();
         let mut headers = HeaderMap::new();
@@ -100,7 +134,7 @@ async fn bad_messages_are_dead_lettered_and_counted() {
 
     let mut reasons = Vec::new();
     for _ in 0..3 {
-        let message = tokio::time::timeout(Duration::from_secs(20), dead.next())
+        let message = tokio::time::timeout(Duration::from_secs(20), sink.dead.next())
             .await
             .expect("a dead letter within 20 s")
             .expect("subscription open");
@@ -133,7 +167,7 @@ async fn bad_messages_are_dead_lettered_and_counted() {
     );
 
     // The good ones around them are stored, and the sink is still running.
-    let pool = common::pool(&db.url()).await;
+    let pool = common::pool(&sink.db.url()).await;
     let mut seqs = Vec::new();
     for _ in 0..100 {
         seqs = common::seqs(&pool, "ram_samples", "dl-a").await;
@@ -144,7 +178,6 @@ async fn bad_messages_are_dead_lettered_and_counted() {
     }
     assert_eq!(seqs, [1, 2]);
     assert_eq!(metrics.snapshot().dead_lettered, 3);
-    assert!(!sink.is_finished(), "the sink keeps going");
 
     // Dead letters are kept by the DEADLETTER stream too.
     let kept = js
@@ -157,9 +190,7 @@ async fn bad_messages_are_dead_lettered_and_counted() {
         .state
         .messages;
     assert_eq!(kept, 3);
-
-    let _ = stop.send(());
-    sink.await.unwrap().unwrap();
+    sink.stop().await;
 }
 
 /// A sample that decodes and passes every check but that MySQL refuses
@@ -168,29 +199,8 @@ async fn bad_messages_are_dead_lettered_and_counted() {
 /// stored and the sink goes on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sample_mysql_rejects_is_isolated_and_dead_lettered() {
-    let nats = NatsServer::start();
-    let db = TestDatabase::new("rejected");
-    let config = Config {
-        nats_url: nats.url(),
-        database_url: db.url(),
-        // A long wait so the good and the bad samples share one batch.
-        batch_wait: Duration::from_millis(1500),
-        ..<Config as clap::Parser>::parse_from(["vigia-sink"])
-    };
-    let metrics = Arc::new(Metrics::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sink = tokio::spawn(vigia_sink::run(config, metrics.clone(), async {
-        let _ = stopped.await;
-    }));
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let mut dead = client.subscribe("deadletter.>").await.unwrap();
-    let js = async_nats::jetstream::new(client.clone());
-    for _ in 0..100 {
-        if js.get_stream("TELEMETRY").await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A long batch wait so the good and the bad samples share one batch.
+    let mut sink = InProcessSink::start("rejected", Duration::from_millis(1500)).await;
     let huge = Sample {
         v: SCHEMA_VERSION,
         host: "rj-a".into(),
@@ -210,13 +220,14 @@ async fn a_sample_mysql_rejects_is_isolated_and_dead_lettered() {
     ] {
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_MSG_ID, sample.msg_id().as_str());
-        js.publish_with_headers(subject, headers, sample.encode().into())
+        sink.js
+            .publish_with_headers(subject, headers, sample.encode().into())
             .await
             .unwrap()
             .await
             .unwrap();
     }
-    let message = tokio::time::timeout(Duration::from_secs(30), dead.next())
+    let message = tokio::time::timeout(Duration::from_secs(30), sink.dead.next())
         .await
         .expect("a dead letter within 30 s")
         .expect("subscription open");
@@ -233,7 +244,7 @@ async fn a_sample_mysql_rejects_is_isolated_and_dead_lettered() {
         "{reason:?}"
     );
 
-    let pool = common::pool(&db.url()).await;
+    let pool = common::pool(&sink.db.url()).await;
     let mut seqs = Vec::new();
     for _ in 0..100 {
         seqs = common::seqs(&pool, "ram_samples", "rj-a").await;
@@ -244,8 +255,6 @@ async fn a_sample_mysql_rejects_is_isolated_and_dead_lettered() {
     }
     assert_eq!(seqs, [1, 2], "the rest of the batch is stored");
     assert!(common::seqs(&pool, "cpu_samples", "rj-a").await.is_empty());
-    assert_eq!(metrics.snapshot().dead_lettered, 1);
-    assert!(!sink.is_finished(), "the sink keeps going");
-    let _ = stop.send(());
-    sink.await.unwrap().unwrap();
+    assert_eq!(sink.metrics.snapshot().dead_lettered, 1);
+    sink.stop().await;
 }

@@ -21,6 +21,24 @@ pub mod rate;
 pub mod signal;
 pub mod target;
 
+/// Runs `check` with the thread id of another, live thread of this
+/// process (tests of what control does with thread ids).
+#[cfg(test)]
+pub(crate) fn with_other_thread(check: impl FnOnce(i32)) {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // /proc/thread-self links to <pid>/task/<tid> of the caller.
+        let link = std::fs::read_link("/proc/thread-self").unwrap();
+        let tid: i32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        tid_tx.send(tid).unwrap();
+        let _ = done_rx.recv();
+    });
+    check(tid_rx.recv().unwrap());
+    drop(done_tx);
+    thread.join().unwrap();
+}
+
 use std::future::Future;
 
 use futures::StreamExt as _;

@@ -172,20 +172,10 @@ mod tests {
     #[test]
     fn own_threads_are_refused() {
         let p = policy();
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            // /proc/thread-self links to <pid>/task/<tid> of the caller.
-            let link = std::fs::read_link("/proc/thread-self").unwrap();
-            let tid: i32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
-            tid_tx.send(tid).unwrap();
-            let _ = done_rx.recv();
+        crate::control::with_other_thread(|tid| {
+            let e = p.check_pid(i64::from(tid)).unwrap_err();
+            assert!(e.contains("itself"), "{e}");
         });
-        let tid = tid_rx.recv().unwrap();
-        let e = p.check_pid(i64::from(tid)).unwrap_err();
-        assert!(e.contains("itself"), "{e}");
-        drop(done_tx);
-        thread.join().unwrap();
     }
 
     #[test]

@@ -126,20 +126,10 @@ mod tests {
     #[test]
     fn a_thread_names_its_process() {
         let me = std::process::id() as i32;
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            // /proc/thread-self links to <pid>/task/<tid> of the caller.
-            let link = std::fs::read_link("/proc/thread-self").unwrap();
-            let tid: i32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
-            tid_tx.send(tid).unwrap();
-            let _ = done_rx.recv();
+        crate::control::with_other_thread(|tid| {
+            let t = inspect(tid).unwrap();
+            assert_eq!(t.tgid, me);
+            assert_ne!(t.pid, me);
         });
-        let tid = tid_rx.recv().unwrap();
-        let t = inspect(tid).unwrap();
-        assert_eq!(t.tgid, me);
-        assert_ne!(t.pid, me);
-        drop(done_tx);
-        thread.join().unwrap();
     }
 }
