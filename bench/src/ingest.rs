@@ -340,7 +340,16 @@ async fn ceiling_round(
 
     let started = Instant::now();
     let mut tx = conn.begin().await?;
-    for part in current.chunks(args.ceiling_chunk) {
+    // JSON lists are large: as many per statement as fit in 4 MiB, as the
+    // sink does, under MariaDB's max_allowed_packet.
+    let json_bytes = current
+        .iter()
+        .map(|(_, _, j)| j.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let lists_per_statement = ((4 << 20) / json_bytes).clamp(1, args.ceiling_chunk);
+    for part in current.chunks(lists_per_statement) {
         let mut q = QueryBuilder::<MySql>::new(
             "INSERT INTO process_lists (host, boot, seq, ts, processes) ",
         );

@@ -107,8 +107,11 @@ impl Ingest {
         let mut messages = self
             .consumer
             .stream()
+            // No max_bytes on the pull: with async-nats 0.51 a pull stream
+            // that missed heartbeats (the sink paused, NATS away) stopped
+            // asking for more once it counted bytes. Batches are capped by
+            // bytes below instead.
             .max_messages_per_batch(self.batch_size.min(1000))
-            .max_bytes_per_batch(BATCH_MAX_BYTES / 4)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()

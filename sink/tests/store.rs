@@ -256,3 +256,35 @@ async fn retention_deletes_only_what_is_old() {
         1
     );
 }
+
+/// A batch whose process lists add up to more than MySQL's default
+/// max_allowed_packet (16 MiB) is still written: lists go in statements of
+/// at most a few MiB.
+#[tokio::test]
+async fn many_large_process_lists_fit_in_one_batch() {
+    let (_db, pool, writer) = setup("biglists").await;
+    let t = now_ns();
+    let pids: Vec<i32> = (1..=600).collect();
+    let batch: Vec<Sample> = (0..200)
+        .map(|h| sample(&format!("big-{h}"), "b", 1, t, procs(&pids)))
+        .collect();
+    let refs: Vec<&Sample> = batch.iter().collect();
+    writer.write(&refs).await.unwrap();
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM process_lists").await,
+        200
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT SUM(LENGTH(processes)) > 16 * 1024 * 1024 FROM process_lists"
+        )
+        .await,
+        1,
+        "the lists together are larger than one packet"
+    );
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM processes WHERE host = 'big-7'").await,
+        600
+    );
+}

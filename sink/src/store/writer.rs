@@ -19,6 +19,8 @@ use super::rows::{datetime, fit, history, state_counts, unique_processes, Plan};
 /// MySQL's limit on placeholders in one statement is 65,535.
 const MAX_PARAMS: usize = 60_000;
 const MAX_ROWS: usize = 1_000;
+/// Bytes of variable-size values (JSON) in one statement.
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
 
 /// Why a write failed, and so what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -269,13 +271,14 @@ impl Writer {
             .filter_map(|host| plan.hosts[host].procs)
             .map(|(sample, body)| (sample, process_list_json(body)))
             .collect();
-        insert(
+        insert_sized(
             conn,
             "INSERT INTO process_lists (host, boot, seq, ts, processes) ",
             5,
             " ON DUPLICATE KEY UPDATE boot = VALUES(boot), seq = VALUES(seq), ts = VALUES(ts), \
              processes = VALUES(processes)",
             &lists,
+            |(_, json)| json.len(),
             |b, (s, json)| {
                 envelope(b, s).push_bind(json);
             },
@@ -508,12 +511,40 @@ async fn insert<'q, T>(
     rows: &'q [T],
     bind: impl Fn(&mut Separated<'_, 'q, MySql, &'static str>, &'q T),
 ) -> Result<(), WriteError> {
-    let chunk = (MAX_PARAMS / columns).min(MAX_ROWS);
-    for part in rows.chunks(chunk) {
+    insert_sized(conn, head, columns, tail, rows, |_| 0, bind).await
+}
+
+/// [`insert`] for rows whose size varies a lot (JSON lists): a statement
+/// also ends once its rows' `size` adds up to [`MAX_STATEMENT_BYTES`], so
+/// it stays under MySQL's max_allowed_packet (16 MiB by default) however
+/// many hosts a batch holds.
+async fn insert_sized<'q, T>(
+    conn: &mut MySqlConnection,
+    head: &'static str,
+    columns: usize,
+    tail: &'static str,
+    rows: &'q [T],
+    size: impl Fn(&T) -> usize,
+    bind: impl Fn(&mut Separated<'_, 'q, MySql, &'static str>, &'q T),
+) -> Result<(), WriteError> {
+    let most_rows = (MAX_PARAMS / columns).min(MAX_ROWS);
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len()
+            && n < most_rows
+            && (n == 0 || bytes + size(&rest[n]) <= MAX_STATEMENT_BYTES)
+        {
+            bytes += size(&rest[n]);
+            n += 1;
+        }
+        let (part, tail_rows) = rest.split_at(n);
         let mut query = QueryBuilder::<'q, MySql>::new(head);
         query.push_values(part, |mut b, row| bind(&mut b, row));
         query.push(tail);
         query.build().execute(&mut *conn).await?;
+        rest = tail_rows;
     }
     Ok(())
 }
