@@ -141,6 +141,9 @@ async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats
                     Event::Disconnected => {
                         tracing::warn!(%url, "disconnected from NATS; buffering samples")
                     }
+                    // Each failed reconnect attempt reports a client error;
+                    // the disconnect was already logged once.
+                    Event::ClientError(error) => tracing::debug!(%url, "NATS: {error}"),
                     other => tracing::warn!(%url, "NATS: {other}"),
                 }
             }

@@ -96,6 +96,9 @@ async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
                 async_nats::Event::Disconnected => {
                     tracing::warn!("disconnected from NATS; reconnecting")
                 }
+                // Each failed reconnect attempt reports a client error; the
+                // disconnect was already logged once.
+                async_nats::Event::ClientError(error) => tracing::debug!("NATS: {error}"),
                 other => tracing::warn!("NATS: {other}"),
             }
         });
