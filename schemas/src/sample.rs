@@ -290,13 +290,17 @@ fn path_prefix(path: &str) -> String {
     }
 }
 
-/// Deserializes with the path of the failing field kept, so an operator
-/// reading a dead letter's reason knows which field was wrong.
+/// Deserializes; on failure, deserializes again keeping the path of the
+/// failing field, so an operator reading a dead letter's reason knows which
+/// field was wrong. Tracking the path costs on every field, so only the
+/// rare failing payload pays it.
 fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| FieldError {
-        path: e.path().to_string(),
-        source: e.into_inner(),
+    rmp_serde::from_slice(bytes).or_else(|_| {
+        let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| FieldError {
+            path: e.path().to_string(),
+            source: e.into_inner(),
+        })
     })
 }
 
