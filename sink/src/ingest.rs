@@ -31,6 +31,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// memory is bounded by bytes, not only by messages.
 const BATCH_MAX_BYTES: usize = 64 << 20;
 
+/// A batch also closes when no message came for this long (the stream is
+/// drained), instead of always waiting the whole batch wait.
+const IDLE_GAP: Duration = Duration::from_millis(20);
+
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -135,7 +139,10 @@ impl Ingest {
             let deadline = Instant::now() + self.batch_wait;
             let mut bytes = batch[0].payload.len();
             while batch.len() < self.batch_size && bytes < BATCH_MAX_BYTES {
-                match tokio::time::timeout_at(deadline, messages.next()).await {
+                // A stream that has gone quiet closes the batch early: there
+                // is no point holding what arrived for messages not coming.
+                let until = deadline.min(Instant::now() + IDLE_GAP);
+                match tokio::time::timeout_at(until, messages.next()).await {
                     Ok(Some(Ok(message))) => {
                         bytes += message.payload.len();
                         batch.push(message);
