@@ -76,6 +76,9 @@ to_ms() {
   esac
 }
 INTERVAL_MS=$(to_ms "$INTERVAL")
+# The sink calls a silent host offline after three missed intervals, and
+# never before 2 s of silence (sink/src/liveness.rs, MIN_SILENCE).
+GRACE_MS=$(( 3 * INTERVAL_MS > 2000 ? 3 * INTERVAL_MS : 2000 ))
 PROCS_MS=$(to_ms "$PROCS_INTERVAL")
 [[ $MIN =~ ^[0-9]+$ && $MAX =~ ^[0-9]+$ && $MAX -ge 1 && $MAX -ge $MIN ]] || die "need 0 <= --min <= --max, --max >= 1"
 [[ $STEP =~ ^[0-9]+$ && $STEP -ge 1 ]] || die "--step is whole seconds"
@@ -201,7 +204,7 @@ host_like="sim-$RUN-%"
 
 # Midway: the sink marks a killed host offline after three missed intervals
 # (it sweeps every second); running hosts must still be online.
-sleep "$(( (3 * INTERVAL_MS + 2500) / 1000 ))"
+sleep "$(( (GRACE_MS + 2500) / 1000 ))"
 declare -A STATUS=()
 while read -r host status; do STATUS[$host]=$status; done \
   < <(sql "$DATABASE" -e "SELECT host, status FROM hosts WHERE host LIKE '$host_like'")
@@ -277,7 +280,7 @@ for point in "${curve[@]}"; do
   read -r at count <<<"$point"
   # Read once the sink can know: a killed host counts as online for three
   # missed intervals.
-  probe=$(( at + 3 * INTERVAL_MS + 500 ))
+  probe=$(( at + GRACE_MS + 500 ))
   in_db=$(sql "$DATABASE" -e "SET time_zone = '+00:00'; SELECT COUNT(*) FROM hosts WHERE host LIKE '$host_like'
     AND first_seen <= FROM_UNIXTIME($probe / 1000)
     AND (offline_since IS NULL OR offline_since > FROM_UNIXTIME($probe / 1000))")

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 
 pub const MISSED_INTERVALS: u32 = 3;
 /// The shortest silence that counts as gone, whatever the interval.
-pub const MIN_SILENCE: Duration = Duration::from_secs(5);
+pub const MIN_SILENCE: Duration = Duration::from_secs(2);
 const EVERY: Duration = Duration::from_secs(1);
 
 const OVERDUE: &str = "status = 'online' AND last_seen < UTC_TIMESTAMP(6) - \
