@@ -136,7 +136,7 @@ pub fn message(sample: &Sample) -> Message {
     headers.insert(HEADER_MSG_ID, sample.msg_id().as_str());
     headers.insert(HEADER_CONTENT_TYPE, CONTENT_TYPE_MSGPACK);
     Message {
-        subject: format!("telemetry.{}.{}", sample.host, sample.kind().as_str()),
+        subject: sample.subject(),
         headers,
         payload: Bytes::from(sample.encode()),
     }

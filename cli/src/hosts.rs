@@ -90,7 +90,7 @@ pub async fn live(client: &async_nats::Client, within: Duration) -> anyhow::Resu
             if !kinds.contains(&kind) {
                 continue;
             }
-            let subject = format!("{}.{host}.{}", subject::TELEMETRY, kind.as_str());
+            let subject = subject::telemetry(&host, kind);
             let Ok(message) = stream.get_last_raw_message_by_subject(&subject).await else {
                 // Aged out between the listing and this read.
                 continue;

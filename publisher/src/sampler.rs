@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use vigia_schema::{subject, HelloBody, HostToken, Sample, SampleBody};
+use vigia_schema::{HelloBody, HostToken, Sample, SampleBody};
 
 use crate::hostinfo;
 use crate::outbox::{Outbox, Outgoing};
@@ -179,16 +179,8 @@ fn next_tick(due: Instant, every: Duration, now: Instant) -> Instant {
 
 /// The message for a sample: subject, id and MessagePack payload.
 pub fn outgoing(sample: &Sample) -> Outgoing {
-    // Samples are stamped with this publisher's own token, so the host
-    // always parses; the subject is built from the same string.
-    let subject = format!(
-        "{}.{}.{}",
-        subject::TELEMETRY,
-        sample.host,
-        sample.kind().as_str()
-    );
     Outgoing {
-        subject,
+        subject: sample.subject(),
         msg_id: sample.msg_id(),
         payload: Bytes::from(sample.encode()),
     }

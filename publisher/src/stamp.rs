@@ -25,10 +25,6 @@ impl Stamper {
         }
     }
 
-    pub fn host(&self) -> &HostToken {
-        &self.host
-    }
-
     pub fn boot(&self) -> &str {
         &self.boot
     }

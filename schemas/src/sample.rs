@@ -383,6 +383,11 @@ impl Sample {
         })
     }
 
+    /// The subject this sample is published on, `telemetry.<host>.<kind>`.
+    pub fn subject(&self) -> String {
+        crate::subject::telemetry(&self.host, self.kind())
+    }
+
     /// `Nats-Msg-Id` of this sample.
     pub fn msg_id(&self) -> String {
         crate::subject::msg_id(&self.host, &self.boot, self.kind(), self.seq)

@@ -25,8 +25,8 @@ pub const CONTENT_TYPE_MSGPACK: &str = "application/msgpack";
 /// Why the sink dead-lettered a payload, in words.
 pub const HEADER_DEADLETTER_REASON: &str = "Vigia-Deadletter-Reason";
 
-/// `telemetry.<host>.<kind>`
-pub fn telemetry(host: &HostToken, kind: Kind) -> String {
+/// `telemetry.<host>.<kind>`; `host` is a host token.
+pub fn telemetry(host: &str, kind: Kind) -> String {
     format!("{TELEMETRY}.{host}.{}", kind.as_str())
 }
 
@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn builds_and_splits_subjects() {
         let host = HostToken::parse("web-1").unwrap();
-        let subject = telemetry(&host, Kind::Procs);
+        let subject = telemetry(host.as_str(), Kind::Procs);
         assert_eq!(subject, "telemetry.web-1.procs");
         assert_eq!(split_telemetry(&subject), Some(("web-1", "procs")));
         assert_eq!(deadletter(&subject), "deadletter.telemetry.web-1.procs");

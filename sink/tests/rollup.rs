@@ -3,12 +3,16 @@
 //! of order), equal to a direct aggregate of the raw tables, and expired by
 //! retention with them.
 
+mod common;
+
 use std::time::Duration;
 
 use sqlx::MySqlPool;
-use vigia_schema::{CpuBody, RamBody, Sample, SampleBody, SCHEMA_VERSION};
+use vigia_schema::{CpuBody, RamBody, Sample, SampleBody};
 use vigia_sink::store::{connect, Writer};
 use vigia_testkit::TestDatabase;
+
+use common::sample;
 
 const SECOND: i64 = 1_000_000_000;
 const MINUTE: i64 = 60 * SECOND;
@@ -55,17 +59,6 @@ impl Lcg {
     }
     fn pct(&mut self) -> f32 {
         (self.next() % 10_000) as f32 / 100.0
-    }
-}
-
-fn sample(host: &str, boot: &str, seq: u64, ts: i64, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: host.into(),
-        boot: boot.into(),
-        seq,
-        ts,
-        body,
     }
 }
 

@@ -8,26 +8,16 @@ use std::time::Duration;
 use sqlx::MySqlPool;
 use vigia_schema::{
     ByeBody, CpuBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
-    SCHEMA_VERSION,
 };
 use vigia_sink::store::{connect, Writer};
 use vigia_testkit::TestDatabase;
+
+use common::sample;
 
 const SECOND: i64 = 1_000_000_000;
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap()
-}
-
-fn sample(host: &str, boot: &str, seq: u64, ts: i64, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: host.into(),
-        boot: boot.into(),
-        seq,
-        ts,
-        body,
-    }
 }
 
 fn procs(pids: &[i32]) -> SampleBody {

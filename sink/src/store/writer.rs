@@ -96,10 +96,6 @@ impl Writer {
         Self { pool, history_top }
     }
 
-    pub fn pool(&self) -> &MySqlPool {
-        &self.pool
-    }
-
     /// Writes every sample, or none of them.
     pub async fn write(&self, samples: &[&Sample]) -> Result<(), WriteError> {
         if samples.is_empty() {

@@ -225,3 +225,21 @@ pub fn stop_all(publishers: &mut [Child]) {
         assert!(status.success(), "publisher exited with {status}");
     }
 }
+
+/// A sample with the given envelope.
+pub fn sample(
+    host: &str,
+    boot: &str,
+    seq: u64,
+    ts: i64,
+    body: vigia_schema::SampleBody,
+) -> vigia_schema::Sample {
+    vigia_schema::Sample {
+        v: vigia_schema::SCHEMA_VERSION,
+        host: host.into(),
+        boot: boot.into(),
+        seq,
+        ts,
+        body,
+    }
+}
