@@ -57,6 +57,10 @@ pub struct Args {
     /// Extra flags for vigia-sink, e.g. "--batch-size 1000".
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     sink_args: String,
+    /// Keep the sink's log here, at trace level: per batch, where its time
+    /// went (gather, decode, write, ack, and each step of the write).
+    #[arg(long)]
+    sink_log: Option<std::path::PathBuf>,
 }
 
 /// Offset of the ceiling's seqs, so its rows never collide with the sink's.
@@ -67,12 +71,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let nats = NatsServer::start();
     let db = TestDatabase::new("bench_ingest");
     let logs = TempDir::new("vigia-bench-ingest");
-    let log = logs.path().join("sink.log");
+    let (log, level) = match &args.sink_log {
+        Some(path) => (path.clone(), "warn,vigia_sink=trace"),
+        None => (logs.path().join("sink.log"), "warn"),
+    };
     let nats_url = nats.url();
     let db_url = db.url();
     let mut sink_argv = vec!["--nats-url", &nats_url, "--database-url", &db_url];
     sink_argv.extend(args.sink_args.split_whitespace());
-    let sink = Child::spawn_with_log(&sink_bin, &sink_argv, &[("RUST_LOG", "warn")], Some(&log));
+    let sink = Child::spawn_with_log(&sink_bin, &sink_argv, &[("RUST_LOG", level)], Some(&log));
 
     let pool = wait_for_schema(&db_url).await?;
     let client = async_nats::connect(&nats_url).await?;

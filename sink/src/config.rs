@@ -54,6 +54,14 @@ pub struct Config {
     #[arg(long, env = "VIGIA_BATCH_WAIT", default_value = "200ms", value_parser = parse_positive)]
     pub batch_wait: Duration,
 
+    /// Most payload MiB in one batch, whatever its message count. Batches
+    /// are pulled and decoded while the previous one is written, so the
+    /// sink holds at most three: this bounds its memory, and smaller
+    /// batches overlap decoding with writing more finely.
+    #[arg(long, env = "VIGIA_BATCH_MAX_MIB", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub batch_max_mib: u32,
+
     /// How long samples are kept in MySQL.
     #[arg(long, env = "VIGIA_RETENTION", default_value = "7d", value_parser = parse_positive)]
     pub retention: Duration,
@@ -88,6 +96,7 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert_eq!(c.batch_size, 5000);
         assert_eq!(c.batch_wait, Duration::from_millis(200));
+        assert_eq!(c.batch_max_mib, 8);
         assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
         assert_eq!(c.stream, "TELEMETRY");
         assert_eq!(c.consumer, "sink");
@@ -99,5 +108,7 @@ mod tests {
         assert!(e.contains("--retention") && e.contains("'forever'"), "{e}");
         let e = parse(&["--batch-size", "0"]).unwrap_err();
         assert!(e.contains("--batch-size") && e.contains("'0'"), "{e}");
+        let e = parse(&["--batch-max-mib", "1000"]).unwrap_err();
+        assert!(e.contains("--batch-max-mib") && e.contains("'1000'"), "{e}");
     }
 }

@@ -6,31 +6,41 @@
 //! stream redelivers them, and the unique keys make the second write a
 //! no-op. While MySQL is away the batch in hand is retried with a capped
 //! backoff and nothing is acknowledged; the stream holds the rest.
+//!
+//! Two stages run at once, joined by a channel that holds one batch:
+//!
+//! ```text
+//! pull:  gather → decode + encode lists (blocking thread) ─┐ channel(1)
+//! write:                       transaction → commit → ack ◄┘
+//! ```
+//!
+//! so the CPU work of batch N+1 overlaps MySQL's work on batch N, and the
+//! sink holds at most three batches (gathering, waiting, writing), each
+//! capped by count and bytes. Batches are written one at a time, in the
+//! order they were pulled.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::Stream as Messages;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::message::Message;
 use async_nats::jetstream::{AckKind, Context};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use vigia_schema::Sample;
 
 use crate::classify::{classify, Rejection};
 use crate::deadletter;
 use crate::metrics::Metrics;
-use crate::store::{WriteError, Writer};
+use crate::store::{ProcessLists, WriteError, Writer};
 
 /// Longest a batch write may take before it counts as failed and is
 /// retried: a half-open connection to MySQL would otherwise hang ingest
 /// (and shutdown) until TCP gives up, minutes later.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Payload bytes that end a batch early, whatever its message count:
-/// memory is bounded by bytes, not only by messages.
-const BATCH_MAX_BYTES: usize = 64 << 20;
-
 /// A batch also closes when no message came for this long (the stream is
 /// drained), instead of always waiting the whole batch wait.
 const IDLE_GAP: Duration = Duration::from_millis(20);
@@ -46,6 +56,9 @@ pub struct Ingest {
     pub stream: String,
     pub batch_size: usize,
     pub batch_wait: Duration,
+    /// Payload bytes that end a batch early, whatever its message count:
+    /// memory is bounded by bytes, not only by messages.
+    pub batch_max_bytes: usize,
     pub dead_letter_log: LogLimit,
 }
 
@@ -80,6 +93,105 @@ struct Classified {
     verdict: Result<Sample, Rejection>,
 }
 
+/// A batch between the stages: decoded, its lists encoded, not yet written.
+struct Batch {
+    items: Vec<Classified>,
+    lists: ProcessLists,
+    bytes: usize,
+    gathered: Duration,
+    decoded: Duration,
+}
+
+impl Batch {
+    /// The CPU half of a batch's work, for a blocking thread.
+    fn prepare(messages: Vec<Message>, gathered: Duration) -> Batch {
+        let started = std::time::Instant::now();
+        let bytes = messages.iter().map(|m| m.payload.len()).sum();
+        let items: Vec<Classified> = messages
+            .into_iter()
+            .map(|message| {
+                let verdict = classify(&message.subject, &message.payload);
+                Classified { message, verdict }
+            })
+            .collect();
+        let samples: Vec<&Sample> = items
+            .iter()
+            .filter_map(|c| c.verdict.as_ref().ok())
+            .collect();
+        let lists = ProcessLists::encode(&samples);
+        Batch {
+            items,
+            lists,
+            bytes,
+            gathered,
+            decoded: started.elapsed(),
+        }
+    }
+}
+
+impl Batch {
+    fn into_messages(self) -> Vec<Message> {
+        self.items.into_iter().map(|c| c.message).collect()
+    }
+}
+
+/// Longest a stopping sink spends handing unwritten messages back.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Hands messages that will not be written back to the stream at once
+/// (a NAK), instead of letting them wait out the ack wait before another
+/// sink, or this one restarted, gets them.
+///
+/// Best effort: seen with nats-server 2.9.10, the first message handed
+/// back after this sink unsubscribed can still go to its last pull request
+/// (which the server drops only after that failed delivery); that one
+/// message waits out the ack wait, the rest are redelivered at once.
+async fn release(messages: impl IntoIterator<Item = Message>) {
+    let naks = async {
+        for message in messages {
+            if message.ack_with(AckKind::Nak(None)).await.is_err() {
+                // NATS is away: the ack wait redelivers them instead.
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(RELEASE_TIMEOUT, naks).await;
+}
+
+/// Messages the server already delivered to this sink that the pull has
+/// not taken yet (a pull asks for up to a thousand), without waiting.
+fn delivered(messages: &mut Messages) -> Vec<Message> {
+    let mut out = Vec::new();
+    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+        out.push(message);
+    }
+    out
+}
+
+/// The shutdown signal, shared by both stages; waiting on it again after
+/// it fired returns at once.
+struct Stop(watch::Sender<bool>);
+
+impl Stop {
+    fn new() -> Self {
+        Stop(watch::channel(false).0)
+    }
+
+    fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives as long as `self`, so this only returns on true.
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+}
+
 /// Logs a failing dependency once when it fails and once when it is back.
 #[derive(Default)]
 struct Health {
@@ -105,10 +217,10 @@ impl Health {
 impl Ingest {
     /// Runs until `shutdown` resolves; a batch being written then is
     /// finished first, unless it is waiting for MySQL, in which case it is
-    /// left unacknowledged for the stream to redeliver.
+    /// handed back to the stream unacknowledged, as are batches not yet
+    /// written.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tokio::pin!(shutdown);
-        let mut messages = self
+        let messages = self
             .consumer
             .stream()
             // No max_bytes on the pull: with async-nats 0.51 a pull stream
@@ -120,15 +232,54 @@ impl Ingest {
             .expires(Duration::from_secs(30))
             .messages()
             .await?;
+        let stop = Stop::new();
+        let (ready_tx, ready_rx) = mpsc::channel(1);
+        let work = async {
+            let ((pulled, mut held), unwritten) = tokio::join!(
+                self.pull(messages, ready_tx, &stop),
+                self.write_all(ready_rx, &stop)
+            );
+            held.extend(unwritten);
+            (pulled, held)
+        };
+        tokio::pin!(work, shutdown);
+        let (pulled, held) = tokio::select! {
+            result = &mut work => result,
+            _ = &mut shutdown => {
+                stop.trigger();
+                work.await
+            }
+        };
+        // The pull stream is gone, so this sink has unsubscribed; once the
+        // server knows, the messages handed back go to another sink, not
+        // to this one's last pull request.
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, self.jetstream.client().flush()).await;
+        release(held).await;
+        pulled
+    }
+
+    /// The first stage: gathers batches and prepares them on a blocking
+    /// thread, then hands them to [`Ingest::write_all`], waiting while it
+    /// is busy (this is the back-pressure: nothing more is pulled). Returns
+    /// with the messages it holds at shutdown.
+    async fn pull(
+        &self,
+        mut messages: Messages,
+        ready: mpsc::Sender<Batch>,
+        stop: &Stop,
+    ) -> (anyhow::Result<()>, Vec<Message>) {
         let mut nats = Health::default();
         loop {
             let first = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = stop.wait() => return (Ok(()), delivered(&mut messages)),
                 next = messages.next() => next,
             };
             let mut batch = Vec::with_capacity(self.batch_size.min(4096));
             match first {
-                None => anyhow::bail!("the consumer's message stream ended"),
+                None => {
+                    let ended = anyhow::anyhow!("the consumer's message stream ended");
+                    return (Err(ended), Vec::new());
+                }
                 Some(Err(error)) => {
                     nats.failed("pulling from JetStream", &error, 0);
                     continue;
@@ -136,9 +287,10 @@ impl Ingest {
                 Some(Ok(message)) => batch.push(message),
             }
             nats.ok("pulling from JetStream");
-            let deadline = Instant::now() + self.batch_wait;
+            let gathering = Instant::now();
+            let deadline = gathering + self.batch_wait;
             let mut bytes = batch[0].payload.len();
-            while batch.len() < self.batch_size && bytes < BATCH_MAX_BYTES {
+            while batch.len() < self.batch_size && bytes < self.batch_max_bytes {
                 // A stream that has gone quiet closes the batch early: there
                 // is no point holding what arrived for messages not coming.
                 let until = deadline.min(Instant::now() + IDLE_GAP);
@@ -154,32 +306,65 @@ impl Ingest {
                     Ok(None) | Err(_) => break,
                 }
             }
-            if !self.process(batch, &mut shutdown).await {
-                return Ok(());
+            if stop.is_triggered() {
+                batch.extend(delivered(&mut messages));
+                return (Ok(()), batch);
+            }
+            let gathered = gathering.elapsed();
+            let prepared =
+                tokio::task::spawn_blocking(move || Batch::prepare(batch, gathered)).await;
+            let batch = match prepared {
+                Ok(batch) => batch,
+                // Only a panic gets here; the messages went with it and
+                // the ack wait redelivers them.
+                Err(error) => return (Err(error.into()), Vec::new()),
+            };
+            if let Err(mpsc::error::SendError(batch)) = ready.send(batch).await {
+                // The writer stopped: shutdown.
+                let mut held = batch.into_messages();
+                held.extend(delivered(&mut messages));
+                return (Ok(()), held);
             }
         }
     }
 
-    /// Stores, dead-letters and acknowledges one batch. Returns false when
-    /// shutdown came while it waited for MySQL or NATS.
-    async fn process(
-        &self,
-        batch: Vec<Message>,
-        shutdown: &mut (impl Future<Output = ()> + Unpin),
-    ) -> bool {
-        let mut classified: Vec<Classified> = batch
-            .into_iter()
-            .map(|message| {
-                let verdict = classify(&message.subject, &message.payload);
-                Classified { message, verdict }
-            })
-            .collect();
-        if !self.store(&mut classified, shutdown).await {
-            return false;
+    /// The second stage: writes and acknowledges batches one at a time, in
+    /// the order they were pulled, until shutdown or the end of the pull.
+    /// Returns the messages of batches it did not write.
+    async fn write_all(&self, mut ready: mpsc::Receiver<Batch>, stop: &Stop) -> Vec<Message> {
+        let mut unwritten = Vec::new();
+        loop {
+            let batch = tokio::select! {
+                biased;
+                _ = stop.wait() => break,
+                batch = ready.recv() => match batch {
+                    Some(batch) => batch,
+                    None => break,
+                },
+            };
+            if let Err(batch) = self.process(batch, stop).await {
+                unwritten = batch.into_messages();
+                break;
+            }
         }
+        ready.close();
+        while let Ok(batch) = ready.try_recv() {
+            unwritten.extend(batch.into_messages());
+        }
+        unwritten
+    }
+
+    /// Stores, dead-letters and acknowledges one batch. Gives the batch
+    /// back when shutdown came while it waited for MySQL, unwritten.
+    async fn process(&self, mut batch: Batch, stop: &Stop) -> Result<(), Batch> {
+        let started = Instant::now();
+        if !self.store(&mut batch.items, &batch.lists, stop).await {
+            return Err(batch);
+        }
+        let written = started.elapsed();
         let mut stored = 0u64;
         let mut nats = Health::default();
-        for item in &classified {
+        for item in &batch.items {
             match &item.verdict {
                 Ok(_) => {
                     if let Err(error) = item.message.ack().await {
@@ -189,24 +374,33 @@ impl Ingest {
                     stored += 1;
                 }
                 Err(rejection) => {
-                    if !self.dead_letter(&item.message, rejection, shutdown).await {
-                        return false;
+                    if !self.dead_letter(&item.message, rejection, stop).await {
+                        // Stored and acknowledged as far as it got; the
+                        // rest waits out the ack wait (NATS is away).
+                        return Ok(());
                     }
                 }
             }
         }
         Metrics::add(&self.metrics.stored, stored);
         Metrics::add(&self.metrics.batches, 1);
-        true
+        // Where a batch's time goes, for whoever tunes the sink
+        // (RUST_LOG=vigia_sink=debug); one line per batch, never per sample.
+        tracing::debug!(
+            messages = batch.items.len(),
+            bytes = batch.bytes,
+            gather_ms = batch.gathered.as_secs_f64() * 1e3,
+            decode_ms = batch.decoded.as_secs_f64() * 1e3,
+            write_ms = written.as_secs_f64() * 1e3,
+            ack_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
+            "batch stored"
+        );
+        Ok(())
     }
 
     /// Writes the batch's samples, retrying while MySQL is unavailable.
     /// Samples MySQL rejects as data are moved to the rejected side.
-    async fn store(
-        &self,
-        batch: &mut [Classified],
-        shutdown: &mut (impl Future<Output = ()> + Unpin),
-    ) -> bool {
+    async fn store(&self, batch: &mut [Classified], lists: &ProcessLists, stop: &Stop) -> bool {
         let mut health = Health::default();
         let mut backoff = BACKOFF_START;
         loop {
@@ -214,9 +408,10 @@ impl Ingest {
                 .iter()
                 .filter_map(|c| c.verdict.as_ref().ok())
                 .collect();
-            let written = tokio::time::timeout(WRITE_TIMEOUT, self.writer.write(&samples))
-                .await
-                .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
+            let written =
+                tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_prepared(&samples, lists))
+                    .await
+                    .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
             let error = match written {
                 Ok(()) => {
                     health.ok("writing to MySQL");
@@ -227,7 +422,7 @@ impl Ingest {
                 }
                 Err(WriteError::Rejected(error)) if samples.len() > 1 => {
                     tracing::warn!(%error, "MySQL rejected a batch; writing its samples one by one");
-                    match self.isolate_rejected(batch).await {
+                    match self.isolate_rejected(batch, lists).await {
                         Ok(()) => return true,
                         Err(error) => error,
                     }
@@ -246,7 +441,7 @@ impl Ingest {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             Metrics::add(&self.metrics.write_retries, 1);
             tokio::select! {
-                _ = &mut *shutdown => return false,
+                _ = stop.wait() => return false,
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -254,12 +449,17 @@ impl Ingest {
     }
 
     /// Writes each sample alone and marks those MySQL rejects.
-    async fn isolate_rejected(&self, batch: &mut [Classified]) -> Result<(), WriteError> {
+    async fn isolate_rejected(
+        &self,
+        batch: &mut [Classified],
+        lists: &ProcessLists,
+    ) -> Result<(), WriteError> {
         for item in batch.iter_mut() {
             let Ok(sample) = &item.verdict else { continue };
-            let written = tokio::time::timeout(WRITE_TIMEOUT, self.writer.write(&[sample]))
-                .await
-                .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
+            let written =
+                tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_prepared(&[sample], lists))
+                    .await
+                    .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
             match written {
                 Ok(()) => {}
                 Err(WriteError::Rejected(error)) => {
@@ -273,12 +473,7 @@ impl Ingest {
 
     /// Republishes a message to the dead-letter subject, then terminates
     /// it so it is never redelivered.
-    async fn dead_letter(
-        &self,
-        message: &Message,
-        rejection: &Rejection,
-        shutdown: &mut (impl Future<Output = ()> + Unpin),
-    ) -> bool {
+    async fn dead_letter(&self, message: &Message, rejection: &Rejection, stop: &Stop) -> bool {
         // The original's stream sequence: a dead letter sent again after a
         // crash is stored once. Messages from a consumer always have it.
         let id = match message.info() {
@@ -306,7 +501,7 @@ impl Ingest {
                 Err(error) => health.failed("publishing a dead letter", &error, 1),
             }
             tokio::select! {
-                _ = &mut *shutdown => return false,
+                _ = stop.wait() => return false,
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! JetStream consumer "sink"  (durable, pull, explicit acks)
-//!   → ingest    batches of up to N messages or W milliseconds
-//!   → classify  decode + check; rejects → deadletter.<subject>
-//!   → store     one transaction per batch, idempotent inserts
+//!   → ingest    batches of up to N messages, M MiB or W milliseconds
+//!   → classify  decode + check; rejects → deadletter.<subject>   ┐ while the
+//!               process lists encoded as JSON                    ┘ previous batch
+//!   → store     one transaction per batch, idempotent inserts      is written
 //!   → ack       only after commit
 //! beside it: liveness (offline hosts), retention (old rows), stats logs
 //! ```
@@ -69,6 +70,7 @@ pub async fn run(
         stream: config.stream.clone(),
         batch_size: config.batch_size as usize,
         batch_wait: config.batch_wait,
+        batch_max_bytes: config.batch_max_mib as usize * (1 << 20),
         dead_letter_log: ingest::LogLimit::every(Duration::from_secs(60)),
     };
     let result = ingest.run(shutdown).await;

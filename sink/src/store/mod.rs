@@ -1,9 +1,11 @@
 //! MySQL: connecting, migrating, and writing batches.
 
 mod db;
+mod lists;
 mod rollup;
 mod rows;
 mod writer;
 
 pub use db::{connect, redact};
-pub use writer::{process_list_json, WriteError, Writer};
+pub use lists::{process_list_json, ProcessLists};
+pub use writer::{WriteError, Writer};
