@@ -16,8 +16,10 @@
 //!
 //! so the CPU work of batch N+1 overlaps MySQL's work on batch N, and the
 //! sink holds at most three batches (gathering, waiting, writing), each
-//! capped by count and bytes. Batches are written one at a time, in the
-//! order they were pulled.
+//! capped by count and bytes, plus what the client has pulled ahead (at
+//! most one pull of a thousand messages). Batches are written one at a
+//! time, in the order they were pulled. Held messages are kept alive
+//! against the ack wait ([`Held`]) however long MySQL takes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use vigia_schema::Sample;
 
 use crate::classify::{classify, Rejection};
 use crate::deadletter;
+use crate::held::{Held, KEEP_ALIVE_EVERY};
 use crate::metrics::Metrics;
 use crate::store::{ProcessLists, WriteError, Writer};
 
@@ -95,6 +98,8 @@ struct Classified {
 
 /// A batch between the stages: decoded, its lists encoded, not yet written.
 struct Batch {
+    /// Its id in [`Held`].
+    held: u64,
     items: Vec<Classified>,
     lists: ProcessLists,
     bytes: usize,
@@ -104,7 +109,7 @@ struct Batch {
 
 impl Batch {
     /// The CPU half of a batch's work, for a blocking thread.
-    fn prepare(messages: Vec<Message>, gathered: Duration) -> Batch {
+    fn prepare(messages: Vec<Message>, held: u64, gathered: Duration) -> Batch {
         let started = std::time::Instant::now();
         let bytes = messages.iter().map(|m| m.payload.len()).sum();
         let items: Vec<Classified> = messages
@@ -120,6 +125,7 @@ impl Batch {
             .collect();
         let lists = ProcessLists::encode(&samples);
         Batch {
+            held,
             items,
             lists,
             bytes,
@@ -233,17 +239,25 @@ impl Ingest {
             .messages()
             .await?;
         let stop = Stop::new();
+        let held = Held::default();
+        let client = self.jetstream.client();
         let (ready_tx, ready_rx) = mpsc::channel(1);
         let work = async {
-            let ((pulled, mut held), unwritten) = tokio::join!(
-                self.pull(messages, ready_tx, &stop),
-                self.write_all(ready_rx, &stop)
-            );
-            held.extend(unwritten);
-            (pulled, held)
+            let stages = async {
+                let ((pulled, mut unwritten), more) = tokio::join!(
+                    self.pull(messages, ready_tx, &held, &stop),
+                    self.write_all(ready_rx, &held, &stop)
+                );
+                unwritten.extend(more);
+                (pulled, unwritten)
+            };
+            tokio::select! {
+                result = stages => result,
+                never = held.keep_alive(&client, KEEP_ALIVE_EVERY) => match never {},
+            }
         };
         tokio::pin!(work, shutdown);
-        let (pulled, held) = tokio::select! {
+        let (pulled, unwritten) = tokio::select! {
             result = &mut work => result,
             _ = &mut shutdown => {
                 stop.trigger();
@@ -253,8 +267,8 @@ impl Ingest {
         // The pull stream is gone, so this sink has unsubscribed; once the
         // server knows, the messages handed back go to another sink, not
         // to this one's last pull request.
-        let _ = tokio::time::timeout(RELEASE_TIMEOUT, self.jetstream.client().flush()).await;
-        release(held).await;
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, client.flush()).await;
+        release(unwritten).await;
         pulled
     }
 
@@ -266,6 +280,7 @@ impl Ingest {
         &self,
         mut messages: Messages,
         ready: mpsc::Sender<Batch>,
+        held: &Held,
         stop: &Stop,
     ) -> (anyhow::Result<()>, Vec<Message>) {
         let mut nats = Health::default();
@@ -311,8 +326,9 @@ impl Ingest {
                 return (Ok(()), batch);
             }
             let gathered = gathering.elapsed();
+            let id = held.hold(&batch);
             let prepared =
-                tokio::task::spawn_blocking(move || Batch::prepare(batch, gathered)).await;
+                tokio::task::spawn_blocking(move || Batch::prepare(batch, id, gathered)).await;
             let batch = match prepared {
                 Ok(batch) => batch,
                 // Only a panic gets here; the messages went with it and
@@ -331,7 +347,12 @@ impl Ingest {
     /// The second stage: writes and acknowledges batches one at a time, in
     /// the order they were pulled, until shutdown or the end of the pull.
     /// Returns the messages of batches it did not write.
-    async fn write_all(&self, mut ready: mpsc::Receiver<Batch>, stop: &Stop) -> Vec<Message> {
+    async fn write_all(
+        &self,
+        mut ready: mpsc::Receiver<Batch>,
+        held: &Held,
+        stop: &Stop,
+    ) -> Vec<Message> {
         let mut unwritten = Vec::new();
         loop {
             let batch = tokio::select! {
@@ -342,9 +363,13 @@ impl Ingest {
                     None => break,
                 },
             };
-            if let Err(batch) = self.process(batch, stop).await {
-                unwritten = batch.into_messages();
-                break;
+            let id = batch.held;
+            match self.process(batch, stop).await {
+                Ok(()) => held.let_go(id),
+                Err(batch) => {
+                    unwritten = batch.into_messages();
+                    break;
+                }
             }
         }
         ready.close();

@@ -18,13 +18,14 @@ pub const DEADLETTER_STREAM: &str = "DEADLETTER";
 /// JetStream drops a repeated `Nats-Msg-Id` seen within this window.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Time a delivered message may stay unacknowledged before redelivery.
-/// Longer than the longest write the sink allows itself (ingest's
-/// WRITE_TIMEOUT), so a slow batch is not handed to another sink meanwhile.
+/// A sink keeps what it holds alive every 20 s (held.rs), however long its
+/// writes take, so this is how soon a dead sink's messages go to another.
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
 /// Messages handed out and not yet acknowledged, across all sinks: room for
-/// a few sinks each holding a full default batch. Not derived from one
-/// sink's flags, since every sink that starts updates the consumer.
-pub const MAX_ACK_PENDING: i64 = 20_000;
+/// a few sinks each holding three full default batches (gathering, decoded,
+/// writing: 15,000) and a pull ahead (1,000). Not derived from one sink's
+/// flags, since every sink that starts updates the consumer.
+pub const MAX_ACK_PENDING: i64 = 64_000;
 
 /// The telemetry stream as the contract defines it (nats/README.md).
 pub fn telemetry_stream(config: &Config) -> StreamConfig {

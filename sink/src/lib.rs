@@ -13,6 +13,7 @@
 pub mod classify;
 pub mod config;
 pub mod deadletter;
+pub mod held;
 pub mod ingest;
 pub mod jetstream;
 pub mod liveness;

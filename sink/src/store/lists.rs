@@ -45,15 +45,16 @@ impl DateTime6 {
         }
         let t = &self.0;
         let mut out = *b"0000-00-00 00:00:00.000000";
-        // Years outside 0..=9999 cannot be stored as DATETIME; clamping
-        // keeps the text well-formed (MySQL then stores the nearest bound).
+        // `datetime()` covers 1677 to 2262 (i64 nanoseconds): the clamp
+        // only keeps the text four digits wide, whatever it is given.
         put(&mut out[0..4], t.year().clamp(0, 9999) as u32);
         put(&mut out[5..7], t.month());
         put(&mut out[8..10], t.day());
         put(&mut out[11..13], t.hour());
         put(&mut out[14..16], t.minute());
         put(&mut out[17..19], t.second());
-        // A leap second shows as nanosecond >= 1e9; DATETIME has none.
+        // A leap second (never made from unix nanoseconds) would show as
+        // nanosecond >= 1e9; DATETIME has none.
         put(&mut out[20..26], (t.nanosecond() / 1_000).min(999_999));
         out
     }
@@ -109,8 +110,8 @@ pub fn process_list_json(body: &ProcsBody) -> String {
 /// its locks only for the SQL.
 #[derive(Default)]
 pub struct ProcessLists {
-    /// host → (boot, seq, list) of that host's newest snapshot.
-    by_host: HashMap<String, (String, u64, String)>,
+    /// host → (boot, seq, ts, list) of that host's newest snapshot.
+    by_host: HashMap<String, (String, u64, i64, String)>,
 }
 
 impl ProcessLists {
@@ -125,7 +126,7 @@ impl ProcessLists {
             .map(|(s, body)| {
                 (
                     s.host.clone(),
-                    (s.boot.clone(), s.seq, process_list_json(body)),
+                    (s.boot.clone(), s.seq, s.ts, process_list_json(body)),
                 )
             })
             .collect();
@@ -136,8 +137,10 @@ impl ProcessLists {
     pub fn get(&self, sample: &Sample) -> Option<&str> {
         self.by_host
             .get(&sample.host)
-            .filter(|(boot, seq, _)| *boot == sample.boot && *seq == sample.seq)
-            .map(|(_, _, json)| json.as_str())
+            .filter(|(boot, seq, ts, _)| {
+                *boot == sample.boot && *seq == sample.seq && *ts == sample.ts
+            })
+            .map(|(_, _, _, json)| json.as_str())
     }
 }
 
