@@ -55,7 +55,7 @@ if [ -n "$fresh" ] || [ "${VIGIA_BENCH_REFILL:-0}" = 1 ]; then
     SELECT table_name, table_rows, ROUND((data_length + index_length) / 1048576) AS mib
     FROM information_schema.tables WHERE table_schema = 'vigia_bench' ORDER BY 3 DESC"
   # What Grafana would meet: statistics current, as after normal operation.
-  mariadb -h127.0.0.1 -P"$PORT" -uroot vigia_bench -e 'ANALYZE TABLE hosts, host_minutes, cpu_samples, ram_samples, process_samples, procs_snapshots, host_events, processes' >/dev/null
+  mariadb -h127.0.0.1 -P"$PORT" -uroot vigia_bench -e 'ANALYZE TABLE hosts, host_minutes, host_ten_minutes, process_ten_minutes, cpu_samples, ram_samples, process_samples, procs_snapshots, host_events, processes' >/dev/null
 fi
 
 echo "== timing every panel query"

@@ -32,23 +32,28 @@ async fn filled(tag: &str) -> Result<common::TestDb> {
     Ok(db)
 }
 
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The last `range`, on a 1000-point panel, as Grafana asks for it.
+fn last(range: Duration) -> Result<QueryWindow> {
+    QueryWindow::for_range(Utc::now(), range, 1000, Duration::from_secs(1))
+}
+
 fn last_hour() -> Result<QueryWindow> {
-    QueryWindow::for_range(
-        Utc::now(),
-        Duration::from_secs(3600),
-        1000,
-        Duration::from_secs(1),
-    )
+    last(HOUR)
 }
 
 /// Runs every panel of `d` with its variables resolved as on first open;
 /// every target must return rows.
-async fn every_panel_has_rows(conn: &mut MySqlConnection, d: &Dashboard) -> Result<usize> {
-    let window = last_hour()?;
-    let vars = runner::resolve_variables(conn, d, &window).await?;
+async fn every_panel_has_rows(
+    conn: &mut MySqlConnection,
+    d: &Dashboard,
+    window: &QueryWindow,
+) -> Result<usize> {
+    let vars = runner::resolve_variables(conn, d, window).await?;
     let mut ran = 0;
     for p in &d.panels {
-        for o in runner::run_panel(conn, p, &vars, &window).await? {
+        for o in runner::run_panel(conn, p, &vars, window).await? {
             ensure!(
                 o.rows > 0,
                 "{}: panel {} returned no rows:\n{}",
@@ -67,13 +72,18 @@ async fn every_panel_returns_rows_on_a_filled_fleet() -> Result<()> {
     let db = filled("all").await?;
     let result = async {
         let mut conn = runner::connect(&db.url).await?;
-        let mut ran = 0;
-        for d in dashboard::load_all(&dashboard::dashboards_dir())? {
-            ran += every_panel_has_rows(&mut conn, &d)
-                .await
-                .with_context(|| d.title.clone())?;
+        // The dashboards' default range, and a day: ranges over 6 h read
+        // the coarser rollups (0005_long_range_rollups.sql).
+        for range in [HOUR, 24 * HOUR] {
+            let window = last(range)?;
+            let mut ran = 0;
+            for d in dashboard::load_all(&dashboard::dashboards_dir())? {
+                ran += every_panel_has_rows(&mut conn, &d, &window)
+                    .await
+                    .with_context(|| format!("{} over {range:?}", d.title))?;
+            }
+            ensure!(ran >= 20, "only {ran} queries ran over {range:?}");
         }
-        ensure!(ran >= 20, "only {ran} queries ran");
         anyhow::Ok(())
     }
     .await;
@@ -123,6 +133,64 @@ async fn fleet_counts_follow_the_churn() -> Result<()> {
         hosts.sort();
         hosts.dedup();
         check_eq(hosts.len(), HOSTS as usize)?;
+        anyhow::Ok(())
+    }
+    .await;
+    db.drop().await?;
+    result
+}
+
+/// The distinct `metric` values a panel returns.
+async fn metrics(
+    conn: &mut MySqlConnection,
+    d: &Dashboard,
+    title: &str,
+    vars: &Variables,
+    window: &QueryWindow,
+) -> Result<Vec<String>> {
+    let panel = d
+        .panels
+        .iter()
+        .find(|p| p.title == title)
+        .with_context(|| format!("no panel {title}"))?;
+    let sql = vigia_dashboards::expand(&panel.targets[0].raw_sql, vars, window)?;
+    let rows = runner::query(conn, &sql).await?;
+    let mut out: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[tokio::test]
+async fn long_ranges_read_the_rollups_and_agree_with_the_raw_rows() -> Result<()> {
+    let db = filled("long").await?;
+    let result = async {
+        let mut conn = runner::connect(&db.url).await?;
+        let dir = dashboard::dashboards_dir();
+        let fleet = dashboard::load(&dir.join("fleet.json"))?;
+        let host = dashboard::load(&dir.join("host.json"))?;
+        // Up to 6 h (3 h for the process panels) reads the finer tables, a
+        // minute more the coarser ones; both cover the whole 15 minutes of
+        // data, so each panel must draw the same series: every host, and
+        // the same top eight processes.
+        let minute = Duration::from_secs(60);
+        let (short, long) = (last(6 * HOUR)?, last(6 * HOUR + minute)?);
+        for title in ["CPU busy % per host", "RAM used % per host"] {
+            let vars = Variables::new();
+            let a = metrics(&mut conn, &fleet, title, &vars, &short).await?;
+            let b = metrics(&mut conn, &fleet, title, &vars, &long).await?;
+            check_eq(a.len(), HOSTS as usize)?;
+            check_eq(&a, &b).with_context(|| title.to_owned())?;
+        }
+        let mut vars = Variables::new();
+        vars.set("host", Value::Single("host-005".into()), false);
+        let (short, long) = (last(3 * HOUR)?, last(3 * HOUR + minute)?);
+        for title in ["Top processes by CPU", "Top processes by RSS"] {
+            let a = metrics(&mut conn, &host, title, &vars, &short).await?;
+            let b = metrics(&mut conn, &host, title, &vars, &long).await?;
+            check_eq(a.len(), 8)?;
+            check_eq(&a, &b).with_context(|| title.to_owned())?;
+        }
         anyhow::Ok(())
     }
     .await;

@@ -22,6 +22,13 @@ const SAMPLE_TABLES: [&str; 4] = [
     "process_samples",
 ];
 
+/// Rollup tables and their time column, keyed by (host, time, ...).
+const ROLLUP_TABLES: [(&str, &str); 3] = [
+    ("host_minutes", "minute"),
+    ("host_ten_minutes", "period"),
+    ("process_ten_minutes", "period"),
+];
+
 /// One pass over every table; returns the rows deleted.
 pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let cutoff: NaiveDateTime = (Utc::now() - retention).naive_utc();
@@ -35,10 +42,13 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
             deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
         }
     }
-    // The per-minute rollup (0003_host_minutes.sql) goes with its samples.
-    let sql = format!("DELETE FROM host_minutes WHERE host = ? AND minute < ? LIMIT {CHUNK}");
-    for host in &hosts {
-        deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
+    // The rollups (0003_host_minutes.sql, 0005_long_range_rollups.sql) go
+    // with their samples.
+    for (table, column) in ROLLUP_TABLES {
+        let sql = format!("DELETE FROM {table} WHERE host = ? AND {column} < ? LIMIT {CHUNK}");
+        for host in &hosts {
+            deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
+        }
     }
     let sql = format!("DELETE FROM host_events WHERE ts < ? LIMIT {CHUNK}");
     deleted += in_chunks(pool, &sql, None, cutoff).await?;

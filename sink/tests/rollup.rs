@@ -1,14 +1,15 @@
-//! `host_minutes`, the per-host, per-minute rollup, against a real MariaDB:
-//! exact however the samples arrive (redelivered, split across batches, out
-//! of order), equal to a direct aggregate of the raw tables, and expired by
-//! retention with them.
+//! The rollups (`host_minutes`, `host_ten_minutes`, `process_ten_minutes`)
+//! against a real MariaDB: exact however the samples arrive (redelivered,
+//! split across batches, out of order), equal to a direct aggregate of the
+//! raw tables, and expired by retention with them.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sqlx::MySqlPool;
-use vigia_schema::{CpuBody, RamBody, Sample, SampleBody};
+use vigia_schema::{CpuBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody};
 use vigia_sink::store::{connect, Writer};
 use vigia_testkit::TestDatabase;
 
@@ -46,6 +47,62 @@ const DIRECT: &str = "SELECT COALESCE(c.host, r.host) AS host, CAST(COALESCE(c.m
       ON r.host = c.host AND r.m = c.m \
     ORDER BY 1, 2";
 
+/// The same shape of rows from host_ten_minutes.
+const TEN_ROWS: &str = "SELECT host, CAST(period AS CHAR), cpu_busy_pct, cpu_busy_max, load1, \
+    CAST(cpu_samples AS UNSIGNED), ram_used_pct, ram_used_max, CAST(ram_samples AS UNSIGNED) \
+    FROM host_ten_minutes ORDER BY host, period";
+
+/// The ten-minute figures straight from the raw tables.
+const TEN_DIRECT: &str =
+    "SELECT COALESCE(c.host, r.host) AS host, CAST(COALESCE(c.p, r.p) AS CHAR), \
+    c.cpu, c.cpu_max, c.load1, CAST(COALESCE(c.n, 0) AS UNSIGNED), \
+    CAST(r.ram AS DOUBLE), CAST(r.ram_max AS DOUBLE), CAST(COALESCE(r.n, 0) AS UNSIGNED) \
+    FROM (SELECT host, CAST(DATE_FORMAT(ts, '%Y-%m-%d %H:00:00') AS DATETIME) \
+              + INTERVAL (MINUTE(ts) DIV 10 * 10) MINUTE AS p, \
+            AVG(busy_pct) AS cpu, MAX(busy_pct) AS cpu_max, AVG(load1) AS load1, \
+            CAST(COUNT(*) AS UNSIGNED) AS n FROM cpu_samples GROUP BY host, p) c \
+    LEFT JOIN (SELECT host, CAST(DATE_FORMAT(ts, '%Y-%m-%d %H:00:00') AS DATETIME) \
+              + INTERVAL (MINUTE(ts) DIV 10 * 10) MINUTE AS p, \
+            AVG(100 * used / total) AS ram, MAX(100 * used / total) AS ram_max, \
+            CAST(COUNT(*) AS UNSIGNED) AS n FROM ram_samples WHERE total > 0 GROUP BY host, p) r \
+      ON r.host = c.host AND r.p = c.p \
+    ORDER BY 1, 2";
+
+/// One row of process_ten_minutes.
+type ProcessRow = (String, String, i32, String, f64, u64, u64);
+
+const PROCESS_ROWS: &str = "SELECT host, CAST(period AS CHAR), pid, name, cpu_pct, \
+    CAST(rss AS UNSIGNED), CAST(samples AS UNSIGNED) FROM process_ten_minutes \
+    ORDER BY host, period, pid, name";
+
+/// The same from the history, for the periods closed so far: those before
+/// the period of each host's newest snapshot.
+const PROCESS_DIRECT: &str = "SELECT s.host, CAST(p AS CHAR), pid, name, AVG(cpu_pct), \
+    CAST(MAX(rss) AS UNSIGNED), CAST(COUNT(*) AS UNSIGNED) \
+    FROM (SELECT host, pid, name, cpu_pct, rss, \
+            CAST(DATE_FORMAT(ts, '%Y-%m-%d %H:00:00') AS DATETIME) \
+              + INTERVAL (MINUTE(ts) DIV 10 * 10) MINUTE AS p FROM process_samples) s \
+    JOIN hosts h ON h.host = s.host \
+    WHERE s.p < CAST(DATE_FORMAT(h.procs_ts, '%Y-%m-%d %H:00:00') AS DATETIME) \
+              + INTERVAL (MINUTE(h.procs_ts) DIV 10 * 10) MINUTE \
+    GROUP BY s.host, p, pid, name ORDER BY s.host, p, pid, name";
+
+/// Every rollup's rows.
+#[derive(Debug, PartialEq)]
+struct Rollups {
+    minutes: Vec<Row>,
+    ten_minutes: Vec<Row>,
+    processes: Vec<ProcessRow>,
+}
+
+async fn rollups(pool: &MySqlPool) -> Rollups {
+    Rollups {
+        minutes: rows(pool, ROWS).await,
+        ten_minutes: rows(pool, TEN_ROWS).await,
+        processes: sqlx::query_as(PROCESS_ROWS).fetch_all(pool).await.unwrap(),
+    }
+}
+
 /// A tiny deterministic generator, so a failure replays.
 struct Lcg(u64);
 
@@ -63,11 +120,13 @@ impl Lcg {
 }
 
 /// Two hosts, CPU and RAM every second for three and a half minutes that
-/// start and end mid-minute, the second host restarting (a new boot) in the
-/// middle of a minute.
+/// start and end mid-minute and cross into a new ten minutes, the second
+/// host restarting (a new boot) in the middle of a minute.
 fn fleet() -> Vec<Sample> {
     let mut rng = Lcg(7);
-    let start = (chrono::Utc::now().timestamp_nanos_opt().unwrap() / MINUTE - 10) * MINUTE
+    let ten = 10 * MINUTE;
+    let start = (chrono::Utc::now().timestamp_nanos_opt().unwrap() / ten - 2) * ten
+        + 8 * MINUTE
         + 17 * SECOND
         + 250_000_000;
     let mut out = Vec::new();
@@ -82,7 +141,7 @@ fn fleet() -> Vec<Sample> {
             out.push(sample(
                 host,
                 boot,
-                2 * seq,
+                3 * seq,
                 ts,
                 SampleBody::Cpu(CpuBody {
                     busy_pct: rng.pct(),
@@ -94,7 +153,7 @@ fn fleet() -> Vec<Sample> {
             out.push(sample(
                 host,
                 boot,
-                2 * seq + 1,
+                3 * seq + 1,
                 ts + 1_000,
                 SampleBody::Ram(RamBody {
                     total: 8 << 30,
@@ -102,6 +161,28 @@ fn fleet() -> Vec<Sample> {
                     ..RamBody::default()
                 }),
             ));
+            // A snapshot every 5 s of six processes, two of which share a
+            // pid under different names (an exec); the writer keeps the
+            // top 2 by CPU and by RSS.
+            if i % 5 == 0 {
+                let processes = (0..6)
+                    .map(|p| ProcessEntry {
+                        pid: 100 + p.min(4),
+                        name: format!("proc-{p}"),
+                        cpu_pct: rng.pct(),
+                        rss: rng.next() * 1024,
+                        state: "S".into(),
+                        ..ProcessEntry::default()
+                    })
+                    .collect();
+                out.push(sample(
+                    host,
+                    boot,
+                    3 * seq + 2,
+                    ts + 2_000,
+                    SampleBody::Procs(ProcsBody { processes }),
+                ));
+            }
         }
     }
     out
@@ -125,23 +206,43 @@ fn close(a: Option<f64>, b: Option<f64>) -> bool {
     }
 }
 
-/// Checks every host_minutes row against a direct aggregate of the raw
-/// tables; returns the rows.
-async fn matches_raw_tables(pool: &MySqlPool) -> Vec<Row> {
-    let got_rows = rows(pool, ROWS).await;
-    let direct = rows(pool, DIRECT).await;
-    assert_eq!(got_rows.len(), direct.len());
-    for (got, want) in got_rows.iter().zip(&direct) {
-        assert_eq!((&got.0, &got.1), (&want.0, &want.1));
-        assert!(close(got.2, want.2), "cpu avg {got:?} vs {want:?}");
-        assert_eq!(got.3, want.3, "cpu max");
-        assert!(close(got.4, want.4), "load1 {got:?} vs {want:?}");
-        assert_eq!(got.5, want.5, "cpu count");
-        assert!(close(got.6, want.6), "ram avg {got:?} vs {want:?}");
-        assert!(close(got.7, want.7), "ram max {got:?} vs {want:?}");
-        assert_eq!(got.8, want.8, "ram count");
+fn same_aggregates(got: &[Row], want: &[Row], table: &str) {
+    assert_eq!(got.len(), want.len(), "{table}");
+    for (got, want) in got.iter().zip(want) {
+        assert_eq!((&got.0, &got.1), (&want.0, &want.1), "{table}");
+        assert!(close(got.2, want.2), "{table} cpu avg {got:?} vs {want:?}");
+        assert_eq!(got.3, want.3, "{table} cpu max");
+        assert!(close(got.4, want.4), "{table} load1 {got:?} vs {want:?}");
+        assert_eq!(got.5, want.5, "{table} cpu count");
+        assert!(close(got.6, want.6), "{table} ram avg {got:?} vs {want:?}");
+        assert!(close(got.7, want.7), "{table} ram max {got:?} vs {want:?}");
+        assert_eq!(got.8, want.8, "{table} ram count");
     }
-    got_rows
+}
+
+/// Checks every rollup row against a direct aggregate of the raw tables;
+/// returns the rows.
+async fn matches_raw_tables(pool: &MySqlPool) -> Rollups {
+    let got = rollups(pool).await;
+    same_aggregates(&got.minutes, &rows(pool, DIRECT).await, "host_minutes");
+    same_aggregates(
+        &got.ten_minutes,
+        &rows(pool, TEN_DIRECT).await,
+        "host_ten_minutes",
+    );
+    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_DIRECT)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(got.processes.len(), direct.len(), "process_ten_minutes");
+    for (g, w) in got.processes.iter().zip(&direct) {
+        assert_eq!(
+            (&g.0, &g.1, g.2, &g.3, g.5, g.6),
+            (&w.0, &w.1, w.2, &w.3, w.5, w.6)
+        );
+        assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
+    }
+    got
 }
 
 /// Writes `samples` in batches of `size`, in the order `order` gives.
@@ -165,13 +266,25 @@ async fn the_rollup_is_exact_however_the_samples_arrive() {
     // 210 s from :17 of a minute end at :47 of the fourth: 4 minutes per
     // host (beta's restart changes nothing here: the rollup is per host,
     // over every boot).
-    assert_eq!(once.len(), 8, "{once:#?}");
-    assert_eq!(once.iter().map(|r| r.5).sum::<u64>(), 420);
-    assert_eq!(once.iter().map(|r| r.8).sum::<u64>(), 420);
+    assert_eq!(once.minutes.len(), 8, "{once:#?}");
+    assert_eq!(once.minutes.iter().map(|r| r.5).sum::<u64>(), 420);
+    assert_eq!(once.minutes.iter().map(|r| r.8).sum::<u64>(), 420);
+    assert_eq!(once.ten_minutes.iter().map(|r| r.5).sum::<u64>(), 420);
+    assert_eq!(once.ten_minutes.len(), 4, "two periods per host");
+    // The first period (its last 103 s: 21 snapshots) is closed, the
+    // second is open and left to the raw table; 3 or 4 processes kept from
+    // each snapshot.
+    let periods: BTreeSet<&str> = once.processes.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(periods.len(), 1, "{periods:?}");
+    let kept: u64 = once.processes.iter().map(|r| r.6).sum();
+    assert!(
+        (2 * 21 * 3..=2 * 21 * 4).contains(&kept),
+        "{kept} history rows"
+    );
 
     // The same batch again (a redelivery): nothing changes.
     writer.write(&all).await.unwrap();
-    assert_eq!(rows(&pool, ROWS).await, once);
+    assert_eq!(rollups(&pool).await, once);
 
     // Split across batches, in several orders, some redelivered: the same rows.
     let (_db2, pool2, writer2) = setup("rollup_split").await;
@@ -185,9 +298,9 @@ async fn the_rollup_is_exact_however_the_samples_arrive() {
         shuffled.swap(i, rng.next() as usize % (i + 1));
     }
     write_in(&writer2, &samples, size, &backward).await;
-    assert_eq!(rows(&pool2, ROWS).await, once, "backward");
+    assert_eq!(rollups(&pool2).await, once, "backward");
     write_in(&writer2, &samples, size, &shuffled).await;
-    assert_eq!(rows(&pool2, ROWS).await, once, "redelivered, shuffled");
+    assert_eq!(rollups(&pool2).await, once, "redelivered, shuffled");
 
     let (_db3, pool3, writer3) = setup("rollup_shuffled").await;
     let mut odd_sizes = samples.clone();
@@ -199,7 +312,7 @@ async fn the_rollup_is_exact_however_the_samples_arrive() {
     // The rows match the raw tables at every step, not only at the end.
     matches_raw_tables(&pool3).await;
     write_in(&writer3, &odd_sizes, 53, &(0..m).collect::<Vec<_>>()).await;
-    assert_eq!(rows(&pool3, ROWS).await, once, "odd sizes, reversed");
+    assert_eq!(rollups(&pool3).await, once, "odd sizes, reversed");
 }
 
 #[tokio::test]
@@ -219,17 +332,54 @@ async fn retention_expires_the_rollup_with_the_samples() {
             }),
         )
     };
-    let (old, new) = (cpu(1, now - 10 * day), cpu(2, now));
-    writer.write(&[&old, &new]).await.unwrap();
-    let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM host_minutes")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+    let procs = |seq, ts| {
+        let processes = vec![ProcessEntry {
+            pid: 7,
+            name: "p".into(),
+            ..ProcessEntry::default()
+        }];
+        sample(
+            "h",
+            "b",
+            seq,
+            ts,
+            SampleBody::Procs(ProcsBody { processes }),
+        )
     };
-    assert_eq!(count().await, 2);
+    let samples = [
+        cpu(1, now - 10 * day),
+        cpu(2, now),
+        procs(3, now - 10 * day),
+        procs(4, now),
+    ];
+    writer
+        .write(&samples.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    // Before: both samples' rows, except the open period of processes
+    // (the new snapshot's), which stays in the raw table. After: the old
+    // ones are gone.
+    let tables = [
+        ("host_minutes", 2, 1),
+        ("host_ten_minutes", 2, 1),
+        ("process_ten_minutes", 1, 0),
+    ];
+    for (table, before, _) in tables {
+        assert_eq!(count(table).await, before, "{table} before");
+    }
     vigia_sink::retention::expire(&pool, Duration::from_secs(7 * 86_400))
         .await
         .unwrap();
-    assert_eq!(count().await, 1);
+    for (table, _, after) in tables {
+        assert_eq!(count(table).await, after, "{table} after");
+    }
 }

@@ -81,6 +81,9 @@ struct HostRow<'a> {
     procs: Option<&'a Sample>,
 }
 
+/// For each host of a batch, its newest procs snapshot stored before it.
+pub type ProcsBefore<'a> = HashMap<&'a str, Option<NaiveDateTime>>;
+
 /// Milliseconds spent in each step of a write, for the trace log.
 struct Steps(std::time::Instant);
 
@@ -134,14 +137,14 @@ impl Writer {
         let mut steps = Steps::start();
         let plan = Plan::new(samples);
         let mut tx = self.pool.begin().await?;
-        let procs_winners = self.write_hosts(&mut tx, &plan).await?;
+        let (procs_winners, procs_before) = self.write_hosts(&mut tx, &plan).await?;
         let hosts = steps.next();
         self.write_processes(&mut tx, &plan, &procs_winners, lists)
             .await?;
         let process_lists = steps.next();
         self.write_samples(&mut tx, &plan).await?;
         let samples = steps.next();
-        super::rollup::write(&mut tx, &plan).await?;
+        super::rollup::write(&mut tx, &plan, &procs_before).await?;
         let rollup = steps.next();
         tx.commit().await?;
         let commit = steps.next();
@@ -158,12 +161,13 @@ impl Writer {
     }
 
     /// Locks and updates the batch's hosts; returns the hosts whose newest
-    /// procs snapshot in this batch is newer than the one stored.
+    /// procs snapshot in this batch is newer than the one stored, and for
+    /// every host the time of the newest snapshot stored before the batch.
     async fn write_hosts<'a>(
         &self,
         conn: &mut MySqlConnection,
         plan: &Plan<'a>,
-    ) -> Result<Vec<&'a str>, WriteError> {
+    ) -> Result<(Vec<&'a str>, ProcsBefore<'a>), WriteError> {
         let names: Vec<&str> = plan.hosts.keys().copied().collect();
         let mut stored: HashMap<String, StoredHost> = HashMap::new();
         // In host order, chunk after chunk: the same lock order in every sink.
@@ -195,6 +199,11 @@ impl Writer {
         }
 
         let mut winners = Vec::new();
+        let procs_before: ProcsBefore = plan
+            .hosts
+            .keys()
+            .map(|host| (*host, stored.get(*host).and_then(|o| o.procs_ts)))
+            .collect();
         let mut rows = Vec::with_capacity(plan.hosts.len());
         for (host, seen) in &plan.hosts {
             let old = stored.get(*host);
@@ -297,7 +306,7 @@ impl Writer {
             },
         )
         .await?;
-        Ok(winners)
+        Ok((winners, procs_before))
     }
 
     /// Replaces the latest process list of each host that has a newer one:
