@@ -1,5 +1,6 @@
 //! One readable line per sample, for `watch`, and the units `hosts` shows.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use vigia_schema::{Sample, SampleBody};
@@ -12,7 +13,7 @@ pub fn line(sample: &Sample) -> String {
     let mut out = format!(
         "{} {} {:<5} #{}  ",
         clock(sample.ts),
-        sample.host,
+        shown(&sample.host),
         sample.kind().as_str(),
         sample.seq
     );
@@ -41,7 +42,7 @@ pub fn line(sample: &Sample) -> String {
             let listed: Vec<String> = top
                 .iter()
                 .take(TOP_PROCESSES)
-                .map(|e| format!("{} {} {:.1}%", e.pid, e.name, e.cpu_pct))
+                .map(|e| format!("{} {} {:.1}%", e.pid, shown(&e.name), e.cpu_pct))
                 .collect();
             write!(
                 out,
@@ -53,37 +54,60 @@ pub fn line(sample: &Sample) -> String {
         SampleBody::Hello(h) => write!(
             out,
             "vigia-publisher {} on {} (kernel {}), {} CPUs, {} RAM, source {}",
-            h.agent_version,
-            h.os,
-            h.kernel,
+            shown(&h.agent_version),
+            shown(&h.os),
+            shown(&h.kernel),
             h.cpus,
             bytes(h.ram_total),
-            h.source
+            shown(&h.source)
         ),
-        SampleBody::Bye(b) => write!(out, "stopped ({}), {} samples dropped", b.reason, b.dropped),
+        SampleBody::Bye(b) => write!(
+            out,
+            "stopped ({}), {} samples dropped",
+            shown(&b.reason),
+            b.dropped
+        ),
         SampleBody::Event(e) => {
             let pid = e.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-            let _ = write!(out, "{} pid {pid}", if e.action.is_empty() { "?" } else { &e.action });
+            let action = if e.action.is_empty() { "?" } else { &e.action };
+            let _ = write!(out, "{} pid {pid}", shown(action));
             if let Some(name) = &e.name {
-                let _ = write!(out, " ({name})");
+                let _ = write!(out, " ({})", shown(name));
             }
             if let Some(signal) = &e.signal {
-                let _ = write!(out, " SIG{signal}");
+                let _ = write!(out, " SIG{}", shown(signal));
             }
             if let Some(by) = &e.requested_by {
-                let _ = write!(out, " by {by}");
+                let _ = write!(out, " by {}", shown(by));
             }
             if let Some(user) = &e.nats_user {
-                let _ = write!(out, " (nats user {user})");
+                let _ = write!(out, " (nats user {})", shown(user));
             }
             let _ = write!(out, ": {}", e.outcome);
             match &e.error {
-                Some(error) => write!(out, ": {error}"),
+                Some(error) => write!(out, ": {}", shown(error)),
                 None => Ok(()),
             }
         }
     };
     out
+}
+
+/// Text from the wire as it is safe to print: control characters (say, a
+/// terminal escape sequence in a process name) shown escaped, not obeyed.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Unix nanoseconds as `HH:MM:SS.mmm` UTC.
@@ -163,6 +187,20 @@ mod tests {
         assert!(text.ends_with("6 p6 6.0%"), "{text}");
         assert!(!text.contains("5 p5"), "{text}");
         assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn control_characters_from_the_wire_are_shown_not_obeyed() {
+        let processes = vec![ProcessEntry {
+            pid: 9,
+            name: "\u{1b}[2Jevil\nname".into(),
+            cpu_pct: 1.0,
+            ..ProcessEntry::default()
+        }];
+        let text = line(&sample(SampleBody::Procs(ProcsBody { processes })));
+        assert!(text.contains(r"9 \u{1b}[2Jevil\nname 1.0%"), "{text}");
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert_eq!(shown("plain ñame"), "plain ñame");
     }
 
     #[test]
