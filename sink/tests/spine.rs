@@ -108,10 +108,7 @@ async fn mariadb_restart_loses_and_duplicates_nothing() {
     let url = mariadb.url("vigia");
     let _sink = common::sink(&nats.url(), &url);
     let hosts = ["db-a", "db-b"];
-    let mut publishers: Vec<_> = hosts
-        .iter()
-        .map(|h| common::publisher(&nats.url(), h))
-        .collect();
+    let mut publishers = common::publishers(&nats.url(), &hosts);
     tokio::time::sleep(Duration::from_secs(2)).await;
     mariadb.stop();
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -129,10 +126,7 @@ async fn sink_stopped_during_an_outage_hands_its_messages_back() {
     let url = mariadb.url("vigia");
     let mut first = common::sink(&nats.url(), &url);
     let hosts = ["handback-a", "handback-b"];
-    let mut publishers: Vec<_> = hosts
-        .iter()
-        .map(|h| common::publisher(&nats.url(), h))
-        .collect();
+    let mut publishers = common::publishers(&nats.url(), &hosts);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // MySQL goes away: the sink holds what it pulled, acknowledging nothing.
     mariadb.stop();

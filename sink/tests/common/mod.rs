@@ -47,6 +47,11 @@ pub fn publisher(nats_url: &str, host: &str) -> Child {
     )
 }
 
+/// One publisher per host name.
+pub fn publishers(nats_url: &str, hosts: &[&str]) -> Vec<Child> {
+    hosts.iter().map(|h| publisher(nats_url, h)).collect()
+}
+
 pub struct Spine {
     pub nats: NatsServer,
     pub db: TestDatabase,
