@@ -142,21 +142,6 @@ pub fn message(sample: &Sample) -> Message {
     }
 }
 
-/// Creates the stream as the sink would (so that a publisher has
-/// somewhere to publish before any sink runs).
-pub async fn create_stream(js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
-    use async_nats::jetstream::stream::{Config, StorageType};
-    js.create_or_update_stream(Config {
-        name: "TELEMETRY".into(),
-        subjects: vec!["telemetry.>".into()],
-        storage: StorageType::File,
-        duplicate_window: std::time::Duration::from_secs(120),
-        ..Config::default()
-    })
-    .await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

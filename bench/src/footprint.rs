@@ -119,9 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let js = runtime.block_on(async {
-        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
-        crate::fleet::create_stream(&js).await?;
-        anyhow::Ok(js)
+        let client = async_nats::connect(nats.url()).await?;
+        vigia_testkit::telemetry::create_telemetry_stream(&client).await;
+        anyhow::Ok(async_nats::jetstream::new(client))
     })?;
 
     println!("== publisher footprint");

@@ -34,10 +34,10 @@ use chrono::{DateTime, NaiveDateTime};
 use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
 use sqlx::{Connection, QueryBuilder};
 use vigia_schema::{ProcsBody, SampleBody};
-use vigia_testkit::{Child, NatsServer, TempDir, TestDatabase};
+use vigia_testkit::Child;
 
 use crate::fleet::{self, HISTORY_ROWS, HISTORY_TOP};
-use crate::sibling;
+use crate::rig::SinkRig;
 use crate::stats::median;
 
 #[derive(clap::Args)]
@@ -67,21 +67,9 @@ pub struct Args {
 const CEILING_SEQ: u64 = 1_000_000;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let sink_bin = sibling("vigia-sink")?;
-    let nats = NatsServer::start();
-    let db = TestDatabase::new("bench_ingest");
-    let logs = TempDir::new("vigia-bench-ingest");
-    let (log, level) = match &args.sink_log {
-        Some(path) => (path.clone(), "warn,vigia_sink=trace"),
-        None => (logs.path().join("sink.log"), "warn"),
-    };
-    let nats_url = nats.url();
-    let db_url = db.url();
-    let mut sink_argv = vec!["--nats-url", &nats_url, "--database-url", &db_url];
-    sink_argv.extend(args.sink_args.split_whitespace());
-    let sink = Child::spawn_with_log(&sink_bin, &sink_argv, &[("RUST_LOG", level)], Some(&log));
-
-    let pool = wait_for_schema(&db_url).await?;
+    let rig = SinkRig::start("bench_ingest", &args.sink_args, args.sink_log.as_deref()).await?;
+    let (sink, pool) = (&rig.sink, &rig.pool);
+    let (nats_url, db_url) = (rig.nats.url(), rig.db.url());
     let client = async_nats::connect(&nats_url).await?;
     let js = async_nats::jetstream::new(client);
 
@@ -105,14 +93,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.hosts * HISTORY_ROWS,
         args.hosts,
         args.rounds,
-        sink_bin.display(),
-        if args.sink_args.is_empty() {
-            String::new()
-        } else {
-            format!(" plus {}", args.sink_args)
-        },
+        rig.sink_bin.display(),
+        rig.sink_args,
         args.ceiling_chunk,
-        db.name,
+        rig.db.name,
         nats_url,
     );
 
@@ -126,10 +110,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut ceiling_s = 0.0;
         for phase in 0..2 {
             if (phase == 0) == sink_first {
-                sink_s = sink_round(&js, &sink, &pool, &bodies, round + 1, &args).await?;
+                sink_s = sink_round(&js, sink, pool, &bodies, round + 1, &args).await?;
             } else {
                 ceiling_s =
-                    ceiling_round(&mut ceiling_conn, &pool, &bodies, round + 1, &args).await?;
+                    ceiling_round(&mut ceiling_conn, pool, &bodies, round + 1, &args).await?;
             }
         }
         let sink_rate = rows_per_round / sink_s;
@@ -163,33 +147,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "goal: sink >= 70 % of the ceiling: {}",
         crate::footprint::verdict(median(&ratios) >= 0.7)
     );
-    drop(sink);
-    pool.close().await;
+    rig.stop().await;
     Ok(())
-}
-
-/// Connects once the sink has created the database and migrated it.
-pub(crate) async fn wait_for_schema(url: &str) -> anyhow::Result<MySqlPool> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(pool) = MySqlPool::connect(url).await {
-            let tables: Result<i64, _> = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM information_schema.tables \
-                 WHERE table_schema = DATABASE() AND table_name = 'procs_snapshots'",
-            )
-            .fetch_one(&pool)
-            .await;
-            if matches!(tables, Ok(1)) {
-                return Ok(pool);
-            }
-            pool.close().await;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the sink did not create {url} within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn datetime(ns: i64) -> NaiveDateTime {

@@ -20,13 +20,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::rig::SinkRig;
 use sqlx::Row;
 use tokio::time::Instant;
 use vigia_schema::{ProcsBody, SampleBody};
-use vigia_testkit::{Child, NatsServer, TempDir, TestDatabase};
 
 use crate::fleet::{self, HISTORY_ROWS};
-use crate::sibling;
 use crate::stats::{quantile, weighted_quantile};
 
 #[derive(clap::Args)]
@@ -66,21 +65,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.procs_interval_ms.is_multiple_of(args.interval_ms) && args.hosts > 0,
         "--procs-interval-ms must be a multiple of --interval-ms"
     );
-    let sink_bin = sibling("vigia-sink")?;
-    let nats = NatsServer::start();
-    let db = TestDatabase::new("bench_latency");
-    let logs = TempDir::new("vigia-bench-latency");
-    let nats_url = nats.url();
-    let db_url = db.url();
-    let mut sink_argv = vec!["--nats-url", &nats_url, "--database-url", &db_url];
-    sink_argv.extend(args.sink_args.split_whitespace());
-    let sink = Child::spawn_with_log(
-        &sink_bin,
-        &sink_argv,
-        &[("RUST_LOG", "warn")],
-        Some(&logs.path().join("sink.log")),
-    );
-    let pool = crate::ingest::wait_for_schema(&db_url).await?;
+    let rig = SinkRig::start("bench_latency", &args.sink_args, None).await?;
+    let (sink, pool) = (&rig.sink, rig.pool.clone());
+    let nats_url = rig.nats.url();
     let client = async_nats::connect(&nats_url).await?;
 
     let per_s = args.hosts as f64 * 1000.0;
@@ -100,14 +87,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.seconds,
         args.warmup,
         args.poll_ms,
-        sink_bin.display(),
-        if args.sink_args.is_empty() {
-            String::new()
-        } else {
-            format!(" plus {}", args.sink_args)
-        },
+        rig.sink_bin.display(),
+        rig.sink_args,
         nats_url,
-        db.name,
+        rig.db.name,
     );
 
     // Who spends the CPU: read before and after.
@@ -244,8 +227,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "goal: p99 < 1 s: {} (worst p99 above {worst_p99:.0} ms)",
         crate::footprint::verdict(worst_p99 < 1000.0)
     );
-    drop(sink);
-    pool.close().await;
+    rig.stop().await;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod fleet;
 mod footprint;
 mod ingest;
 mod latency;
+mod rig;
 mod stats;
 
 use std::path::PathBuf;

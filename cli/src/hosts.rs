@@ -59,7 +59,7 @@ pub async fn live(client: &async_nats::Client, within: Duration) -> anyhow::Resu
     })?;
     let mut present: BTreeMap<String, BTreeSet<Kind>> = BTreeMap::new();
     let mut subjects = stream
-        .info_with_subjects(format!("{}.*.*", subject::TELEMETRY))
+        .info_with_subjects(crate::watch::subject(None, None))
         .await
         .with_context(|| format!("listing the subjects of stream {STREAM}"))?;
     while let Some((name, _count)) = subjects

@@ -81,7 +81,8 @@ pub async fn request_reply(
 ) -> KillOutcome {
     let subject = subject::command(host);
     let payload = request.encode(Encoding::MessagePack);
-    let answer = tokio::time::timeout(timeout, client.request(subject, payload.into())).await;
+    let answer =
+        tokio::time::timeout(timeout, client.request(subject.clone(), payload.into())).await;
     let message = match answer {
         Err(_) => {
             return KillOutcome::NoAnswer(format!(
@@ -91,10 +92,10 @@ pub async fn request_reply(
         }
         Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
             return KillOutcome::NoAnswer(format!(
-                "no publisher listens on cmd.{host} (host down or unknown)"
+                "no publisher listens on {subject} (host down or unknown)"
             ))
         }
-        Ok(Err(e)) => return KillOutcome::NoAnswer(format!("request to cmd.{host} failed: {e}")),
+        Ok(Err(e)) => return KillOutcome::NoAnswer(format!("request to {subject} failed: {e}")),
         Ok(Ok(message)) => message,
     };
     match CommandReply::decode(&message.payload) {

@@ -15,44 +15,39 @@ use vigia_dashboards::QueryWindow;
 #[tokio::test]
 async fn every_panel_query_runs_on_an_empty_schema() -> anyhow::Result<()> {
     let db = common::TestDb::create("empty").await?;
-    let result = async {
-        db.migrate_from_files().await?;
-        let mut conn = runner::connect(&db.url).await?;
-        let window = QueryWindow::for_range(
-            Utc::now(),
-            Duration::from_secs(3600),
-            1000,
-            Duration::from_secs(1),
-        )?;
-        // No host has reported: variables have no options, so give them the
-        // values Grafana would send for a host it does not know.
-        let mut vars = Variables::new();
-        vars.set("host", Value::Single("nobody".into()), false);
-        vars.set("process", Value::Multi(vec!["nothing".into()]), true);
-        let mut ran = 0;
-        for d in dashboard::load_all(&dashboard::dashboards_dir())? {
-            for v in &d.variables {
-                let sql = vigia_dashboards::expand(&v.query, &vars, &window)?;
-                runner::query(&mut conn, &sql).await?;
-            }
-            for p in &d.panels {
-                for o in runner::run_panel(&mut conn, p, &vars, &window).await? {
-                    // Aggregates over nothing give one row (COUNT = 0).
-                    anyhow::ensure!(
-                        o.rows <= 1,
-                        "{}: {} rows from nothing\n{}",
-                        p.title,
-                        o.rows,
-                        o.sql
-                    );
-                    ran += 1;
-                }
+    db.migrate_from_files().await?;
+    let mut conn = runner::connect(&db.url).await?;
+    let window = QueryWindow::for_range(
+        Utc::now(),
+        Duration::from_secs(3600),
+        1000,
+        Duration::from_secs(1),
+    )?;
+    // No host has reported: variables have no options, so give them the
+    // values Grafana would send for a host it does not know.
+    let mut vars = Variables::new();
+    vars.set("host", Value::Single("nobody".into()), false);
+    vars.set("process", Value::Multi(vec!["nothing".into()]), true);
+    let mut ran = 0;
+    for d in dashboard::load_all(&dashboard::dashboards_dir())? {
+        for v in &d.variables {
+            let sql = vigia_dashboards::expand(&v.query, &vars, &window)?;
+            runner::query(&mut conn, &sql).await?;
+        }
+        for p in &d.panels {
+            for o in runner::run_panel(&mut conn, p, &vars, &window).await? {
+                // Aggregates over nothing give one row (COUNT = 0).
+                anyhow::ensure!(
+                    o.rows <= 1,
+                    "{}: {} rows from nothing\n{}",
+                    p.title,
+                    o.rows,
+                    o.sql
+                );
+                ran += 1;
             }
         }
-        anyhow::ensure!(ran >= 20, "only {ran} queries ran");
-        anyhow::Ok(())
     }
-    .await;
-    db.drop().await?;
-    result
+    anyhow::ensure!(ran >= 20, "only {ran} queries ran");
+    Ok(())
 }

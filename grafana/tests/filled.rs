@@ -18,13 +18,6 @@ use vigia_dashboards::QueryWindow;
 
 const HOSTS: u32 = 20;
 
-/// An assertion that returns an error instead of panicking, so the test
-/// still drops its database.
-fn check_eq<T: PartialEq + std::fmt::Debug>(left: T, right: T) -> Result<()> {
-    ensure!(left == right, "left {left:?} != right {right:?}");
-    Ok(())
-}
-
 async fn filled(tag: &str) -> Result<common::TestDb> {
     let db = common::TestDb::create(tag).await?;
     let plan = Plan::small(HOSTS, Duration::from_secs(15 * 60));
@@ -70,25 +63,20 @@ async fn every_panel_has_rows(
 #[tokio::test]
 async fn every_panel_returns_rows_on_a_filled_fleet() -> Result<()> {
     let db = filled("all").await?;
-    let result = async {
-        let mut conn = runner::connect(&db.url).await?;
-        // The dashboards' default range, and a day: ranges over 6 h read
-        // the coarser rollups (0005_long_range_rollups.sql).
-        for range in [HOUR, 24 * HOUR] {
-            let window = last(range)?;
-            let mut ran = 0;
-            for d in dashboard::load_all(&dashboard::dashboards_dir())? {
-                ran += every_panel_has_rows(&mut conn, &d, &window)
-                    .await
-                    .with_context(|| format!("{} over {range:?}", d.title))?;
-            }
-            ensure!(ran >= 20, "only {ran} queries ran over {range:?}");
+    let mut conn = runner::connect(&db.url).await?;
+    // The dashboards' default range, and a day: ranges over 6 h read
+    // the coarser rollups (0005_long_range_rollups.sql).
+    for range in [HOUR, 24 * HOUR] {
+        let window = last(range)?;
+        let mut ran = 0;
+        for d in dashboard::load_all(&dashboard::dashboards_dir())? {
+            ran += every_panel_has_rows(&mut conn, &d, &window)
+                .await
+                .with_context(|| format!("{} over {range:?}", d.title))?;
         }
-        anyhow::Ok(())
+        ensure!(ran >= 20, "only {ran} queries ran over {range:?}");
     }
-    .await;
-    db.drop().await?;
-    result
+    Ok(())
 }
 
 /// The number in the first cell of a panel's first target.
@@ -107,37 +95,32 @@ async fn single_number(conn: &mut MySqlConnection, d: &Dashboard, title: &str) -
 #[tokio::test]
 async fn fleet_counts_follow_the_churn() -> Result<()> {
     let db = filled("fleet").await?;
-    let result = async {
-        let mut conn = runner::connect(&db.url).await?;
-        let fleet = dashboard::load(&dashboard::dashboards_dir().join("fleet.json"))?;
-        // Of 20 hosts, host-008 said bye and host-018 went silent.
-        check_eq(single_number(&mut conn, &fleet, "Hosts online").await?, 18)?;
-        check_eq(single_number(&mut conn, &fleet, "Hosts offline").await?, 2)?;
-        check_eq(single_number(&mut conn, &fleet, "Left in range").await?, 2)?;
-        // Every host said hello in the last hour; two of them late.
-        check_eq(
-            single_number(&mut conn, &fleet, "Joined in range").await?,
-            20,
-        )?;
+    let mut conn = runner::connect(&db.url).await?;
+    let fleet = dashboard::load(&dashboard::dashboards_dir().join("fleet.json"))?;
+    // Of 20 hosts, host-008 said bye and host-018 went silent.
+    assert_eq!(single_number(&mut conn, &fleet, "Hosts online").await?, 18);
+    assert_eq!(single_number(&mut conn, &fleet, "Hosts offline").await?, 2);
+    assert_eq!(single_number(&mut conn, &fleet, "Left in range").await?, 2);
+    // Every host said hello in the last hour; two of them late.
+    assert_eq!(
+        single_number(&mut conn, &fleet, "Joined in range").await?,
+        20,
+    );
 
-        // The CPU panel has one series per host that reported.
-        let window = last_hour()?;
-        let cpu = fleet
-            .panels
-            .iter()
-            .find(|p| p.title == "CPU busy % per host")
-            .context("cpu panel")?;
-        let sql = vigia_dashboards::expand(&cpu.targets[0].raw_sql, &Variables::new(), &window)?;
-        let rows = runner::query(&mut conn, &sql).await?;
-        let mut hosts: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
-        hosts.sort();
-        hosts.dedup();
-        check_eq(hosts.len(), HOSTS as usize)?;
-        anyhow::Ok(())
-    }
-    .await;
-    db.drop().await?;
-    result
+    // The CPU panel has one series per host that reported.
+    let window = last_hour()?;
+    let cpu = fleet
+        .panels
+        .iter()
+        .find(|p| p.title == "CPU busy % per host")
+        .context("cpu panel")?;
+    let sql = vigia_dashboards::expand(&cpu.targets[0].raw_sql, &Variables::new(), &window)?;
+    let rows = runner::query(&mut conn, &sql).await?;
+    let mut hosts: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts.len(), HOSTS as usize);
+    Ok(())
 }
 
 /// The distinct `metric` values a panel returns.
@@ -164,102 +147,90 @@ async fn metrics(
 #[tokio::test]
 async fn long_ranges_read_the_rollups_and_agree_with_the_raw_rows() -> Result<()> {
     let db = filled("long").await?;
-    let result = async {
-        let mut conn = runner::connect(&db.url).await?;
-        let dir = dashboard::dashboards_dir();
-        let fleet = dashboard::load(&dir.join("fleet.json"))?;
-        let host = dashboard::load(&dir.join("host.json"))?;
-        // Up to 6 h (3 h for the process panels) reads the finer tables, a
-        // minute more the coarser ones; both cover the whole 15 minutes of
-        // data, so each panel must draw the same series: every host, and
-        // the same top eight processes.
-        let minute = Duration::from_secs(60);
-        let (short, long) = (last(6 * HOUR)?, last(6 * HOUR + minute)?);
-        for title in ["CPU busy % per host", "RAM used % per host"] {
-            let vars = Variables::new();
-            let a = metrics(&mut conn, &fleet, title, &vars, &short).await?;
-            let b = metrics(&mut conn, &fleet, title, &vars, &long).await?;
-            check_eq(a.len(), HOSTS as usize)?;
-            check_eq(&a, &b).with_context(|| title.to_owned())?;
-        }
-        let mut vars = Variables::new();
-        vars.set("host", Value::Single("host-005".into()), false);
-        let (short, long) = (last(3 * HOUR)?, last(3 * HOUR + minute)?);
-        for title in ["Top processes by CPU", "Top processes by RSS"] {
-            let a = metrics(&mut conn, &host, title, &vars, &short).await?;
-            let b = metrics(&mut conn, &host, title, &vars, &long).await?;
-            check_eq(a.len(), 8)?;
-            check_eq(&a, &b).with_context(|| title.to_owned())?;
-        }
-        anyhow::Ok(())
+    let mut conn = runner::connect(&db.url).await?;
+    let dir = dashboard::dashboards_dir();
+    let fleet = dashboard::load(&dir.join("fleet.json"))?;
+    let host = dashboard::load(&dir.join("host.json"))?;
+    // Up to 6 h (3 h for the process panels) reads the finer tables, a
+    // minute more the coarser ones; both cover the whole 15 minutes of
+    // data, so each panel must draw the same series: every host, and
+    // the same top eight processes.
+    let minute = Duration::from_secs(60);
+    let (short, long) = (last(6 * HOUR)?, last(6 * HOUR + minute)?);
+    for title in ["CPU busy % per host", "RAM used % per host"] {
+        let vars = Variables::new();
+        let a = metrics(&mut conn, &fleet, title, &vars, &short).await?;
+        let b = metrics(&mut conn, &fleet, title, &vars, &long).await?;
+        assert_eq!(a.len(), HOSTS as usize);
+        assert_eq!(&a, &b, "{title}");
     }
-    .await;
-    db.drop().await?;
-    result
+    let mut vars = Variables::new();
+    vars.set("host", Value::Single("host-005".into()), false);
+    let (short, long) = (last(3 * HOUR)?, last(3 * HOUR + minute)?);
+    for title in ["Top processes by CPU", "Top processes by RSS"] {
+        let a = metrics(&mut conn, &host, title, &vars, &short).await?;
+        let b = metrics(&mut conn, &host, title, &vars, &long).await?;
+        assert_eq!(a.len(), 8);
+        assert_eq!(&a, &b, "{title}");
+    }
+    Ok(())
 }
 
 #[tokio::test]
 async fn process_dashboard_quotes_multiple_names() -> Result<()> {
     let db = filled("proc").await?;
-    let result = async {
-        let mut conn = runner::connect(&db.url).await?;
-        let proc = dashboard::load(&dashboard::dashboards_dir().join("process.json"))?;
-        let window = last_hour()?;
-        // Two names at once, one with a quote in it: both must come back.
-        let mut vars = Variables::new();
-        vars.set("host", Value::Single("host-005".into()), false);
-        vars.set(
-            "process",
-            Value::Multi(vec!["o'reilly-agent".into(), "systemd".into()]),
-            true,
-        );
-        for p in &proc.panels {
-            let sql = vigia_dashboards::expand(&p.targets[0].raw_sql, &vars, &window)?;
-            let rows = runner::query(&mut conn, &sql).await?;
-            let mut names: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    r.try_get::<String, _>("metric")
-                        .or_else(|_| r.try_get::<String, _>("name"))
-                })
-                .collect::<Result<_, _>>()?;
-            names.sort();
-            names.dedup();
-            let joined = names.join(" ");
-            ensure!(joined.contains("o'reilly-agent"), "{}: {joined}", p.title);
-            ensure!(joined.contains("systemd"), "{}: {joined}", p.title);
-        }
-        // The variable's first option is the busiest process now.
-        let resolved = runner::resolve_variables(&mut conn, &proc, &window).await?;
-        let Some(Value::Single(host)) = resolved.get("host").map(|v| v.value.clone()) else {
-            anyhow::bail!("host did not resolve to one value");
-        };
-        let busiest: String = sqlx::query_scalar(
-            "SELECT name FROM processes WHERE host = ? GROUP BY name ORDER BY SUM(cpu_pct) DESC LIMIT 1",
-        )
-        .bind(&host)
-        .fetch_one(&mut conn)
-        .await?;
-        check_eq(resolved.get("process").map(|v| v.value.clone()), Some(Value::Multi(vec![busiest])))?;
-        anyhow::Ok(())
+    let mut conn = runner::connect(&db.url).await?;
+    let proc = dashboard::load(&dashboard::dashboards_dir().join("process.json"))?;
+    let window = last_hour()?;
+    // Two names at once, one with a quote in it: both must come back.
+    let mut vars = Variables::new();
+    vars.set("host", Value::Single("host-005".into()), false);
+    vars.set(
+        "process",
+        Value::Multi(vec!["o'reilly-agent".into(), "systemd".into()]),
+        true,
+    );
+    for p in &proc.panels {
+        let sql = vigia_dashboards::expand(&p.targets[0].raw_sql, &vars, &window)?;
+        let rows = runner::query(&mut conn, &sql).await?;
+        let mut names: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                r.try_get::<String, _>("metric")
+                    .or_else(|_| r.try_get::<String, _>("name"))
+            })
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        names.dedup();
+        let joined = names.join(" ");
+        ensure!(joined.contains("o'reilly-agent"), "{}: {joined}", p.title);
+        ensure!(joined.contains("systemd"), "{}: {joined}", p.title);
     }
-    .await;
-    db.drop().await?;
-    result
+    // The variable's first option is the busiest process now.
+    let resolved = runner::resolve_variables(&mut conn, &proc, &window).await?;
+    let Some(Value::Single(host)) = resolved.get("host").map(|v| v.value.clone()) else {
+        anyhow::bail!("host did not resolve to one value");
+    };
+    let busiest: String = sqlx::query_scalar(
+        "SELECT name FROM processes WHERE host = ? GROUP BY name ORDER BY SUM(cpu_pct) DESC LIMIT 1",
+    )
+    .bind(&host)
+    .fetch_one(&mut conn)
+    .await?;
+    assert_eq!(
+        resolved.get("process").map(|v| v.value.clone()),
+        Some(Value::Multi(vec![busiest]))
+    );
+    Ok(())
 }
 
 #[tokio::test]
 async fn the_session_is_utc() -> Result<()> {
     let db = common::TestDb::create("tz").await?;
-    let result = async {
-        let mut conn = runner::connect(&db.url).await?;
-        let tz: String = sqlx::query_scalar("SELECT @@session.time_zone")
-            .fetch_one(&mut conn)
-            .await?;
-        check_eq(tz.as_str(), "+00:00")?;
-        anyhow::Ok(())
-    }
-    .await;
-    db.drop().await?;
-    result
+    let mut conn = runner::connect(&db.url).await?;
+    let tz: String = sqlx::query_scalar("SELECT @@session.time_zone")
+        .fetch_one(&mut conn)
+        .await?;
+    assert_eq!(tz.as_str(), "+00:00");
+    Ok(())
 }

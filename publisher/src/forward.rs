@@ -157,15 +157,19 @@ impl Forwarder {
                 Some(message) => message,
                 None => break,
             };
-            self.sending = Some(message.clone());
             let mut headers = HeaderMap::new();
             headers.insert(HEADER_MSG_ID, message.msg_id.as_str());
             headers.insert(HEADER_CONTENT_TYPE, CONTENT_TYPE_MSGPACK);
+            let (subject, payload) = (message.subject.clone(), message.payload.clone());
+            self.sending = Some(message);
             let sent = self
                 .jetstream
-                .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
+                .publish_with_headers(subject, headers, payload)
                 .await;
-            self.sending = None;
+            // Put there just above; only a cancelled step leaves it.
+            let Some(message) = self.sending.take() else {
+                break;
+            };
             match sent {
                 Ok(ack) => self.in_flight.push_back(InFlight {
                     message,

@@ -18,8 +18,10 @@ use async_nats::jetstream::message::Message;
 use async_nats::{Client, Subject};
 use bytes::Bytes;
 
-/// Well inside the ack wait, so one late tick does not matter.
-pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(20);
+use crate::jetstream::ACK_WAIT;
+
+/// A third of the ack wait, so one late tick does not matter.
+pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(ACK_WAIT.as_secs() / 3);
 
 /// The reply subjects of the held messages, by batch.
 #[derive(Default)]

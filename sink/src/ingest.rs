@@ -133,9 +133,7 @@ impl Batch {
             decoded: started.elapsed(),
         }
     }
-}
 
-impl Batch {
     fn into_messages(self) -> Vec<Message> {
         self.items.into_iter().map(|c| c.message).collect()
     }

@@ -18,8 +18,9 @@ pub const DEADLETTER_STREAM: &str = "DEADLETTER";
 /// JetStream drops a repeated `Nats-Msg-Id` seen within this window.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Time a delivered message may stay unacknowledged before redelivery.
-/// A sink keeps what it holds alive every 20 s (held.rs), however long its
-/// writes take, so this is how soon a dead sink's messages go to another.
+/// A sink keeps what it holds alive three times a wait (held.rs), however
+/// long its writes take, so this is how soon a dead sink's messages go to
+/// another.
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
 /// Messages handed out and not yet acknowledged, across all sinks: room for
 /// a few sinks each holding three full default batches (gathering, decoded,

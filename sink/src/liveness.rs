@@ -33,32 +33,33 @@ const OVERDUE: &str = "status = 'online' AND last_seen < UTC_TIMESTAMP(6) - \
 /// rows locked against ingest, nor locks them in another order.
 pub async fn sweep(pool: &MySqlPool) -> Result<Vec<String>, sqlx::Error> {
     let min_ms = MIN_SILENCE.as_millis() as u64;
-    let candidates: Vec<String> =
-        sqlx::query_scalar(&format!("SELECT host FROM hosts WHERE {OVERDUE}"))
-            .bind(MISSED_INTERVALS)
-            .bind(min_ms)
-            .fetch_all(pool)
-            .await?;
+    let candidates: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT host FROM hosts WHERE {OVERDUE} ORDER BY host"
+    ))
+    .bind(MISSED_INTERVALS)
+    .bind(min_ms)
+    .fetch_all(pool)
+    .await?;
+    let update = format!(
+        "UPDATE hosts SET status = 'offline', \
+         offline_since = last_seen + INTERVAL GREATEST(interval_ms * ?, ?) * 1000 MICROSECOND \
+         WHERE host = ? AND {OVERDUE}"
+    );
     let mut gone = Vec::new();
     for host in candidates {
-        let updated = sqlx::query(&format!(
-            "UPDATE hosts SET status = 'offline', \
-             offline_since = last_seen + INTERVAL GREATEST(interval_ms * ?, ?) * 1000 MICROSECOND \
-             WHERE host = ? AND {OVERDUE}"
-        ))
-        .bind(MISSED_INTERVALS)
-        .bind(min_ms)
-        .bind(&host)
-        .bind(MISSED_INTERVALS)
-        .bind(min_ms)
-        .execute(pool)
-        .await?
-        .rows_affected();
+        let updated = sqlx::query(&update)
+            .bind(MISSED_INTERVALS)
+            .bind(min_ms)
+            .bind(&host)
+            .bind(MISSED_INTERVALS)
+            .bind(min_ms)
+            .execute(pool)
+            .await?
+            .rows_affected();
         if updated > 0 {
             gone.push(host);
         }
     }
-    gone.sort();
     Ok(gone)
 }
 

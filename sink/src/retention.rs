@@ -13,17 +13,15 @@ const CHUNK: u32 = 2_000;
 const PAUSE: Duration = Duration::from_millis(20);
 const EVERY: Duration = Duration::from_secs(60);
 
-/// Tables keyed by (host, ..., ts): deleted host by host through their
-/// (host, ts) index.
-const SAMPLE_TABLES: [&str; 4] = [
-    "cpu_samples",
-    "ram_samples",
-    "procs_snapshots",
-    "process_samples",
-];
-
-/// Rollup tables and their time column, keyed by (host, time, ...).
-const ROLLUP_TABLES: [(&str, &str); 3] = [
+/// Tables keyed by (host, ..., time) and their time column: deleted host
+/// by host through their (host, time) index. The rollups
+/// (0003_host_minutes.sql, 0005_long_range_rollups.sql) go with their
+/// samples.
+const HOST_TABLES: [(&str, &str); 7] = [
+    ("cpu_samples", "ts"),
+    ("ram_samples", "ts"),
+    ("procs_snapshots", "ts"),
+    ("process_samples", "ts"),
     ("host_minutes", "minute"),
     ("host_ten_minutes", "period"),
     ("process_ten_minutes", "period"),
@@ -36,15 +34,7 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
         .fetch_all(pool)
         .await?;
     let mut deleted = 0;
-    for table in SAMPLE_TABLES {
-        let sql = format!("DELETE FROM {table} WHERE host = ? AND ts < ? LIMIT {CHUNK}");
-        for host in &hosts {
-            deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
-        }
-    }
-    // The rollups (0003_host_minutes.sql, 0005_long_range_rollups.sql) go
-    // with their samples.
-    for (table, column) in ROLLUP_TABLES {
+    for (table, column) in HOST_TABLES {
         let sql = format!("DELETE FROM {table} WHERE host = ? AND {column} < ? LIMIT {CHUNK}");
         for host in &hosts {
             deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;

@@ -1,45 +1,31 @@
 //! A private database per test on the MariaDB at VIGIA_TEST_MYSQL
-//! (default mysql://root@127.0.0.1:3306), dropped when the test ends.
+//! (default mysql://root@127.0.0.1:3306), dropped when the test ends
+//! (vigia_testkit::TestDatabase), however it ends.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
-use sqlx::mysql::MySqlConnection;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::Connection;
-
-pub fn server_url() -> String {
-    std::env::var("VIGIA_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
+use vigia_testkit::TestDatabase;
 
 pub struct TestDb {
-    pub name: String,
     pub url: String,
+    _db: TestDatabase,
 }
 
 impl TestDb {
     /// A fresh, empty database with a name unique to this process and call.
     pub async fn create(tag: &str) -> Result<Self> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "vigia_dash_{tag}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = MySqlConnection::connect(&server_url())
+        let db = TestDatabase::new(&format!("dash_{tag}"));
+        let url = db.url();
+        MySql::create_database(&url)
             .await
-            .with_context(|| format!("connecting to {}", server_url()))?;
-        sqlx::raw_sql(&format!(
-            "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`"
-        ))
-        .execute(&mut admin)
-        .await?;
-        Ok(Self {
-            url: format!("{}/{name}", server_url()),
-            name,
-        })
+            .with_context(|| format!("creating {url}"))?;
+        Ok(Self { url, _db: db })
     }
 
     /// Applies the repository's migrations in order, as the sink does at
@@ -59,14 +45,6 @@ impl TestDb {
                 .await
                 .with_context(|| format!("applying {}", f.display()))?;
         }
-        Ok(())
-    }
-
-    pub async fn drop(self) -> Result<()> {
-        let mut admin = MySqlConnection::connect(&server_url()).await?;
-        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{}`", self.name))
-            .execute(&mut admin)
-            .await?;
         Ok(())
     }
 }

@@ -37,14 +37,6 @@ impl Policy {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    pub fn deny_list(&self) -> &[String] {
-        &self.deny
-    }
-
     /// Refuses everything when control is off.
     pub fn check_enabled(&self) -> Result<(), String> {
         if self.enabled {
@@ -228,6 +220,6 @@ mod tests {
     #[test]
     fn blank_rules_are_dropped() {
         let p = Policy::new(true, vec![" sshd ".into(), "".into(), "  ".into()]);
-        assert_eq!(p.deny_list(), ["sshd"]);
+        assert_eq!(p.deny, ["sshd"]);
     }
 }

@@ -105,16 +105,10 @@ impl Source for ModuleSource {
 }
 
 fn swap_total_from_meminfo() -> Result<u64, SourceError> {
-    let text = std::fs::read_to_string("/proc/meminfo")
-        .map_err(|e| SourceError::read("/proc/meminfo", e))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("SwapTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kib| kib * 1024)
-        .ok_or_else(|| SourceError::Format {
-            path: "/proc/meminfo".into(),
-            message: "no SwapTotal line".into(),
-        })
+    use procfs::Current;
+    procfs::Meminfo::current()
+        .map(|m| m.swap_total)
+        .map_err(|e| SourceError::read("/proc/meminfo", e))
 }
 
 #[cfg(test)]

@@ -298,7 +298,9 @@ pub fn unescape_name(escaped: &[u8]) -> Result<String, String> {
             i += 1;
         }
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    // Valid UTF-8 (nearly every name) is kept without a second copy.
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()))
 }
 
 #[cfg(test)]

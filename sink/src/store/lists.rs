@@ -24,7 +24,7 @@ struct ListedProcess<'a> {
     name: &'a str,
     uid: u32,
     user: &'a str,
-    state: char,
+    state: &'a str,
     rss: u64,
     mem_pct: f32,
     cpu_pct: f32,
@@ -69,10 +69,11 @@ impl Serialize for DateTime6 {
 }
 
 /// The state letter as in ps; `?` when the publisher sent something else.
-pub fn state_letter(state: &str) -> char {
-    match state.chars().next() {
-        Some(c) if c.is_ascii_graphic() => c,
-        _ => '?',
+pub fn state_letter(state: &str) -> &str {
+    match state.as_bytes().first() {
+        // An ASCII byte is a whole character: the slice ends on a boundary.
+        Some(b) if b.is_ascii_graphic() => &state[..1],
+        _ => "?",
     }
 }
 

@@ -226,6 +226,7 @@ async fn recompute(
     tail: &str,
     ranges: &[Range<'_>],
 ) -> Result<(), WriteError> {
+    let (at_least, below) = (format!(" AND {column} >= "), format!(" AND {column} < "));
     for part in ranges.chunks(MAX_RANGES) {
         let mut query = QueryBuilder::<MySql>::new(head);
         query.push(period).push(from);
@@ -236,9 +237,9 @@ async fn recompute(
             query
                 .push("(host = ")
                 .push_bind(r.host)
-                .push(format!(" AND {column} >= "))
+                .push(&at_least)
                 .push_bind(datetime(r.from))
-                .push(format!(" AND {column} < "))
+                .push(&below)
                 .push_bind(datetime(r.to))
                 .push(")");
         }

@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
 use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Row};
-use vigia_schema::{Sample, SampleBody};
+use vigia_schema::{ProcsBody, Sample, SampleBody};
 
 use super::lists::{process_list_json, state_letter, ProcessLists};
 use super::rows::{datetime, fit, history, state_counts, Plan};
@@ -139,8 +139,7 @@ impl Writer {
         let mut tx = self.pool.begin().await?;
         let (procs_winners, procs_before) = self.write_hosts(&mut tx, &plan).await?;
         let hosts = steps.next();
-        self.write_processes(&mut tx, &plan, &procs_winners, lists)
-            .await?;
+        self.write_processes(&mut tx, &procs_winners, lists).await?;
         let process_lists = steps.next();
         self.write_samples(&mut tx, &plan).await?;
         let samples = steps.next();
@@ -160,14 +159,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Locks and updates the batch's hosts; returns the hosts whose newest
-    /// procs snapshot in this batch is newer than the one stored, and for
-    /// every host the time of the newest snapshot stored before the batch.
+    /// Locks and updates the batch's hosts; returns each host's newest
+    /// procs snapshot in this batch that is newer than the one stored, and
+    /// for every host the time of the newest snapshot stored before it.
     async fn write_hosts<'a>(
         &self,
         conn: &mut MySqlConnection,
         plan: &Plan<'a>,
-    ) -> Result<(Vec<&'a str>, ProcsBefore<'a>), WriteError> {
+    ) -> Result<(Vec<(&'a Sample, &'a ProcsBody)>, ProcsBefore<'a>), WriteError> {
         let names: Vec<&str> = plan.hosts.keys().copied().collect();
         let mut stored: HashMap<String, StoredHost> = HashMap::new();
         // In host order, chunk after chunk: the same lock order in every sink.
@@ -241,16 +240,12 @@ impl Writer {
             let procs_interval_ms = hello.map_or(old.map_or(5000, |o| o.procs_interval_ms), |h| {
                 clamp_ms(h.procs_interval_ms)
             });
-            let procs = seen
-                .procs
-                .filter(|(s, _)| {
-                    old.and_then(|o| o.procs_ts)
-                        .is_none_or(|stored| datetime(s.ts) > stored)
-                })
-                .map(|(s, _)| s);
-            if procs.is_some() {
-                winners.push(*host);
-            }
+            let newer_procs = seen.procs.filter(|(s, _)| {
+                old.and_then(|o| o.procs_ts)
+                    .is_none_or(|stored| datetime(s.ts) > stored)
+            });
+            winners.extend(newer_procs);
+            let procs = newer_procs.map(|(s, _)| s);
             rows.push(HostRow {
                 host,
                 boot,
@@ -314,14 +309,12 @@ impl Writer {
     async fn write_processes(
         &self,
         conn: &mut MySqlConnection,
-        plan: &Plan<'_>,
-        winners: &[&str],
+        winners: &[(&Sample, &ProcsBody)],
         encoded: &ProcessLists,
     ) -> Result<(), WriteError> {
         let lists: Vec<(&Sample, Cow<str>)> = winners
             .iter()
-            .filter_map(|host| plan.hosts[host].procs)
-            .map(|(sample, body)| {
+            .map(|&(sample, body)| {
                 let json = match encoded.get(sample) {
                     Some(json) => Cow::Borrowed(json),
                     None => Cow::Owned(process_list_json(body)),
@@ -439,7 +432,7 @@ impl Writer {
                     .push_bind(p.pid)
                     .push_bind(fit(&p.name, 255))
                     .push_bind(fit(&p.user, 64))
-                    .push_bind(state_letter(&p.state).to_string())
+                    .push_bind(state_letter(&p.state))
                     .push_bind(p.rss)
                     .push_bind(p.mem_pct)
                     .push_bind(p.cpu_pct)
@@ -449,7 +442,7 @@ impl Writer {
         .await?;
         insert(
             conn,
-            "INSERT INTO host_events (host, boot, kind, seq, ts, detail) ",
+            "INSERT INTO host_events (host, boot, seq, ts, kind, detail) ",
             6,
             NO_OP,
             &plan.events,
@@ -464,11 +457,8 @@ impl Writer {
                     }
                     _ => String::new(),
                 };
-                b.push_bind(&s.host)
-                    .push_bind(&s.boot)
+                envelope(b, s)
                     .push_bind(s.kind().as_str())
-                    .push_bind(s.seq)
-                    .push_bind(datetime(s.ts))
                     .push_bind(fit(&detail, 255).to_owned());
             },
         )

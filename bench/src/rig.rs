@@ -1,0 +1,87 @@
+//! What the ingest and latency benchmarks run against: a private
+//! nats-server, a database of its own on the machine's MariaDB, and the
+//! release vigia-sink on both, its log in a file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sqlx::mysql::MySqlPool;
+use vigia_testkit::{Child, NatsServer, TempDir, TestDatabase};
+
+use crate::sibling;
+
+/// Fields drop in this order: the sink stops before its servers go.
+pub struct SinkRig {
+    pub sink: Child,
+    pub pool: MySqlPool,
+    pub sink_bin: PathBuf,
+    /// `--sink-args` as the configuration line prints it.
+    pub sink_args: String,
+    pub db: TestDatabase,
+    pub nats: NatsServer,
+    _logs: TempDir,
+}
+
+impl SinkRig {
+    /// Starts the sink with `sink_args` (extra flags) and waits until it
+    /// has created and migrated the database. With `log`, the sink logs
+    /// there at trace level; otherwise warnings go to a temporary file.
+    pub async fn start(tag: &str, sink_args: &str, log: Option<&Path>) -> anyhow::Result<Self> {
+        let sink_bin = sibling("vigia-sink")?;
+        let nats = NatsServer::start();
+        let db = TestDatabase::new(tag);
+        let logs = TempDir::new(&format!("vigia-{tag}"));
+        let (log, level) = match log {
+            Some(path) => (path.to_owned(), "warn,vigia_sink=trace"),
+            None => (logs.path().join("sink.log"), "warn"),
+        };
+        let (nats_url, db_url) = (nats.url(), db.url());
+        let mut argv = vec!["--nats-url", &nats_url, "--database-url", &db_url];
+        argv.extend(sink_args.split_whitespace());
+        let sink = Child::spawn_with_log(&sink_bin, &argv, &[("RUST_LOG", level)], Some(&log));
+        let pool = wait_for_schema(&db_url).await?;
+        Ok(Self {
+            sink,
+            pool,
+            sink_bin,
+            sink_args: if sink_args.is_empty() {
+                String::new()
+            } else {
+                format!(" plus {sink_args}")
+            },
+            db,
+            nats,
+            _logs: logs,
+        })
+    }
+
+    /// Stops the sink, then closes the pool.
+    pub async fn stop(self) {
+        drop(self.sink);
+        self.pool.close().await;
+    }
+}
+
+/// Connects once the sink has created the database and migrated it.
+async fn wait_for_schema(url: &str) -> anyhow::Result<MySqlPool> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(pool) = MySqlPool::connect(url).await {
+            let tables: Result<i64, _> = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = 'procs_snapshots'",
+            )
+            .fetch_one(&pool)
+            .await;
+            if matches!(tables, Ok(1)) {
+                return Ok(pool);
+            }
+            pool.close().await;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the sink did not create {url} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
