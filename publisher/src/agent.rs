@@ -108,8 +108,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }));
     // At the front: after an outage the outbox may hold more than the flush
     // can send in time, and the bye matters most (the sink orders by ts, so
-    // it may arrive before older samples).
-    outbox.requeue(std::iter::once(outgoing(&bye)));
+    // it may arrive before older samples). A full outbox drops its oldest
+    // sample for it, never the bye itself.
+    outbox.push_first(outgoing(&bye));
     let delivered = forwarder.drain(deadline).await;
     let _ = client.flush().await;
     if delivered {

@@ -99,6 +99,27 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Puts `message` ahead of everything and keeps it: when the queue is
+    /// full, the oldest of the others make room. For the `bye`, which must
+    /// go first and, unlike a requeued sample, must not be the one dropped.
+    pub fn push_first(&self, message: Outgoing) {
+        let dropped = {
+            let mut queue = self.lock();
+            let mut dropped = 0;
+            while !queue.messages.is_empty()
+                && (queue.messages.len() + 1 > self.capacity
+                    || queue.bytes + message.payload.len() > self.max_bytes)
+            {
+                queue.pop_front();
+                dropped += 1;
+            }
+            queue.push_front(message);
+            dropped
+        };
+        self.note_drops(dropped);
+        self.ready.notify_one();
+    }
+
     pub fn pop(&self) -> Option<Outgoing> {
         self.lock().pop_front()
     }
@@ -209,6 +230,23 @@ mod tests {
         outbox.requeue(vec![msg(1), msg(2)].into_iter());
         assert_eq!(outbox.dropped(), 2);
         assert_eq!(ids(&outbox), ["3", "4"]);
+    }
+
+    #[test]
+    fn a_message_put_first_is_kept_even_when_full() {
+        let outbox = Outbox::new(3, UNLIMITED);
+        for i in 1..=3 {
+            outbox.push(msg(i));
+        }
+        outbox.push_first(msg(9));
+        assert_eq!(outbox.dropped(), 1);
+        assert_eq!(ids(&outbox), ["9", "2", "3"]);
+
+        let by_bytes = Outbox::new(100, 25);
+        by_bytes.push(msg(1));
+        by_bytes.push(msg(2));
+        by_bytes.push_first(msg(9));
+        assert_eq!(ids(&by_bytes), ["9", "2"]);
     }
 
     #[test]
