@@ -4,7 +4,7 @@
 # port and uses a database of its own on MariaDB 127.0.0.1:3306, and removes
 # both (and every process it started) when it ends, however it ends.
 #
-#   scripts/bench.sh footprint [--seconds 60 --processes 400]
+#   scripts/bench.sh footprint [--seconds 60 --processes 400 --against OTHER_PUBLISHER_BINARY]
 #   scripts/bench.sh ingest    [--hosts 500 --processes 400 --rounds 5 --ceiling-chunk 1000 --sink-args "..."]
 #   scripts/bench.sh latency   [--hosts 500 --processes 400 --seconds 60 --warmup 10 --poll-ms 20 --sink-args "..."]
 #   scripts/bench.sh all       (the three at their defaults, one after another)

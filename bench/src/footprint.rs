@@ -3,13 +3,18 @@
 //! to run about `--processes` processes by starting `sleep`s. CPU time is
 //! utime + stime from /proc/<pid>/stat, peak RSS is VmHWM from
 //! /proc/<pid>/status, both read just before the publisher is stopped.
+//!
+//! With `--against OTHER`, a second publisher binary (a build of main, say)
+//! runs beside the first over the same seconds on the same processes, and
+//! the two are compared window by window: on a machine whose speed drifts
+//! from one minute to the next, only figures taken side by side compare.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use vigia_testkit::{Child, NatsServer};
 
-use crate::sibling;
+use crate::{sibling, stats};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,6 +37,14 @@ pub struct Args {
     /// are then the profiler's, not the publisher's).
     #[arg(long)]
     wrap: Option<String>,
+    /// A second publisher binary to run beside the first, at the same
+    /// time, as `--host bench-footprint-against`; prints both and their
+    /// ratio.
+    #[arg(long, value_name = "BINARY")]
+    against: Option<std::path::PathBuf>,
+    /// Length of the windows the steady state is cut into for medians.
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    window: u64,
 }
 
 /// CPU seconds and memory of one process, read from /proc.
@@ -101,6 +114,38 @@ fn count_processes() -> anyhow::Result<usize> {
         .count())
 }
 
+/// Half the publisher's default procs interval (5 s), and a whole number of
+/// its cpu and ram interval (1 s) plus a half.
+const AGAINST_OFFSET: Duration = Duration::from_millis(2500);
+
+/// One publisher under measurement and its readings at the end of the
+/// warm-up and of each window.
+struct Measured {
+    label: String,
+    child: Child,
+    readings: Vec<(Instant, Usage)>,
+}
+
+impl Measured {
+    fn read(&mut self) -> anyhow::Result<()> {
+        let usage = usage(self.child.pid()).with_context(|| self.label.clone())?;
+        self.readings.push((Instant::now(), usage));
+        Ok(())
+    }
+
+    /// On-CPU time (schedstat) of each window after the warm-up, as % of
+    /// one core.
+    fn window_pcts(&self) -> Vec<f64> {
+        self.readings
+            .windows(2)
+            .map(|w| {
+                let wall = w[1].0.duration_since(w[0].0).as_secs_f64();
+                (w[1].1.sched_s - w[0].1.sched_s) / wall * 100.0
+            })
+            .collect()
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let publisher_bin = match &args.publisher {
         Some(path) => path.clone(),
@@ -141,57 +186,124 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sleeps.len(),
     );
     let url = nats.url();
-    let publisher_path = publisher_bin.to_string_lossy().into_owned();
-    let mut argv: Vec<&str> = args
-        .wrap
-        .as_deref()
-        .map_or(Vec::new(), |w| w.split_whitespace().collect());
-    argv.extend([
-        publisher_path.as_str(),
-        "--nats-url",
-        &url,
-        "--host",
-        "bench-footprint",
-    ]);
-    let mut publisher = Child::spawn(argv[0], &argv[1..], &[]);
+    let spawn = |binary: &std::path::Path, host: &str| {
+        let path = binary.to_string_lossy().into_owned();
+        let mut argv: Vec<&str> = args
+            .wrap
+            .as_deref()
+            .map_or(Vec::new(), |w| w.split_whitespace().collect());
+        argv.extend([path.as_str(), "--nats-url", &url, "--host", host]);
+        Child::spawn(argv[0], &argv[1..], &[])
+    };
+    let mut measured = vec![Measured {
+        label: publisher_bin.display().to_string(),
+        child: spawn(&publisher_bin, "bench-footprint"),
+        readings: Vec::new(),
+    }];
+    if let Some(other) = &args.against {
+        // Started half a procs interval later. Walks at the same moment
+        // would not compare: the second finds the kernel's caches warm
+        // from the first (measured: 12 % cheaper).
+        std::thread::sleep(AGAINST_OFFSET);
+        println!(
+            "against: {} --host bench-footprint-against, running beside it, started {:.1} s later",
+            other.display(),
+            AGAINST_OFFSET.as_secs_f64()
+        );
+        measured.push(Measured {
+            label: other.display().to_string(),
+            child: spawn(other, "bench-footprint-against"),
+            readings: Vec::new(),
+        });
+    }
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(args.warmup.min(args.seconds)));
-    let warm = usage(publisher.pid())?;
-    let warm_at = started.elapsed();
-    std::thread::sleep(Duration::from_secs(
-        args.seconds.saturating_sub(args.warmup),
-    ));
-    let end = usage(publisher.pid())?;
+    let end_at = started + Duration::from_secs(args.seconds);
+    let window = Duration::from_secs(args.window.max(1));
+    loop {
+        for m in &mut measured {
+            m.read()?;
+        }
+        let now = Instant::now();
+        if now >= end_at {
+            break;
+        }
+        std::thread::sleep(window.min(end_at - now));
+    }
     let wall = started.elapsed();
     let in_stream = runtime.block_on(async {
         let mut stream = js.get_stream("TELEMETRY").await?;
         anyhow::Ok(stream.info().await?.state.messages)
     })?;
-    let exit = publisher.terminate(Duration::from_secs(10));
+    let exits: Vec<_> = measured
+        .iter_mut()
+        .map(|m| m.child.terminate(Duration::from_secs(10)))
+        .collect();
     drop(sleeps);
 
-    let core_pct = end.cpu_s / wall.as_secs_f64() * 100.0;
-    let steady_s = end.cpu_s - warm.cpu_s;
-    let steady_wall = (wall - warm_at).as_secs_f64();
-    let steady_pct = steady_s / steady_wall * 100.0;
-    let hwm_mib = end.hwm_kib as f64 / 1024.0;
     println!(
         "wall {:.1} s, samples in the stream {in_stream}",
         wall.as_secs_f64()
     );
+    for (m, exit) in measured.iter().zip(&exits) {
+        if measured.len() > 1 {
+            println!("-- {}", m.label);
+        }
+        report(m, wall, started);
+        println!(
+            "publisher stopped: {}",
+            exit.map_or("did not exit within 10 s".to_owned(), |s| s.to_string())
+        );
+    }
+    if let [this, other] = &measured[..] {
+        let (a, b) = (this.window_pcts(), other.window_pcts());
+        let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+        let steady = |m: &Measured| {
+            let (first, last) = (&m.readings[0], &m.readings[m.readings.len() - 1]);
+            last.1.sched_s - first.1.sched_s
+        };
+        println!(
+            "side by side: {} / {}: steady-state on-CPU time ratio {:.3}; median of \
+             {} per-window ratios {:.3} (min {:.3}, max {:.3}); window medians {:.3} % vs {:.3} %",
+            this.label,
+            other.label,
+            steady(this) / steady(other),
+            ratios.len(),
+            stats::median(&ratios),
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
+            stats::median(&a),
+            stats::median(&b),
+        );
+    }
+    Ok(())
+}
+
+/// Prints one publisher's figures.
+fn report(m: &Measured, wall: Duration, started: Instant) {
+    let (warm_at, warm) = &m.readings[0];
+    let (_, end) = &m.readings[m.readings.len() - 1];
+    let core_pct = end.cpu_s / wall.as_secs_f64() * 100.0;
+    let steady_wall = (wall - warm_at.duration_since(started)).as_secs_f64();
+    let steady_s = end.cpu_s - warm.cpu_s;
+    let steady_pct = steady_s / steady_wall * 100.0;
+    let hwm_mib = end.hwm_kib as f64 / 1024.0;
     println!(
         "cpu: {:.2} s in all = {core_pct:.3} % of one core; steady state {:.2} s over {steady_wall:.1} s = {steady_pct:.3} % of one core",
         end.cpu_s, steady_s
     );
+    let windows = m.window_pcts();
     println!(
         "cpu split: user {:.2} s, system {:.2} s; on-CPU time of the live threads \
          (schedstat, ns resolution) {:.3} s in all = {:.3} % of one core, steady state \
-         {:.3} % of one core",
+         {:.3} % of one core; per window: median {:.3} % over {} windows",
         end.user_s,
         end.system_s,
         end.sched_s,
         end.sched_s / wall.as_secs_f64() * 100.0,
-        (end.sched_s - warm.sched_s) / steady_wall * 100.0
+        (end.sched_s - warm.sched_s) / steady_wall * 100.0,
+        stats::median(&windows),
+        windows.len(),
     );
     println!(
         "memory: peak RSS (VmHWM) {hwm_mib:.2} MiB, RSS at end {:.2} MiB, threads {}",
@@ -203,11 +315,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         verdict(core_pct < 0.2),
         verdict(hwm_mib < 8.0)
     );
-    println!(
-        "publisher stopped: {}",
-        exit.map_or("did not exit within 10 s".to_owned(), |s| s.to_string())
-    );
-    Ok(())
 }
 
 pub fn verdict(met: bool) -> &'static str {

@@ -11,6 +11,7 @@
 
 pub mod module;
 pub mod module_format;
+pub mod pid_stat;
 pub mod procfs;
 
 use std::fmt;
