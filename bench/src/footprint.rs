@@ -114,15 +114,25 @@ fn count_processes() -> anyhow::Result<usize> {
         .count())
 }
 
-/// Half the publisher's default procs interval (5 s), and a whole number of
-/// its cpu and ram interval (1 s) plus a half.
+/// The publisher's default procs interval: windows are whole multiples of
+/// it, so each holds as many walks.
+const PROCS_INTERVAL_S: u64 = 5;
+
+/// Half the procs interval, and a whole number of cpu and ram intervals
+/// (1 s) plus a half.
 const AGAINST_OFFSET: Duration = Duration::from_millis(2500);
+
+/// Readings are taken this long after a whole number of procs intervals
+/// since the first publisher started: a quarter interval away from every
+/// walk of both publishers, and from their 1 s ticks.
+const READING_OFFSET: Duration = Duration::from_millis(1250);
 
 /// One publisher under measurement and its readings at the end of the
 /// warm-up and of each window.
 struct Measured {
     label: String,
     child: Child,
+    spawned_at: Instant,
     readings: Vec<(Instant, Usage)>,
 }
 
@@ -147,6 +157,19 @@ impl Measured {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.window > 0 && args.window.is_multiple_of(PROCS_INTERVAL_S),
+        "--window {}: must be a multiple of the publisher's procs interval ({PROCS_INTERVAL_S} s), \
+         so that every window holds as many walks",
+        args.window
+    );
+    anyhow::ensure!(
+        args.seconds >= args.warmup + args.window,
+        "--seconds {}: must be at least --warmup + --window ({} s)",
+        args.seconds,
+        args.warmup + args.window
+    );
+    let windows = (args.seconds - args.warmup) / args.window;
     let publisher_bin = match &args.publisher {
         Some(path) => path.clone(),
         None => sibling("vigia-publisher")?,
@@ -172,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("== publisher footprint");
     println!(
         "config: {}{} --nats-url {} --host bench-footprint (defaults: --interval 1s \
-         --procs-interval 5s, procfs source); {}s run, steady state from {}s; \
+         --procs-interval 5s, procfs source); {}s run, steady state from {}s + 1.25 s; \
          processes on the machine: {} ({} of them sleeps started by the bench); \
          release build",
         args.wrap
@@ -195,9 +218,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         argv.extend([path.as_str(), "--nats-url", &url, "--host", host]);
         Child::spawn(argv[0], &argv[1..], &[])
     };
+    let started = Instant::now();
     let mut measured = vec![Measured {
         label: publisher_bin.display().to_string(),
         child: spawn(&publisher_bin, "bench-footprint"),
+        spawned_at: started,
         readings: Vec::new(),
     }];
     if let Some(other) = &args.against {
@@ -213,22 +238,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         measured.push(Measured {
             label: other.display().to_string(),
             child: spawn(other, "bench-footprint-against"),
+            spawned_at: Instant::now(),
             readings: Vec::new(),
         });
     }
-    let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(args.warmup.min(args.seconds)));
-    let end_at = started + Duration::from_secs(args.seconds);
-    let window = Duration::from_secs(args.window.max(1));
-    loop {
+    let first_reading = started + Duration::from_secs(args.warmup) + READING_OFFSET;
+    for k in 0..=windows {
+        let at = first_reading + Duration::from_secs(k * args.window);
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
         for m in &mut measured {
             m.read()?;
         }
-        let now = Instant::now();
-        if now >= end_at {
-            break;
-        }
-        std::thread::sleep(window.min(end_at - now));
     }
     let wall = started.elapsed();
     let in_stream = runtime.block_on(async {
@@ -242,14 +262,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(sleeps);
 
     println!(
-        "wall {:.1} s, samples in the stream {in_stream}",
-        wall.as_secs_f64()
+        "wall {:.1} s, samples in the stream {in_stream}{}; readings from {:.2} s, {windows} windows of {} s",
+        wall.as_secs_f64(),
+        if measured.len() > 1 { " (both publishers)" } else { "" },
+        (first_reading - started).as_secs_f64(),
+        args.window,
     );
     for (m, exit) in measured.iter().zip(&exits) {
         if measured.len() > 1 {
             println!("-- {}", m.label);
         }
-        report(m, wall, started);
+        report(m);
         println!(
             "publisher stopped: {}",
             exit.map_or("did not exit within 10 s".to_owned(), |s| s.to_string())
@@ -271,7 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ratios.len(),
             stats::median(&ratios),
             ratios.iter().copied().fold(f64::INFINITY, f64::min),
-            ratios.iter().copied().fold(0.0, f64::max),
+            ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             stats::median(&a),
             stats::median(&b),
         );
@@ -279,12 +302,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints one publisher's figures.
-fn report(m: &Measured, wall: Duration, started: Instant) {
+/// Prints one publisher's figures: in all since it started, and in the
+/// steady state between its first and last readings.
+fn report(m: &Measured) {
     let (warm_at, warm) = &m.readings[0];
-    let (_, end) = &m.readings[m.readings.len() - 1];
-    let core_pct = end.cpu_s / wall.as_secs_f64() * 100.0;
-    let steady_wall = (wall - warm_at.duration_since(started)).as_secs_f64();
+    let (end_at, end) = &m.readings[m.readings.len() - 1];
+    let wall = end_at.duration_since(m.spawned_at).as_secs_f64();
+    let core_pct = end.cpu_s / wall * 100.0;
+    let steady_wall = end_at.duration_since(*warm_at).as_secs_f64();
     let steady_s = end.cpu_s - warm.cpu_s;
     let steady_pct = steady_s / steady_wall * 100.0;
     let hwm_mib = end.hwm_kib as f64 / 1024.0;
@@ -300,7 +325,7 @@ fn report(m: &Measured, wall: Duration, started: Instant) {
         end.user_s,
         end.system_s,
         end.sched_s,
-        end.sched_s / wall.as_secs_f64() * 100.0,
+        end.sched_s / wall * 100.0,
         (end.sched_s - warm.sched_s) / steady_wall * 100.0,
         stats::median(&windows),
         windows.len(),

@@ -1,6 +1,6 @@
 //! The publisher's parser of /proc/<pid>/stat lines
 //! (`source::pid_stat::parse`). The name in the line is set by any process
-//! (up to 15 bytes, parentheses and spaces included), so the line is
+//! (any bytes but NUL, parentheses and spaces included), so the line is
 //! untrusted. Beyond "never panics": a parsed line, printed again the way
 //! the kernel prints it, parses to the same fields.
 #![no_main]

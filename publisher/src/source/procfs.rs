@@ -9,6 +9,8 @@
 
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use procfs::{Current, CurrentSI, KernelStats, LoadAverage, Meminfo};
 use rustix::fs::{openat, statat, AtFlags, Dir, Mode, OFlags, CWD};
@@ -17,8 +19,8 @@ use rustix::io::{read, retry_on_intr};
 use super::pid_stat;
 use super::{CpuCounters, CpuTimes, Memory, ProcessStat, Source, SourceError, SourceKind};
 
-/// Room for one /proc/<pid>/stat line: 52 numbers and a 15-byte name make
-/// well under 1 KiB.
+/// Room for one /proc/<pid>/stat line: 52 numbers and a name of at most 64
+/// bytes (a kernel thread's; a process's own are 15) make well under 1 KiB.
 const STAT_LINE_MAX: usize = 4096;
 
 /// Reads /proc. Holds the two constants needed to turn ticks and pages into
@@ -26,11 +28,45 @@ const STAT_LINE_MAX: usize = 4096;
 pub struct ProcfsSource {
     ns_per_tick: u64,
     page_size: u64,
-    /// `/proc`, opened at the first walk and rewound for each next one.
+    /// Where the process table is: /proc, or in tests a directory laid out
+    /// like it.
+    root: PathBuf,
+    /// `root`, opened at the first walk and rewound for each next one.
     proc_dir: Option<Dir>,
     /// `<pid>/stat\0` and `<pid>\0`, built in place for each process.
     path: Vec<u8>,
     line: Vec<u8>,
+    unparsed: Unparsed,
+}
+
+/// Processes left out of snapshots because their stat line would not
+/// parse: counted, and reported at most once a minute. One odd line must
+/// not cost the whole snapshot; a kernel whose format changed shows up as
+/// a warning naming the file and what is wrong.
+#[derive(Default)]
+struct Unparsed {
+    total: u64,
+    reported_at: Option<Instant>,
+}
+
+impl Unparsed {
+    const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+    fn skip(&mut self, pid: &[u8], message: &str) {
+        self.total += 1;
+        if self
+            .reported_at
+            .is_none_or(|at| at.elapsed() >= Self::REPORT_EVERY)
+        {
+            self.reported_at = Some(Instant::now());
+            tracing::warn!(
+                path = %format!("/proc/{}/stat", String::from_utf8_lossy(pid)),
+                reason = message,
+                skipped_total = self.total,
+                "left a process out of the snapshot: its stat line does not parse"
+            );
+        }
+    }
 }
 
 impl ProcfsSource {
@@ -38,9 +74,11 @@ impl ProcfsSource {
         Self {
             ns_per_tick: 1_000_000_000 / procfs::ticks_per_second().max(1),
             page_size: procfs::page_size(),
+            root: PathBuf::from("/proc"),
             proc_dir: None,
             path: Vec::with_capacity(24),
             line: vec![0; STAT_LINE_MAX],
+            unparsed: Unparsed::default(),
         }
     }
 
@@ -86,7 +124,7 @@ impl Source for ProcfsSource {
     }
 
     fn processes(&mut self) -> Result<Vec<ProcessStat>, SourceError> {
-        let dir = rewound(&mut self.proc_dir)?;
+        let dir = rewound(&mut self.proc_dir, &self.root)?;
         let mut out = Vec::with_capacity(512);
         while let Some(entry) = dir.read() {
             let entry = entry.map_err(|e| SourceError::read("/proc", e))?;
@@ -100,19 +138,19 @@ impl Source for ProcfsSource {
             let Some((text, uid)) = read_stat(proc_fd, pid, &mut self.path, &mut self.line) else {
                 continue;
             };
-            let format_error = |message: String| SourceError::Format {
-                path: format!("/proc/{}/stat", String::from_utf8_lossy(pid)),
-                message,
-            };
             // The kernel writes the whole line into its own buffer and
             // copies as much as fits: one read is all of it, or it was cut.
-            if !text.ends_with(b"\n") {
-                return Err(format_error(format!(
-                    "no end of line in the first {} bytes",
-                    text.len()
-                )));
-            }
-            let stat = pid_stat::parse(text).map_err(format_error)?;
+            let parsed = match text.ends_with(b"\n") {
+                true => pid_stat::parse(text),
+                false => Err(format!("no end of line in the first {} bytes", text.len())),
+            };
+            let stat = match parsed {
+                Ok(stat) => stat,
+                Err(message) => {
+                    self.unparsed.skip(pid, &message);
+                    continue;
+                }
+            };
             out.push(ProcessStat {
                 pid: stat.pid,
                 ppid: stat.ppid,
@@ -130,19 +168,15 @@ impl Source for ProcfsSource {
     }
 }
 
-/// `/proc`, opened on first use, ready to list from its first entry.
-fn rewound(proc_dir: &mut Option<Dir>) -> Result<&mut Dir, SourceError> {
+/// The process table's directory, opened on first use, ready to list from
+/// its first entry.
+fn rewound<'a>(proc_dir: &'a mut Option<Dir>, root: &Path) -> Result<&'a mut Dir, SourceError> {
     if let Some(dir) = proc_dir {
         dir.rewind();
         return Ok(dir);
     }
-    let fd = openat(
-        CWD,
-        "/proc",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| SourceError::read("/proc", e))?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = openat(CWD, root, flags, Mode::empty()).map_err(|e| SourceError::read("/proc", e))?;
     let dir = Dir::new(fd).map_err(|e| SourceError::read("/proc", e))?;
     Ok(proc_dir.insert(dir))
 }
@@ -152,7 +186,10 @@ fn rewound(proc_dir: &mut Option<Dir>) -> Result<&mut Dir, SourceError> {
 ///
 /// The owner is that of the `/proc/<pid>` directory, whose owner the kernel
 /// makes the process's effective uid always; its files are root's when the
-/// process is not dumpable (a daemon that dropped privileges, say).
+/// process is not dumpable (a daemon that dropped privileges, say). Line
+/// and owner come from two lookups of `<pid>`: a pid reused in between
+/// (the pid space wrapping around within microseconds) would pair one
+/// process's line with the next one's owner.
 fn read_stat<'a>(
     proc_dir: BorrowedFd<'_>,
     pid: &[u8],
@@ -195,6 +232,7 @@ pub fn memory_from(m: &Meminfo) -> Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn reads_this_host() {
@@ -213,21 +251,121 @@ mod tests {
         assert!(mine.rss_bytes > 0);
         assert!(mine.threads >= 1);
         assert!(procs.iter().any(|p| p.pid == 1));
-        // Owners as the procfs crate reads them (from the /proc/<pid>
-        // directory; the walk reads the stat file's, the same by the kernel's
-        // rule); a process may exit in between.
+        // Owners as the procfs crate reads them (it stats the /proc/<pid>
+        // directory too), where the pid still names the same process.
         let mut compared = 0;
         for p in &procs {
-            let Ok(uid) = procfs::process::Process::new(p.pid).and_then(|q| q.uid()) else {
+            let Ok(q) = procfs::process::Process::new(p.pid) else {
                 continue;
             };
-            assert_eq!(p.uid, uid, "pid {} ({})", p.pid, p.name);
-            compared += 1;
+            let (Ok(stat), Ok(uid)) = (q.stat(), q.uid()) else {
+                continue;
+            };
+            if stat.starttime * source.ns_per_tick == p.start_ns {
+                assert_eq!(p.uid, uid, "pid {} ({})", p.pid, p.name);
+                compared += 1;
+            }
         }
         assert!(compared > 1);
         // A second walk reads the table again from the start.
         let again = source.processes().unwrap();
-        assert!(again.iter().any(|p| p.pid == me));
-        assert!(again.len() + 50 > procs.len() && procs.len() + 50 > again.len());
+        assert!(again.iter().any(|p| p.pid == me) && again.iter().any(|p| p.pid == 1));
+    }
+
+    /// One odd line leaves its process out, counted, not the snapshot; the
+    /// next walk starts from the first entry again.
+    #[test]
+    fn an_unparsable_line_costs_its_process_only() {
+        let root = std::env::temp_dir().join(format!("vigia-proc-{}", std::process::id()));
+        let line = |pid: u32, name: &str| {
+            format!("{pid} ({name}) S 1 {pid} {pid} 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 500 0 9 0 0\n")
+        };
+        for (entry, text) in [
+            ("1", line(1, "init")),
+            ("2", "2 (cut) S 1".to_owned()),
+            ("3", line(3, "no end of line").trim_end().to_owned()),
+            ("self", line(9, "not a pid")),
+        ] {
+            std::fs::create_dir_all(root.join(entry)).unwrap();
+            std::fs::write(root.join(entry).join("stat"), text).unwrap();
+        }
+        let mut source = ProcfsSource::new();
+        source.root = root.clone();
+        let walk = |source: &mut ProcfsSource| {
+            let mut pids: Vec<i32> = source.processes().unwrap().iter().map(|p| p.pid).collect();
+            pids.sort_unstable();
+            pids
+        };
+        assert_eq!(walk(&mut source), [1]);
+        assert_eq!(source.unparsed.total, 2);
+        std::fs::write(root.join("2/stat"), line(2, "whole")).unwrap();
+        assert_eq!(walk(&mut source), [1, 2]);
+        assert_eq!(source.unparsed.total, 3);
+        let procs = source.processes().unwrap();
+        let init = procs.iter().find(|p| p.pid == 1).unwrap();
+        assert_eq!(init.start_ns, 500 * source.ns_per_tick);
+        assert_eq!(init.rss_bytes, 9 * source.page_size);
+        assert_eq!(init.uid, rustix::process::geteuid().as_raw());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Kills and reaps a forked child however the test ends.
+    struct Forked(libc::pid_t);
+
+    impl Drop for Forked {
+        fn drop(&mut self) {
+            // SAFETY: plain system calls on a child this test forked.
+            unsafe {
+                libc::kill(self.0, libc::SIGKILL);
+                libc::waitpid(self.0, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+
+    /// A process that changed its uid (or asked not to be dumpable) has its
+    /// /proc files shown as root's; the walk still reports its own
+    /// effective uid, as `ps` does.
+    #[test]
+    fn a_non_dumpable_process_keeps_its_owner() {
+        let root = rustix::process::geteuid().is_root();
+        let expected = if root {
+            65534
+        } else {
+            rustix::process::geteuid().as_raw()
+        };
+        // SAFETY: the child of this multi-threaded test makes raw system
+        // calls only (no allocation, no lock another thread may hold) until
+        // it is killed. As root, changing the uid makes it non-dumpable;
+        // otherwise it asks for that itself.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            unsafe {
+                if root {
+                    libc::syscall(libc::SYS_setuid, 65534);
+                } else {
+                    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let _child = Forked(pid);
+        let file_owner = || std::fs::metadata(format!("/proc/{pid}/stat")).map(|m| m.uid());
+        let dir_owner = || std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (dir_owner().ok(), file_owner().ok()) != (Some(expected), Some(0)) {
+            assert!(
+                Instant::now() < deadline,
+                "the child never became non-dumpable: /proc/{pid} owned by {:?}, its stat by {:?}",
+                dir_owner(),
+                file_owner()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let procs = ProcfsSource::new().processes().unwrap();
+        let child = procs.iter().find(|p| p.pid == pid).expect("the child");
+        assert_eq!(child.uid, expected);
     }
 }
