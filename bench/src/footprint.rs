@@ -157,12 +157,15 @@ impl Measured {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.window > 0 && args.window.is_multiple_of(PROCS_INTERVAL_S),
-        "--window {}: must be a multiple of the publisher's procs interval ({PROCS_INTERVAL_S} s), \
-         so that every window holds as many walks",
-        args.window
-    );
+    // Whole procs intervals: every window holds as many walks, and every
+    // reading falls between walks.
+    for (flag, value) in [("--window", args.window), ("--seconds", args.seconds)] {
+        anyhow::ensure!(
+            value > 0 && value.is_multiple_of(PROCS_INTERVAL_S),
+            "{flag} {value}: must be a multiple of the publisher's procs interval \
+             ({PROCS_INTERVAL_S} s)"
+        );
+    }
     anyhow::ensure!(
         args.seconds >= args.warmup + args.window,
         "--seconds {}: must be at least --warmup + --window ({} s)",
@@ -195,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("== publisher footprint");
     println!(
         "config: {}{} --nats-url {} --host bench-footprint (defaults: --interval 1s \
-         --procs-interval 5s, procfs source); {}s run, steady state from {}s + 1.25 s; \
+         --procs-interval 5s, procfs source); {}s run (+ 1.25 s), steady state after at least {}s; \
          processes on the machine: {} ({} of them sleeps started by the bench); \
          release build",
         args.wrap
@@ -242,7 +245,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             readings: Vec::new(),
         });
     }
-    let first_reading = started + Duration::from_secs(args.warmup) + READING_OFFSET;
+    // The last reading ends the run; the first comes whole windows before
+    // it, at least --warmup after the start.
+    let first_reading =
+        started + Duration::from_secs(args.seconds - windows * args.window) + READING_OFFSET;
     for k in 0..=windows {
         let at = first_reading + Duration::from_secs(k * args.window);
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
