@@ -120,12 +120,12 @@ const PROCS_INTERVAL_S: u64 = 5;
 
 /// Half the procs interval, and a whole number of cpu and ram intervals
 /// (1 s) plus a half.
-const AGAINST_OFFSET: Duration = Duration::from_millis(2500);
+const AGAINST_OFFSET: Duration = Duration::from_millis(PROCS_INTERVAL_S * 1000 / 2);
 
 /// Readings are taken this long after a whole number of procs intervals
 /// since the first publisher started: a quarter interval away from every
 /// walk of both publishers, and from their 1 s ticks.
-const READING_OFFSET: Duration = Duration::from_millis(1250);
+const READING_OFFSET: Duration = Duration::from_millis(PROCS_INTERVAL_S * 1000 / 4);
 
 /// One publisher under measurement and its readings at the end of the
 /// warm-up and of each window.

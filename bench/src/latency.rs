@@ -66,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "--procs-interval-ms must be a multiple of --interval-ms"
     );
     let rig = SinkRig::start("bench_latency", &args.sink_args, None).await?;
-    let (sink, pool) = (&rig.sink, rig.pool.clone());
+    let (sink, pool) = (&rig.sink, &rig.pool);
     let nats_url = rig.nats.url();
     let client = async_nats::connect(&nats_url).await?;
 
@@ -95,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Who spends the CPU: read before and after.
     let pid_file: String = sqlx::query_scalar("SELECT @@pid_file")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await?;
     let mariadbd = std::fs::read_to_string(&pid_file)
         .ok()
@@ -138,7 +138,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let rows = sqlx::query(&format!(
                 "SELECT host, MAX(seq) AS top FROM {table} GROUP BY host, boot"
             ))
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await?;
             let sent = sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             for row in rows {

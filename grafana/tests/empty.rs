@@ -16,7 +16,7 @@ use vigia_dashboards::QueryWindow;
 async fn every_panel_query_runs_on_an_empty_schema() -> anyhow::Result<()> {
     let db = common::TestDb::create("empty").await?;
     db.migrate_from_files().await?;
-    let mut conn = runner::connect(&db.url).await?;
+    let mut conn = runner::connect(&db.url()).await?;
     let window = QueryWindow::for_range(
         Utc::now(),
         Duration::from_secs(3600),

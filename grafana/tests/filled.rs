@@ -21,7 +21,7 @@ const HOSTS: u32 = 20;
 async fn filled(tag: &str) -> Result<common::TestDb> {
     let db = common::TestDb::create(tag).await?;
     let plan = Plan::small(HOSTS, Duration::from_secs(15 * 60));
-    fill::fill(&db.url, &plan).await?;
+    fill::fill(&db.url(), &plan).await?;
     Ok(db)
 }
 
@@ -63,7 +63,7 @@ async fn every_panel_has_rows(
 #[tokio::test]
 async fn every_panel_returns_rows_on_a_filled_fleet() -> Result<()> {
     let db = filled("all").await?;
-    let mut conn = runner::connect(&db.url).await?;
+    let mut conn = runner::connect(&db.url()).await?;
     // The dashboards' default range, and a day: ranges over 6 h read
     // the coarser rollups (0005_long_range_rollups.sql).
     for range in [HOUR, 24 * HOUR] {
@@ -79,15 +79,19 @@ async fn every_panel_returns_rows_on_a_filled_fleet() -> Result<()> {
     Ok(())
 }
 
-/// The number in the first cell of a panel's first target.
-async fn single_number(conn: &mut MySqlConnection, d: &Dashboard, title: &str) -> Result<i64> {
-    let window = last_hour()?;
+/// The SQL of the first target of the panel titled `title`, expanded.
+fn panel_sql(d: &Dashboard, title: &str, vars: &Variables, window: &QueryWindow) -> Result<String> {
     let panel = d
         .panels
         .iter()
         .find(|p| p.title == title)
         .with_context(|| format!("no panel {title}"))?;
-    let sql = vigia_dashboards::expand(&panel.targets[0].raw_sql, &Variables::new(), &window)?;
+    vigia_dashboards::expand(&panel.targets[0].raw_sql, vars, window)
+}
+
+/// The number in the first cell of a panel's first target.
+async fn single_number(conn: &mut MySqlConnection, d: &Dashboard, title: &str) -> Result<i64> {
+    let sql = panel_sql(d, title, &Variables::new(), &last_hour()?)?;
     let rows = runner::query(conn, &sql).await?;
     Ok(rows[0].try_get::<i64, _>(0)?)
 }
@@ -95,7 +99,7 @@ async fn single_number(conn: &mut MySqlConnection, d: &Dashboard, title: &str) -
 #[tokio::test]
 async fn fleet_counts_follow_the_churn() -> Result<()> {
     let db = filled("fleet").await?;
-    let mut conn = runner::connect(&db.url).await?;
+    let mut conn = runner::connect(&db.url()).await?;
     let fleet = dashboard::load(&dashboard::dashboards_dir().join("fleet.json"))?;
     // Of 20 hosts, host-008 said bye and host-018 went silent.
     assert_eq!(single_number(&mut conn, &fleet, "Hosts online").await?, 18);
@@ -108,17 +112,15 @@ async fn fleet_counts_follow_the_churn() -> Result<()> {
     );
 
     // The CPU panel has one series per host that reported.
-    let window = last_hour()?;
-    let cpu = fleet
-        .panels
-        .iter()
-        .find(|p| p.title == "CPU busy % per host")
-        .context("cpu panel")?;
-    let sql = vigia_dashboards::expand(&cpu.targets[0].raw_sql, &Variables::new(), &window)?;
-    let rows = runner::query(&mut conn, &sql).await?;
-    let mut hosts: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
-    hosts.sort();
-    hosts.dedup();
+    let vars = Variables::new();
+    let hosts = metrics(
+        &mut conn,
+        &fleet,
+        "CPU busy % per host",
+        &vars,
+        &last_hour()?,
+    )
+    .await?;
     assert_eq!(hosts.len(), HOSTS as usize);
     Ok(())
 }
@@ -131,12 +133,7 @@ async fn metrics(
     vars: &Variables,
     window: &QueryWindow,
 ) -> Result<Vec<String>> {
-    let panel = d
-        .panels
-        .iter()
-        .find(|p| p.title == title)
-        .with_context(|| format!("no panel {title}"))?;
-    let sql = vigia_dashboards::expand(&panel.targets[0].raw_sql, vars, window)?;
+    let sql = panel_sql(d, title, vars, window)?;
     let rows = runner::query(conn, &sql).await?;
     let mut out: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
     out.sort();
@@ -147,7 +144,7 @@ async fn metrics(
 #[tokio::test]
 async fn long_ranges_read_the_rollups_and_agree_with_the_raw_rows() -> Result<()> {
     let db = filled("long").await?;
-    let mut conn = runner::connect(&db.url).await?;
+    let mut conn = runner::connect(&db.url()).await?;
     let dir = dashboard::dashboards_dir();
     let fleet = dashboard::load(&dir.join("fleet.json"))?;
     let host = dashboard::load(&dir.join("host.json"))?;
@@ -179,7 +176,7 @@ async fn long_ranges_read_the_rollups_and_agree_with_the_raw_rows() -> Result<()
 #[tokio::test]
 async fn process_dashboard_quotes_multiple_names() -> Result<()> {
     let db = filled("proc").await?;
-    let mut conn = runner::connect(&db.url).await?;
+    let mut conn = runner::connect(&db.url()).await?;
     let proc = dashboard::load(&dashboard::dashboards_dir().join("process.json"))?;
     let window = last_hour()?;
     // Two names at once, one with a quote in it: both must come back.
@@ -227,7 +224,7 @@ async fn process_dashboard_quotes_multiple_names() -> Result<()> {
 #[tokio::test]
 async fn the_session_is_utc() -> Result<()> {
     let db = common::TestDb::create("tz").await?;
-    let mut conn = runner::connect(&db.url).await?;
+    let mut conn = runner::connect(&db.url()).await?;
     let tz: String = sqlx::query_scalar("SELECT @@session.time_zone")
         .fetch_one(&mut conn)
         .await?;

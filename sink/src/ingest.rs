@@ -109,9 +109,8 @@ struct Batch {
 
 impl Batch {
     /// The CPU half of a batch's work, for a blocking thread.
-    fn prepare(messages: Vec<Message>, held: u64, gathered: Duration) -> Batch {
+    fn prepare(messages: Vec<Message>, bytes: usize, held: u64, gathered: Duration) -> Batch {
         let started = std::time::Instant::now();
-        let bytes = messages.iter().map(|m| m.payload.len()).sum();
         let items: Vec<Classified> = messages
             .into_iter()
             .map(|message| {
@@ -326,7 +325,8 @@ impl Ingest {
             let gathered = gathering.elapsed();
             let id = held.hold(&batch);
             let prepared =
-                tokio::task::spawn_blocking(move || Batch::prepare(batch, id, gathered)).await;
+                tokio::task::spawn_blocking(move || Batch::prepare(batch, bytes, id, gathered))
+                    .await;
             let batch = match prepared {
                 Ok(batch) => batch,
                 // Only a panic gets here; the messages went with it and

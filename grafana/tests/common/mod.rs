@@ -13,8 +13,7 @@ use sqlx::Connection;
 use vigia_testkit::TestDatabase;
 
 pub struct TestDb {
-    pub url: String,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 impl TestDb {
@@ -25,7 +24,11 @@ impl TestDb {
         MySql::create_database(&url)
             .await
             .with_context(|| format!("creating {url}"))?;
-        Ok(Self { url, _db: db })
+        Ok(Self { db })
+    }
+
+    pub fn url(&self) -> String {
+        self.db.url()
     }
 
     /// Applies the repository's migrations in order, as the sink does at
@@ -37,7 +40,7 @@ impl TestDb {
             .collect::<Result<_, _>>()?;
         files.retain(|p| p.extension().is_some_and(|e| e == "sql"));
         files.sort();
-        let mut conn = MySqlConnection::connect(&self.url).await?;
+        let mut conn = MySqlConnection::connect(&self.url()).await?;
         for f in files {
             let sql = std::fs::read_to_string(&f)?;
             sqlx::raw_sql(&sql)

@@ -140,9 +140,10 @@ impl Source for ProcfsSource {
             };
             // The kernel writes the whole line into its own buffer and
             // copies as much as fits: one read is all of it, or it was cut.
-            let parsed = match text.ends_with(b"\n") {
-                true => pid_stat::parse(text),
-                false => Err(format!("no end of line in the first {} bytes", text.len())),
+            let parsed = if text.ends_with(b"\n") {
+                pid_stat::parse(text)
+            } else {
+                Err(format!("no end of line in the first {} bytes", text.len()))
             };
             let stat = match parsed {
                 Ok(stat) => stat,

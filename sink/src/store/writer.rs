@@ -120,8 +120,7 @@ impl Writer {
 
     /// Writes every sample, or none of them.
     pub async fn write(&self, samples: &[&Sample]) -> Result<(), WriteError> {
-        self.write_prepared(samples, &ProcessLists::encode(samples))
-            .await
+        self.write_prepared(samples, &ProcessLists::default()).await
     }
 
     /// [`Writer::write`] with the batch's process lists already encoded
