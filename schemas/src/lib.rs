@@ -1,11 +1,15 @@
 //! The wire contract between vigia's publishers and everything that reads
 //! their telemetry: the sink, the operator CLI and anyone with `nats sub`.
 //!
-//! Three things make up the contract, each in its own module:
+//! Four things make up the contract, each in its own module:
 //! - [`host`]: how a machine's host name becomes the token used in subjects;
 //! - [`subject`]: the NATS subjects and headers a sample travels with;
 //! - [`sample`]: the MessagePack payload, an envelope plus a body per kind;
 //! - [`command`]: requests to a publisher on `cmd.<host>` and its replies.
+//!
+//! And one rule for everyone who shows what came from the wire: [`text`]
+//! escapes control and bidirectional characters before a log or a terminal
+//! sees them.
 //!
 //! Payloads are MessagePack *maps* with named fields so that any language
 //! can decode them without these structs; decoders ignore unknown fields so
@@ -15,6 +19,7 @@ pub mod command;
 pub mod host;
 pub mod sample;
 pub mod subject;
+pub mod text;
 
 pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
 pub use host::{HostToken, HostTokenError};
