@@ -3,6 +3,7 @@
 //! own on the machine's MariaDB, the release binaries of the workspace),
 //! prints its configuration and figures, and removes everything it made.
 
+mod capacity;
 mod fleet;
 mod footprint;
 mod ingest;
@@ -35,6 +36,9 @@ enum Command {
     /// Time from a sample's `ts` to its row being committed, for a
     /// simulated fleet at the publisher's default intervals.
     Latency(latency::Args),
+    /// The capacity curve: a growing simulated fleet against one sink,
+    /// one nats-server and a mariadbd with the product's settings.
+    Capacity(capacity::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Footprint(args) => footprint::run(args),
         Command::Ingest(args) => runtime()?.block_on(ingest::run(args)),
         Command::Latency(args) => runtime()?.block_on(latency::run(args)),
+        Command::Capacity(args) => runtime()?.block_on(capacity::run(args)),
     }
 }
 

@@ -107,7 +107,7 @@ fi
 absent=()
 for path in nats/nats-server.conf mysql/init grafana/provisioning grafana/dashboards \
   grafana/provisioning/datasources/vigia.yaml grafana/provisioning/dashboards/vigia.yaml \
-  grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
+  mysql/conf/vigia.cnf grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
   [ -e "$path" ] || absent+=("$path")
 done
 if [ "${#absent[@]}" -eq 0 ]; then
