@@ -10,6 +10,7 @@ mod ingest;
 mod latency;
 mod rig;
 mod stats;
+mod storage;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,9 @@ enum Command {
     /// The capacity curve: a growing simulated fleet against one sink,
     /// one nats-server and a mariadbd with the product's settings.
     Capacity(capacity::Args),
+    /// Bytes on disk per host per day, every table, as the sink writes
+    /// them into MariaDB with the product's settings.
+    Storage(storage::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => runtime()?.block_on(ingest::run(args)),
         Command::Latency(args) => runtime()?.block_on(latency::run(args)),
         Command::Capacity(args) => runtime()?.block_on(capacity::run(args)),
+        Command::Storage(args) => runtime()?.block_on(storage::run(args)),
     }
 }
 
