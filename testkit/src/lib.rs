@@ -14,6 +14,8 @@
 //! Everything is removed on drop, so tests run in parallel and leave
 //! nothing behind.
 
+#![forbid(unsafe_code)]
+
 mod child;
 pub mod completeness;
 mod mariadb;
