@@ -238,3 +238,28 @@ pub fn tail(path: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn period(text: &str) -> Period {
+        text.parse().expect("a duration")
+    }
+
+    #[test]
+    fn a_period_keeps_the_text_the_publisher_will_read() {
+        let p = period("500ms");
+        assert_eq!(
+            (p.text.as_str(), p.every),
+            ("500ms", Duration::from_millis(500))
+        );
+        assert!("".parse::<Period>().is_err());
+    }
+
+    #[test]
+    fn the_grace_is_three_intervals_but_never_under_the_sinks_minimum_silence() {
+        assert_eq!(grace(&period("100ms")), Duration::from_secs(2));
+        assert_eq!(grace(&period("1s")), Duration::from_secs(3));
+    }
+}

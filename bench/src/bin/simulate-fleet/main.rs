@@ -306,3 +306,40 @@ async fn wait_for_schema(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(flags: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("simulate-fleet").chain(flags.iter().copied()))
+            .expect("flags parse")
+    }
+
+    #[test]
+    fn the_default_schedule_climbs_from_min_to_max_and_comes_back_down() {
+        assert_eq!(
+            args(&["--min", "1", "--max", "4"]).steps(),
+            [1, 2, 3, 4, 3, 2, 1]
+        );
+        assert_eq!(args(&["--min", "3", "--max", "3"]).steps(), [3]);
+    }
+
+    #[test]
+    fn a_schedule_replaces_the_climb() {
+        assert_eq!(args(&["--schedule", "2,6,3,8,1"]).steps(), [2, 6, 3, 8, 1]);
+    }
+
+    #[test]
+    fn a_zero_step_a_bad_count_or_a_bad_duration_is_refused() {
+        let refused = |flags: &[&str]| {
+            Args::try_parse_from(std::iter::once("simulate-fleet").chain(flags.iter().copied()))
+                .is_err()
+        };
+        assert!(refused(&["--step", "0"]));
+        assert!(refused(&["--schedule", "2,x"]));
+        assert!(refused(&["--interval", "5x"]));
+        assert!(refused(&["--interval", "0s"]));
+        assert!(refused(&["--max", "-1"]));
+    }
+}
