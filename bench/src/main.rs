@@ -3,6 +3,8 @@
 //! own on the machine's MariaDB, the release binaries of the workspace),
 //! prints its configuration and figures, and removes everything it made.
 
+#![forbid(unsafe_code)]
+
 mod capacity;
 mod fleet;
 mod footprint;

@@ -3,6 +3,8 @@
 //! Each subcommand is a module; [`run`] dispatches and turns the outcome
 //! into an exit code and, on error, one line on stderr.
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 pub mod connect;
 pub mod decode;

@@ -15,6 +15,8 @@
 //! can decode them without these structs; decoders ignore unknown fields so
 //! that a newer publisher can add fields without breaking an older sink.
 
+#![forbid(unsafe_code)]
+
 pub mod command;
 pub mod host;
 pub mod sample;

@@ -10,6 +10,8 @@
 //! beside it: liveness (offline hosts), retention (old rows), stats logs
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod classify;
 pub mod config;
 pub mod deadletter;

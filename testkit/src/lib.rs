@@ -6,13 +6,18 @@
 //! - [`TestDatabase`]: a uniquely named database on the machine's MariaDB
 //!   (127.0.0.1:3306, root), dropped when the test ends.
 //! - [`binary`] and [`Child`]: the workspace's binaries as processes.
+//! - [`completeness`]: the one check that a host's samples reached MySQL
+//!   whole (seq 1..N of each kind once, hello, bye).
 //! - [`telemetry`]: the stream as the sink creates it, and reading samples
 //!   back from it; [`vigia`]: publishers and sinks started for a test.
 //!
 //! Everything is removed on drop, so tests run in parallel and leave
 //! nothing behind.
 
+#![forbid(unsafe_code)]
+
 mod child;
+pub mod completeness;
 mod mariadb;
 mod nats;
 mod net;

@@ -138,16 +138,12 @@ pub async fn seqs(pool: &MySqlPool, table: &str, host: &str) -> Vec<u64> {
     .collect()
 }
 
-const TABLES: [(&str, &str); 3] = [
-    ("cpu", "cpu_samples"),
-    ("ram", "ram_samples"),
-    ("procs", "procs_snapshots"),
-];
-
 /// Waits until MySQL holds, for each host, every seq 1..=last of each kind
 /// its bye announced, then checks there is nothing else: no gap, no
-/// duplicate, no extra boot.
+/// duplicate, no extra boot, one hello and one bye. The check itself is
+/// `vigia_testkit::completeness`, shared with the fleet simulator.
 pub async fn assert_complete(pool: &MySqlPool, last: &LastSeqs, hosts: &[&str]) {
+    use vigia_testkit::completeness::{wait_for_complete, Expected, SAMPLED};
     assert_eq!(
         last.keys().map(String::as_str).collect::<BTreeSet<_>>(),
         hosts.iter().copied().collect::<BTreeSet<_>>(),
@@ -155,67 +151,20 @@ pub async fn assert_complete(pool: &MySqlPool, last: &LastSeqs, hosts: &[&str]) 
     );
     let deadline = Instant::now() + Duration::from_secs(150);
     for host in hosts {
-        for (kind, table) in TABLES {
-            let n = last[*host].get(kind).copied().unwrap_or(0);
+        let last_seq = SAMPLED.map(|(kind, _)| last[*host].get(kind).copied().unwrap_or(0));
+        for ((kind, _), n) in SAMPLED.iter().zip(last_seq) {
             assert!(n >= 3, "{host} stamped only {n} {kind} samples");
-            let expected: Vec<u64> = (1..=n).collect();
-            loop {
-                let got = seqs(pool, table, host).await;
-                if got == expected {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{host} {kind}: expected seq 1..={n}, MySQL has {} rows: {:?}",
-                    got.len(),
-                    summarize(&got)
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
         }
-        let boots: i64 =
-            sqlx::query_scalar("SELECT COUNT(DISTINCT boot) FROM cpu_samples WHERE host = ?")
-                .bind(host)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        assert_eq!(boots, 1, "{host}: one boot");
-        loop {
-            let events: Vec<String> = sqlx::query_scalar(
-                "SELECT CAST(kind AS CHAR) FROM host_events WHERE host = ? ORDER BY ts",
-            )
-            .bind(host)
-            .fetch_all(pool)
+        let expected = Expected {
+            last_seq: Some(last_seq),
+            at_least: [3; 3],
+            bye: true,
+        };
+        let (_, verdict) = wait_for_complete(pool, host, &expected, deadline)
             .await
-            .unwrap();
-            if events == ["hello", "bye"] {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{host}: expected one hello and one bye, got {events:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            .expect("reading a host's rows");
+        assert!(verdict.is_complete(), "{}", verdict.problems().join("\n"));
     }
-}
-
-/// Runs of consecutive numbers, to keep failure messages short.
-fn summarize(seqs: &[u64]) -> String {
-    let mut out = Vec::new();
-    let mut iter = seqs.iter().copied().peekable();
-    while let Some(start) = iter.next() {
-        let mut end = start;
-        while iter.peek() == Some(&(end + 1)) {
-            end = iter.next().unwrap_or(end);
-        }
-        out.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-    }
-    out.join(",")
 }
 
 /// SIGTERMs each publisher and checks it exits 0 within 10 s.
