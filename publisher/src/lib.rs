@@ -14,6 +14,7 @@
 //! the same outbox.
 
 pub mod agent;
+pub mod busiest;
 pub mod config;
 pub mod control;
 pub mod forward;

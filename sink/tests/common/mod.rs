@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod inproc;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -122,6 +124,19 @@ pub async fn byes(nats_url: &str) -> LastSeqs {
         out.insert(sample.host, bye.last_seq);
     }
     out
+}
+
+/// How many messages the DEADLETTER stream holds.
+pub async fn dead_letters(nats_url: &str) -> u64 {
+    let client = async_nats::connect(nats_url)
+        .await
+        .expect("connecting to NATS");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream("DEADLETTER")
+        .await
+        .expect("stream DEADLETTER");
+    stream.info().await.expect("stream info").state.messages
 }
 
 /// Every seq of `table` for `host`, in order, with repeats kept.
