@@ -190,6 +190,12 @@ pub fn outgoing(sample: &Sample) -> Outgoing {
     }
 }
 
+/// `text` cut to `max` bytes, as the contract's bounds take it.
+fn clipped(mut text: String, max: usize) -> String {
+    clip(&mut text, max);
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,9 +218,4 @@ mod tests {
         assert_eq!(out.msg_id, "web-1.b00t.bye.1");
         assert_eq!(Sample::decode(&out.payload).unwrap(), sample);
     }
-}
-
-fn clipped(mut text: String, max: usize) -> String {
-    clip(&mut text, max);
-    text
 }

@@ -561,7 +561,7 @@ async fn a_hostile_stream_stalls_nothing_and_loses_nothing() {
     };
 
     let mut publishers = common::publishers(&nats.url(), &REAL_HOSTS);
-    let mut rng = Rng(0x5eed_0f_1157);
+    let mut rng = Rng(0x005e_ed0f_1157);
     let mut sent = Vec::with_capacity(HOSTILE);
     let started = Instant::now();
     for i in 0..HOSTILE {
