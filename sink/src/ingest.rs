@@ -457,7 +457,7 @@ impl Ingest {
                 }
                 Err(error) => error,
             };
-            if self.writer.probe().await.is_ok() {
+            if !error.sent_nothing() && self.writer.probe().await.is_ok() {
                 outage.over(&self.metrics);
                 return self
                     .isolate(batch, everything, lists, error, &mut outage, stop)

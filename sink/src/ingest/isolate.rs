@@ -17,7 +17,8 @@
 //! error says no retry can help (a row larger than a statement may be).
 //! A probe that fails in between turns the narrowing into a wait, and the
 //! same part is tried again once MySQL is back: an outage never
-//! dead-letters anything.
+//! dead-letters anything. Nor does the sink's own pool having no
+//! connection to give (nothing was sent): that is waited out too.
 //!
 //! Acknowledging stays after commit: the batch is acknowledged only once
 //! every part is stored or dead-lettered; a crash in between redelivers
@@ -119,7 +120,7 @@ impl Ingest {
                 None => match self.write_some(batch, &suspects[part.clone()], lists).await {
                     Ok(()) => continue,
                     Err(error) => {
-                        if self.writer.probe().await.is_err() {
+                        if error.sent_nothing() || self.writer.probe().await.is_err() {
                             // MySQL went away meanwhile: wait, then the
                             // same part again.
                             if !outage.wait(&self.metrics, &error, batch.len(), stop).await {

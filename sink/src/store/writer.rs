@@ -69,6 +69,19 @@ impl WriteError {
         matches!(self, WriteError::TooLarge { .. })
     }
 
+    /// Whether no row was sent at all: the sink's own pool had no
+    /// connection to give. Never the data's fault, so never a reason to
+    /// dead-letter anything.
+    pub fn sent_nothing(&self) -> bool {
+        matches!(
+            self,
+            WriteError::Statement {
+                source: sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+                ..
+            }
+        )
+    }
+
     /// MySQL's own error number, when MySQL sent one.
     pub fn mysql_number(&self) -> Option<u16> {
         match self {
