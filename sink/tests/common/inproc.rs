@@ -60,16 +60,33 @@ impl InProcessSink {
         }
     }
 
-    /// Publishes `payload` on `subject` and waits for the stream to take it.
+    /// Publishes `payload` on `subject` and waits for the stream to take
+    /// it. A missed acknowledgement (a loaded machine) is retried with the
+    /// same `Nats-Msg-Id`, which the stream deduplicates.
     pub async fn publish(&self, subject: &str, id: &str, payload: Vec<u8>) {
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_MSG_ID, id);
-        self.js
-            .publish_with_headers(subject.to_owned(), headers, payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        let payload = bytes::Bytes::from(payload);
+        let mut attempt = 0;
+        loop {
+            let mut headers = HeaderMap::new();
+            headers.insert(HEADER_MSG_ID, id);
+            let acked = match self
+                .js
+                .publish_with_headers(subject.to_owned(), headers, payload.clone())
+                .await
+            {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match acked {
+                Ok(()) => return,
+                Err(error) if attempt < 5 => {
+                    attempt += 1;
+                    eprintln!("publishing {id} again: {error}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("publishing {id}: {error}"),
+            }
+        }
     }
 
     /// Publishes a sample on its own subject.
