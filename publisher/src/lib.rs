@@ -19,6 +19,7 @@
 #![cfg_attr(test, deny(unsafe_code))]
 
 pub mod agent;
+pub mod busiest;
 pub mod config;
 pub mod control;
 pub mod forward;

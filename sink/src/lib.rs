@@ -75,6 +75,7 @@ pub async fn run(
         batch_wait: config.batch_wait,
         batch_max_bytes: config.batch_max_mib as usize * (1 << 20),
         dead_letter_log: ingest::LogLimit::every(Duration::from_secs(60)),
+        retention: config.retention,
     };
     let result = ingest.run(shutdown).await;
     for task in background {

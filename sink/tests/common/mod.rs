@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod inproc;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -92,6 +94,19 @@ pub type LastSeqs = BTreeMap<String, BTreeMap<String, u64>>;
 
 /// Reads every `bye` in the TELEMETRY stream: host → kind → last seq.
 pub async fn byes(nats_url: &str) -> LastSeqs {
+    byes_on(nats_url, "telemetry.*.bye").await
+}
+
+/// [`byes`] of `hosts` only (other clients may send byes too).
+pub async fn byes_of(nats_url: &str, hosts: &[&str]) -> LastSeqs {
+    let mut out = LastSeqs::new();
+    for host in hosts {
+        out.extend(byes_on(nats_url, &format!("telemetry.{host}.bye")).await);
+    }
+    out
+}
+
+async fn byes_on(nats_url: &str, filter: &str) -> LastSeqs {
     use futures::StreamExt;
     let client = async_nats::connect(nats_url)
         .await
@@ -100,7 +115,7 @@ pub async fn byes(nats_url: &str) -> LastSeqs {
     let stream = js.get_stream("TELEMETRY").await.expect("stream TELEMETRY");
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: "telemetry.*.bye".into(),
+            filter_subject: filter.into(),
             ..Default::default()
         })
         .await
@@ -122,6 +137,19 @@ pub async fn byes(nats_url: &str) -> LastSeqs {
         out.insert(sample.host, bye.last_seq);
     }
     out
+}
+
+/// How many messages the DEADLETTER stream holds.
+pub async fn dead_letters(nats_url: &str) -> u64 {
+    let client = async_nats::connect(nats_url)
+        .await
+        .expect("connecting to NATS");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream("DEADLETTER")
+        .await
+        .expect("stream DEADLETTER");
+    stream.info().await.expect("stream info").state.messages
 }
 
 /// Every seq of `table` for `host`, in order, with repeats kept.
