@@ -5,25 +5,13 @@
 mod common;
 
 use async_nats::jetstream;
-use clap::Parser as _;
-use common::{AuthStack, Probe};
+use common::{prepared, AuthStack, Probe};
 use futures::StreamExt as _;
 use vigia_schema::identity::command_from;
 use vigia_schema::{HostToken, Role};
 
 fn t(s: &str) -> HostToken {
     HostToken::parse(s).unwrap()
-}
-
-/// The sink's own start-up: both streams and the consumer, as the sink
-/// binary creates them, with the sink's permissions.
-async fn prepared(stack: &AuthStack) -> (Probe, jetstream::consumer::PullConsumer) {
-    let sink = stack.client(Role::Sink, "sink-1").await;
-    let config = vigia_sink::config::Config::parse_from(["vigia-sink"]);
-    let consumer = vigia_sink::jetstream::prepare(&jetstream::new(sink.client.clone()), &config)
-        .await
-        .expect("the sink prepares its streams and consumer");
-    (sink, consumer)
 }
 
 /// What `vigiactl hosts` asks the stream: its subjects, and the last
@@ -125,28 +113,43 @@ async fn a_host_hears_only_its_own_commands_and_answers_each_once() {
     let mut operator = stack.client(Role::Operator, "alice").await;
     let mut commands = host.client.subscribe("cmd.web-1.*").await.unwrap();
     let bare = host.client.subscribe("cmd.web-1").await.unwrap();
-    host.client.flush().await.unwrap();
-
-    let asking = {
-        let client = operator.client.clone();
+    let answering = {
+        let client = host.client.clone();
         tokio::spawn(async move {
-            client
-                .request(command_from(&t("web-1"), &t("alice")), "kill?".into())
-                .await
+            let mut subjects = Vec::new();
+            while let Some(request) = commands.next().await {
+                subjects.push(request.subject.to_string());
+                let reply_to = request.reply.expect("a request has a reply subject");
+                client.publish(reply_to, "done".into()).await.unwrap();
+                client.flush().await.unwrap();
+                if subjects.len() == 1 {
+                    return subjects;
+                }
+            }
+            subjects
         })
     };
-    let request = commands.next().await.unwrap();
-    assert_eq!(request.subject.as_str(), "cmd.web-1.alice");
-    let reply_to = request
-        .reply
-        .clone()
-        .expect("a request has a reply subject");
-    host.client
-        .publish(reply_to.clone(), "done".into())
+    // Until the host's subscription is in place there are no responders.
+    let mut answer = None;
+    for _ in 0..100 {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            operator
+                .client
+                .request(command_from(&t("web-1"), &t("alice")), "kill?".into()),
+        )
         .await
-        .unwrap();
-    let answer = asking.await.unwrap().expect("the operator gets the answer");
+        {
+            Ok(Ok(message)) => {
+                answer = Some(message);
+                break;
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    let answer = answer.expect("the operator gets the host's answer");
     assert_eq!(&answer.payload[..], b"done");
+    assert_eq!(answering.await.unwrap(), ["cmd.web-1.alice"]);
 
     // The operator cannot use the bare subject, so nothing ever arrives
     // there without a name the server checked.

@@ -17,6 +17,7 @@ pub mod agent;
 pub mod config;
 pub mod control;
 pub mod forward;
+pub mod gce_token;
 pub mod hostinfo;
 pub mod once;
 pub mod outbox;

@@ -197,3 +197,49 @@ impl Probe {
         seen
     }
 }
+
+/// The sink's own start-up: both streams and the consumer, as the sink
+/// binary creates them, with the sink's permissions.
+pub async fn prepared(stack: &AuthStack) -> (Probe, async_nats::jetstream::consumer::PullConsumer) {
+    use clap::Parser as _;
+    let sink = stack.client(Role::Sink, "sink-1").await;
+    // A small stream: tests run side by side on one disk.
+    let config =
+        vigia_sink::config::Config::parse_from(["vigia-sink", "--stream-max-bytes", "67108864"]);
+    let consumer =
+        vigia_sink::jetstream::prepare(&async_nats::jetstream::new(sink.client.clone()), &config)
+            .await
+            .expect("the sink prepares its streams and consumer");
+    (sink, consumer)
+}
+
+/// Every sample in stream TELEMETRY, read one by one through the direct
+/// message API an operator may use.
+pub async fn stored(probe: &Probe) -> Vec<vigia_schema::Sample> {
+    let mut stream = async_nats::jetstream::new(probe.client.clone())
+        .get_stream("TELEMETRY")
+        .await
+        .expect("stream TELEMETRY");
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    let mut samples = Vec::new();
+    for seq in 1..=last {
+        if let Ok(message) = stream.get_raw_message(seq).await {
+            if let Ok(sample) = vigia_schema::Sample::decode(&message.payload) {
+                samples.push(sample);
+            }
+        }
+    }
+    samples
+}
+
+/// A seed file for `key` in the stack's directory.
+pub fn seed_file(stack: &AuthStack, name: &str, key: &KeyPair) -> PathBuf {
+    let path = stack.dir.path().join(format!("{name}.nk"));
+    std::fs::write(&path, key.seed().unwrap()).unwrap();
+    path
+}
