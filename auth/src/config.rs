@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Answer the server's authorization requests.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Make the issuer and service keys in a directory and print the
     /// nats-server configuration that uses them.
     Init(InitArgs),

@@ -137,7 +137,7 @@ impl GceVerifier {
             .google
             .and_then(|g| g.compute_engine)
             .ok_or(GceError::NotFull)?;
-        if !self.projects.iter().any(|p| *p == engine.project_id) {
+        if !self.projects.contains(&engine.project_id) {
             return Err(GceError::Project(engine.project_id));
         }
         let name = HostToken::from_hostname(&engine.instance_name)

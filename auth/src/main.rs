@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()
             .context("starting the runtime")?
-            .block_on(serve(args)),
+            .block_on(serve(*args)),
     }
 }
 

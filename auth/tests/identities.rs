@@ -14,9 +14,9 @@ async fn refused(options: ConnectOptions, stack: &AuthStack) {
         .connection_timeout(Duration::from_secs(10))
         .connect(stack.url())
         .await;
-    let error = result
-        .err()
-        .expect("the server let in a client it must refuse");
+    let Err(error) = result else {
+        panic!("the server let in a client it must refuse");
+    };
     assert_eq!(
         error.kind(),
         ConnectErrorKind::AuthorizationViolation,
