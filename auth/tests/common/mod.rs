@@ -28,14 +28,19 @@ impl AuthStack {
 
     /// With extra flags for vigia-auth (GCE settings).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_configured(extra, "")
+    }
+
+    /// With extra flags for vigia-auth and more server configuration (TLS).
+    pub fn start_configured(extra: &[&str], server_config: &str) -> Self {
         let dir = TempDir::new("vigia-auth-stack");
         let issuer = KeyPair::new_account();
         let service = KeyPair::new_user();
         std::fs::write(dir.path().join("issuer.nk"), issuer.seed().unwrap()).unwrap();
         std::fs::write(dir.path().join("service.nk"), service.seed().unwrap()).unwrap();
-        let nats = NatsServer::start_with_config(&vigia_auth::server_config::render(
-            &service.public_key(),
-            &issuer.public_key(),
+        let nats = NatsServer::start_with_config(&format!(
+            "{}\n{server_config}",
+            vigia_auth::server_config::render(&service.public_key(), &issuer.public_key())
         ));
         let mut stack = Self {
             nats,
@@ -154,6 +159,12 @@ impl Probe {
             .connect(url)
             .await?;
         Ok(Probe { client, errors })
+    }
+
+    /// A client connected elsewhere (TLS), with no errors collected.
+    pub fn wrap(client: Client) -> Probe {
+        let (_tx, errors) = mpsc::unbounded_channel();
+        Probe { client, errors }
     }
 
     /// Waits until the server reports a permissions violation for
