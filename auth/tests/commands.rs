@@ -71,6 +71,17 @@ async fn a_rogue_client_can_neither_see_nor_answer_commands_and_the_audit_names_
     rogue.subscribe_refused("cmd.>").await;
     rogue.subscribe_refused("cmd.web-1").await;
     rogue.subscribe_refused("cmd.web-1.*").await;
+    // The audit-erasing attack: publish web-1's next event first, with the
+    // message id the real one will carry, so the stream drops the real one
+    // as a duplicate. The server refuses the publish outright.
+    let mut pre_empt = HeaderMap::new();
+    pre_empt.insert("Nats-Msg-Id", "web-1.anyboot.event.1");
+    rogue
+        .client
+        .publish_with_headers("telemetry.web-1.event", pre_empt, "fake".into())
+        .await
+        .unwrap();
+    rogue.refused("publish", "telemetry.web-1.event").await;
 
     let alice = stack.client(Role::Operator, "alice").await;
     // The header a client could set to pose as someone else.
@@ -116,6 +127,9 @@ async fn a_rogue_client_can_neither_see_nor_answer_commands_and_the_audit_names_
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The real record, the only one.
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].pid, Some(1));
     assert_eq!(events[0].nats_user.as_deref(), Some("alice"));
     assert_eq!(events[0].requested_by.as_deref(), Some("bob@laptop"));
 }

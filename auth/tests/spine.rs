@@ -24,13 +24,21 @@ const TABLES: [(&str, &str); 3] = [
 struct AuthSpine {
     stack: AuthStack,
     db: TestDatabase,
+    /// The streams exist before any publisher or sink starts: a sink
+    /// killed before it got to create them (its migrations come first, and
+    /// this machine is shared) must not leave the publishers with nowhere
+    /// to publish when the test reads the byes.
+    _streams: common::Probe,
 }
 
 impl AuthSpine {
-    fn new(prefix: &str) -> Self {
+    async fn new(prefix: &str) -> Self {
+        let stack = AuthStack::start();
+        let (streams, _consumer) = prepared(&stack).await;
         Self {
-            stack: AuthStack::start(),
+            stack,
             db: TestDatabase::new(prefix),
+            _streams: streams,
         }
     }
 
@@ -148,7 +156,7 @@ async fn assert_complete(pool: &MySqlPool, stack: &AuthStack, hosts: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_hosts_arrive_complete_with_auth_on() {
-    let spine = AuthSpine::new("auth_three");
+    let spine = AuthSpine::new("auth_three").await;
     let _sinks = [spine.sink(), spine.sink()];
     let hosts = ["host-a", "host-b", "host-c"];
     let mut publishers: Vec<_> = hosts.iter().map(|h| spine.publisher(h)).collect();
@@ -160,7 +168,7 @@ async fn three_hosts_arrive_complete_with_auth_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sink_killed_mid_stream_loses_and_duplicates_nothing_with_auth_on() {
-    let spine = AuthSpine::new("auth_sinkkill");
+    let spine = AuthSpine::new("auth_sinkkill").await;
     let mut sink = spine.sink();
     let hosts = ["kill-a", "kill-b"];
     let mut publishers: Vec<_> = hosts.iter().map(|h| spine.publisher(h)).collect();
@@ -180,7 +188,7 @@ async fn sink_killed_mid_stream_loses_and_duplicates_nothing_with_auth_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn publishers_reconnect_after_the_auth_service_restarts_and_nothing_is_lost() {
-    let mut spine = AuthSpine::new("auth_restart");
+    let mut spine = AuthSpine::new("auth_restart").await;
     let _sink = spine.sink();
     let hosts = ["restart-a", "restart-b"];
     let mut publishers: Vec<_> = hosts.iter().map(|h| spine.publisher(h)).collect();
