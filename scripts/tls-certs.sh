@@ -11,7 +11,7 @@
 # ca-key.pem in --dir first. Needs openssl.
 set -euo pipefail
 
-dir= names=() ips=() days=825
+dir='' names=() ips=() days=825
 usage() { echo "usage: $0 --dir DIR [--name DNS]... [--ip ADDR]... [--days N]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
