@@ -167,6 +167,38 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_decodes_to_an_error_or_verified_claims_never_a_panic(text in ".{0,400}") {
+            let _ = decode::<serde_json::Value>(&text);
+        }
+
+        #[test]
+        fn any_three_base64_parts_decode_without_panicking(
+            a in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            b in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+            c in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+        ) {
+            let jwt = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(a),
+                URL_SAFE_NO_PAD.encode(b),
+                URL_SAFE_NO_PAD.encode(c)
+            );
+            proptest::prop_assert!(decode::<serde_json::Value>(&jwt).is_err());
+        }
+
+        #[test]
+        fn signed_claims_round_trip(sub in "[A-Z0-9]{0,60}", name in ".{0,100}") {
+            let issuer = KeyPair::new_account();
+            let claims = serde_json::json!({"iss": issuer.public_key(), "sub": sub, "name": name});
+            let jwt = encode(&claims, &issuer).unwrap();
+            let (back, iss): (serde_json::Value, String) = decode(&jwt).unwrap();
+            proptest::prop_assert_eq!(back, claims);
+            proptest::prop_assert_eq!(iss, issuer.public_key());
+        }
+    }
+
     #[test]
     fn ids_are_26_base32_characters_and_differ() {
         let (a, b) = (new_id(), new_id());

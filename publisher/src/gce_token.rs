@@ -138,6 +138,18 @@ mod tests {
         assert!(parse(b"HTTP/1.1 200 OK\r\n\r\nnot a token").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_answer_parses_to_a_token_or_an_error_never_a_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            chunked in ".{0,200}",
+        ) {
+            let _ = parse(&bytes);
+            let answer = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}");
+            let _ = parse(answer.as_bytes());
+        }
+    }
+
     #[test]
     fn the_audience_is_percent_encoded() {
         assert_eq!(
