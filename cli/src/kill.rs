@@ -65,11 +65,21 @@ pub async fn run(args: &KillArgs) -> KillOutcome {
         signal: Some(signal_spec(&args.signal)),
         requested_by: Some(args.requested_by.clone().unwrap_or_else(default_requester)),
     };
+    let acting_as = match crate::connect::acting_as(&args.nats) {
+        Ok(name) => name,
+        Err(e) => return KillOutcome::NoAnswer(e.to_string()),
+    };
     let client = match connect(&args.nats).await {
         Ok(client) => client,
         Err(e) => return KillOutcome::NoAnswer(e.to_string()),
     };
-    request_reply(&client, &host, &request, args.timeout).await
+    // With an enrolled key the request goes in this operator's name, which
+    // the server checks and the host records as the verified requester.
+    let subject = match &acting_as {
+        Some(name) => vigia_schema::identity::command_from(&host, name),
+        None => subject::command(&host),
+    };
+    request_on(&client, &host, subject, &request, args.timeout).await
 }
 
 /// Sends `request` to `host` and reads the answer within `timeout`.
@@ -79,7 +89,17 @@ pub async fn request_reply(
     request: &CommandRequest,
     timeout: Duration,
 ) -> KillOutcome {
-    let subject = subject::command(host);
+    request_on(client, host, subject::command(host), request, timeout).await
+}
+
+/// Sends `request` for `host` on `subject` (bare, or naming the requester).
+pub async fn request_on(
+    client: &async_nats::Client,
+    host: &HostToken,
+    subject: String,
+    request: &CommandRequest,
+    timeout: Duration,
+) -> KillOutcome {
     let payload = request.encode(Encoding::MessagePack);
     let answer =
         tokio::time::timeout(timeout, client.request(subject.clone(), payload.into())).await;

@@ -8,6 +8,7 @@
 pub mod args;
 pub mod connect;
 pub mod decode;
+pub mod enroll;
 pub mod hosts;
 pub mod kill;
 pub mod render;
@@ -26,6 +27,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Hosts(args) => hosts::run(&args).await,
         Command::Watch(args) => watch::run(&args).await,
         Command::Decode(args) => decode::run(&args),
+        Command::Enroll(args) => enroll::enroll(&args),
+        Command::Revoke(args) => enroll::revoke(&args),
     };
     match result {
         Ok(()) => 0,

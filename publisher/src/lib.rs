@@ -23,6 +23,7 @@ pub mod busiest;
 pub mod config;
 pub mod control;
 pub mod forward;
+pub mod gce_token;
 pub mod hostinfo;
 pub mod once;
 pub mod outbox;

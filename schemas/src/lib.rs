@@ -21,12 +21,14 @@
 pub mod bounds;
 pub mod command;
 pub mod host;
+pub mod identity;
 pub mod sample;
 pub mod subject;
 pub mod text;
 
 pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
 pub use host::{HostToken, HostTokenError};
+pub use identity::Role;
 pub use sample::{
     ByeBody, CpuBody, DecodeError, EventBody, HelloBody, Kind, Outcome, ProcessEntry, ProcsBody,
     RamBody, Sample, SampleBody, SCHEMA_VERSION,

@@ -26,7 +26,7 @@ pub mod vigia;
 
 pub use child::{binary, Child};
 pub use mariadb::{Mariadbd, TestDatabase, SHARED_MYSQL};
-pub use nats::NatsServer;
+pub use nats::{auth_nats_server, NatsServer, AUTH_NATS_VERSION};
 pub use net::{free_port, wait_for_port};
 
 /// A name unique to this process and call: `<prefix>_<pid>_<n>`.

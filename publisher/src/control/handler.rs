@@ -13,7 +13,7 @@ use vigia_schema::command::ACTION_KILL;
 use vigia_schema::{CommandReply, CommandRequest, Encoding, EventBody, Outcome};
 
 use super::policy::Policy;
-use super::rate::{Admission, RateLimiter};
+use super::rate::{Admission, PerRequester};
 use super::signal::{self, NamedSignal};
 use super::target::{self, InspectError};
 
@@ -42,26 +42,28 @@ pub struct Handled {
 /// Decides and acts on requests; owns the rate limiter's state.
 pub struct Handler {
     policy: Policy,
-    limiter: RateLimiter,
+    limiter: PerRequester,
 }
 
 impl Handler {
     pub fn new(policy: Policy, per_second: u32) -> Self {
         Self {
             policy,
-            limiter: RateLimiter::new(per_second),
+            limiter: PerRequester::new(per_second),
         }
     }
 
-    /// Handles one payload. `nats_user` is the requester's NATS user when
-    /// the server told us.
+    /// Handles one payload. `nats_user` is the requester the server
+    /// verified (identity.rs), when there is one; the rate limit counts
+    /// per requester.
     pub fn handle(&mut self, payload: &[u8], nats_user: Option<String>) -> Handled {
         let encoding = Encoding::detect(payload);
         let mut event = EventBody {
             nats_user: nats_user.map(|u| clip(&u, MAX_TEXT)),
             ..EventBody::default()
         };
-        let result = self.decide(payload, &mut event);
+        let requester = event.nats_user.clone();
+        let result = self.decide(payload, requester.as_deref(), &mut event);
         let audited = !matches!(result, Err(Denial::RateLimited { first: false }));
         let reply = match result {
             Ok(()) => {
@@ -97,8 +99,13 @@ impl Handler {
     /// Runs every check and, when all pass, sends the signal. Fills `event`
     /// with what it learns as it goes, so a refusal still records the
     /// action, pid, name and signal it got to.
-    fn decide(&mut self, payload: &[u8], event: &mut EventBody) -> Result<(), Denial> {
-        if let Admission::Refused { first } = self.limiter.admit(Instant::now()) {
+    fn decide(
+        &mut self,
+        payload: &[u8],
+        requester: Option<&str>,
+        event: &mut EventBody,
+    ) -> Result<(), Denial> {
+        if let Admission::Refused { first } = self.limiter.admit(requester, Instant::now()) {
             // The payload is not read: a flood costs no parsing.
             return Err(Denial::RateLimited { first });
         }
