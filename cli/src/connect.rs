@@ -25,8 +25,13 @@ pub async fn connect(args: &NatsArgs) -> Result<async_nats::Client, ConnectError
     if let Some(token) = &args.nats_token {
         options = options.token(token.clone());
     }
+    // Several servers (a cluster): the first that answers serves.
+    let servers = vigia_schema::servers::server_urls(&args.nats_url).map_err(|e| ConnectError {
+        url: args.nats_url.clone(),
+        source: async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, e),
+    })?;
     options
-        .connect(args.nats_url.as_str())
+        .connect(servers)
         .await
         .map_err(|source| ConnectError {
             url: args.nats_url.clone(),

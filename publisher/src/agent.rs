@@ -152,8 +152,11 @@ async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats
     if let Some(token) = &config.nats_token {
         options = options.token(token.clone());
     }
+    // Several servers (a cluster): tried in turn, and failed over between
+    // while running; the outbox holds samples in the gap.
+    let servers = vigia_schema::servers::server_urls(&config.nats_url).context("--nats-url")?;
     options
-        .connect(config.nats_url.as_str())
+        .connect(servers)
         .await
         .with_context(|| format!("--nats-url {:?}", config.nats_url))
 }

@@ -7,6 +7,8 @@
 //! - [`sample`]: the MessagePack payload, an envelope plus a body per kind;
 //! - [`command`]: requests to a publisher on `cmd.<host>` and its replies.
 //!
+//! Also [`servers`]: the `--nats-url` list every program reads the same way.
+//!
 //! And one rule for everyone who shows what came from the wire: [`text`]
 //! escapes control and bidirectional characters before a log or a terminal
 //! sees them.
@@ -20,6 +22,7 @@
 pub mod command;
 pub mod host;
 pub mod sample;
+pub mod servers;
 pub mod subject;
 pub mod text;
 

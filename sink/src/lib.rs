@@ -110,8 +110,9 @@ async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     if let Some(token) = &config.nats_token {
         options = options.token(token.clone());
     }
+    let servers = vigia_schema::servers::server_urls(&config.nats_url).context("--nats-url")?;
     options
-        .connect(config.nats_url.as_str())
+        .connect(servers)
         .await
         .with_context(|| format!("cannot reach NATS at {}", config.nats_url))
 }
