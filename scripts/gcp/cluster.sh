@@ -37,7 +37,8 @@ up_nats_cluster() {
         --service-account="$SA_CENTRAL" --scopes=cloud-platform \
         --shielded-secure-boot --shielded-vtpm --shielded-integrity-monitoring \
         --metadata-from-file=startup-script="$STARTUP_SCRIPT" \
-        --metadata="enable-oslogin=TRUE,vigia-role=nats,vigia-source=$OBJ_SOURCE,vigia-nats-secret=$SECRET_NATS,vigia-nats-name=nats-$((i + 2)),vigia-nats-routes=$NATS_ROUTES"
+        --metadata="$(metadata_arg enable-oslogin=TRUE vigia-role=nats "vigia-source=$OBJ_SOURCE" \
+          "vigia-nats-secret=$SECRET_NATS" "vigia-nats-name=nats-$((i + 2))" "vigia-nats-routes=$NATS_ROUTES")"
     fi
   done
 }

@@ -252,4 +252,18 @@ run() {
   "$@"
 }
 
+# metadata_arg K=V...: one --metadata value. A value holding commas (a list of
+# routes or URLs) needs gcloud's other delimiter syntax, ^;^, to stay one value
+# (gcloud topic escaping).
+metadata_arg() {
+  local IFS
+  if [[ "$*" == *,* ]]; then
+    IFS=';'
+    printf '^;^%s' "$*"
+  else
+    IFS=','
+    printf '%s' "$*"
+  fi
+}
+
 say_exists() { log "= exists, left as it is: $*"; }

@@ -145,17 +145,21 @@ setup_central() {
     )
   fi
   # A NATS cluster (up --nats-nodes 3): this VM's nats is node 1.
-  local routes db_host files=(-f docker-compose.yml) services=()
+  # Compose files beyond docker-compose.yml, when there are any.
+  local routes db_host files=() services=()
   routes=$(attribute vigia-nats-routes "")
   db_host=$(attribute vigia-database-host "")
   if [ -n "$routes" ]; then
     files+=(-f docker-compose.gcp-cluster.yml)
   fi
+  if [ -n "$db_host" ]; then
+    files+=(-f docker-compose.cloud-sql.yml)
+  fi
+  [ ${#files[@]} -eq 0 ] || files=(-f docker-compose.yml "${files[@]}")
   # Cloud SQL (up --cloud-sql): the sink's and Grafana's passwords come from
   # Secret Manager, and the mysql service is not started.
   local sql_sink_password='' sql_grafana_password=''
   if [ -n "$db_host" ]; then
-    files+=(-f docker-compose.cloud-sql.yml)
     services=(nats sink grafana)
     sql_sink_password=$(secret "$(attribute vigia-sql-sink-secret)")
     sql_grafana_password=$(secret "$(attribute vigia-sql-grafana-secret)")
@@ -173,13 +177,17 @@ setup_central() {
         cat "$db_secrets"
       fi
       if [ -n "$routes" ]; then
-        local own_ip others
+        local own_ip route ip urls=nats://nats:4222 route_list=()
         own_ip=$(metadata instance/network-interfaces/0/ip)
         # The sink reaches node 1 inside the compose network, the others by IP.
-        others=$(printf '%s' "$routes" | tr ',' '\n' | sed -n 's#^nats-route://\([^:]*\):6222$#\1#p' \
-          | grep -vx "$own_ip" | sed 's#.*#nats://&:4222#' | paste -sd, -)
-        printf 'VIGIA_NATS_ROUTES=%s\nVIGIA_NATS_ADVERTISE=%s\nVIGIA_NATS_CLUSTER_URLS=nats://nats:4222,%s\n' \
-          "$routes" "$own_ip" "$others"
+        IFS=, read -r -a route_list <<<"$routes"
+        for route in "${route_list[@]}"; do
+          ip=${route#nats-route://}
+          ip=${ip%:6222}
+          [ "$ip" = "$own_ip" ] || urls="$urls,nats://$ip:4222"
+        done
+        printf 'VIGIA_NATS_ROUTES=%s\nVIGIA_NATS_ADVERTISE=%s\nVIGIA_NATS_CLUSTER_URLS=%s\n' \
+          "$routes" "$own_ip" "$urls"
       fi
     } >"$STATE/src/.env"
   )
@@ -187,7 +195,7 @@ setup_central() {
   log "starting the compose stack (the first boot builds the images)"
   # A fixed project name keeps the same containers and volumes (the database)
   # across boots, whatever the directory is called.
-  (cd "$STATE/src" && "${compose[@]}" "${files[@]}" -p vigia up -d --build ${services[@]+--no-deps "${services[@]}"})
+  (cd "$STATE/src" && "${compose[@]}" ${files[@]+"${files[@]}"} -p vigia up -d --build ${services[@]+--no-deps "${services[@]}"})
   if [ -n "$db_host" ]; then
     # Grafana's user reads, and only reads: Cloud SQL makes every user a
     # cloudsqlsuperuser; the sink's user takes that back from Grafana's.
