@@ -30,7 +30,7 @@ pub async fn migrate(pool: &MySqlPool, options: &MySqlConnectOptions) -> anyhow:
     // pool, released below or when that connection closes.
     let mut lock = options.connect().await?;
     let locked: Option<i64> =
-        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('vigia-migrate:', DATABASE()), ?)")
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('vigia-migrate:', SHA1(DATABASE())), ?)")
             .bind(MIGRATION_LOCK_WAIT.as_secs())
             .fetch_one(&mut lock)
             .await
@@ -41,7 +41,7 @@ pub async fn migrate(pool: &MySqlPool, options: &MySqlConnectOptions) -> anyhow:
     );
     let result = MIGRATOR.run(pool).await;
     // Released even when the migration failed, so the next sink retries.
-    let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('vigia-migrate:', DATABASE()))")
+    let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('vigia-migrate:', SHA1(DATABASE())))")
         .execute(&mut lock)
         .await;
     let _ = lock.close().await;
