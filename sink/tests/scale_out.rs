@@ -88,3 +88,64 @@ async fn sinks_starting_together_on_a_new_database_all_come_up() {
         .count();
     assert_eq!(applied, files as i64, "every migration applied once");
 }
+
+/// Every sink runs the liveness sweep; three sweeping the same hosts at
+/// once mark each silent host offline exactly once, with the same
+/// offline_since one sink alone would write (derived from last_seen, not
+/// from when a sweep ran), and leave a live host alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_sinks_sweeping_liveness_at_once_agree() {
+    use vigia_schema::{CpuBody, SampleBody};
+    let db = vigia_testkit::TestDatabase::new("liveness3");
+    let pool = vigia_sink::store::connect(&db.url(), 2).await.unwrap();
+    let writer = vigia_sink::store::Writer::new(pool.clone(), 2);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let minute_ago = now - 60_000_000_000;
+    let silent: Vec<String> = (0..20).map(|i| format!("silent-{i:02}")).collect();
+    let mut samples: Vec<vigia_schema::Sample> = silent
+        .iter()
+        .map(|h| common::sample(h, "b1", 1, minute_ago, SampleBody::Cpu(CpuBody::default())))
+        .collect();
+    samples.push(common::sample(
+        "alive",
+        "b1",
+        1,
+        now + 3_600_000_000_000,
+        SampleBody::Cpu(CpuBody::default()),
+    ));
+    writer
+        .write(&samples.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let mut sweeps = Vec::new();
+    for _ in 0..3 {
+        let sink_pool = vigia_sink::store::connect(&db.url(), 2).await.unwrap();
+        sweeps.push(tokio::spawn(async move {
+            vigia_sink::liveness::sweep(&sink_pool).await
+        }));
+    }
+    let mut marked: Vec<String> = Vec::new();
+    for sweep in sweeps {
+        marked.extend(sweep.await.unwrap().expect("a sweep"));
+    }
+    marked.sort();
+    assert_eq!(
+        marked, silent,
+        "each silent host marked once, by one of the sinks"
+    );
+    let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT host, CAST(status AS CHAR), CAST(offline_since AS CHAR), \
+         CAST(last_seen + INTERVAL 3 SECOND AS CHAR) FROM hosts ORDER BY host",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (host, status, offline_since, expected) in rows {
+        if host == "alive" {
+            assert_eq!((status.as_str(), offline_since), ("online", None));
+        } else {
+            assert_eq!(status, "offline", "{host}");
+            assert_eq!(offline_since.as_deref(), Some(expected.as_str()), "{host}");
+        }
+    }
+}
