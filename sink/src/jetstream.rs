@@ -61,6 +61,35 @@ fn deadletter_stream(config: &Config) -> StreamConfig {
     }
 }
 
+/// How long [`prepare_when_ready`] retries: a NATS cluster that has just
+/// elected its JetStream leader answers stream requests only once its
+/// peers are current, a few seconds later; compose and systemd start the
+/// sink beside the nodes, not after them.
+pub const PREPARE_FOR: Duration = Duration::from_secs(60);
+
+/// [`prepare`], retried for up to [`PREPARE_FOR`] while JetStream does not
+/// answer or refuses, then failing with the last error.
+pub async fn prepare_when_ready(
+    jetstream: &Context,
+    config: &Config,
+) -> anyhow::Result<PullConsumer> {
+    let deadline = tokio::time::Instant::now() + PREPARE_FOR;
+    let mut logged = false;
+    loop {
+        match prepare(jetstream, config).await {
+            Ok(consumer) => return Ok(consumer),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                if !logged {
+                    tracing::warn!("{error:#}; retrying for up to {PREPARE_FOR:?}");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Creates or updates both streams and the durable pull consumer.
 pub async fn prepare(jetstream: &Context, config: &Config) -> anyhow::Result<PullConsumer> {
     let stream_config = telemetry_stream(config);

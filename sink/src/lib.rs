@@ -43,7 +43,7 @@ pub async fn run(
     let pool = store::connect(&config.database_url, 4).await?;
     let client = connect_nats(&config).await?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let consumer = jetstream::prepare(&jetstream, &config).await?;
+    let consumer = jetstream::prepare_when_ready(&jetstream, &config).await?;
     tracing::info!(
         stream = %config.stream,
         consumer = %config.consumer,

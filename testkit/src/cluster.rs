@@ -154,14 +154,22 @@ impl NatsCluster {
     }
 
     /// Waits up to 30 s until a running node reports a JetStream meta
-    /// leader (the cluster has formed and can create streams).
+    /// leader with every other running node current: only then can a
+    /// replicated stream be placed (right after the election a request to
+    /// create one times out).
     pub fn wait_for_jetstream(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let others = (0..NODES)
+            .filter(|&i| self.is_up(i))
+            .count()
+            .saturating_sub(1);
         loop {
             let formed = (0..NODES).filter(|&i| self.is_up(i)).any(|i| {
                 http_get(self.nodes[i].monitor_port, "/jsz").is_some_and(|body| {
                     let body: String = body.split_whitespace().collect();
-                    body.contains("\"meta_cluster\":{") && body.contains("\"leader\":\"n")
+                    body.contains("\"meta_cluster\":{")
+                        && body.contains("\"leader\":\"n")
+                        && body.matches("\"current\":true").count() >= others
                 })
             });
             if formed {
