@@ -7,7 +7,7 @@
 #   scripts/bench.sh footprint [--seconds 60 --processes 400 --against OTHER_PUBLISHER_BINARY]
 #   scripts/bench.sh ingest    [--hosts 500 --processes 400 --rounds 5 --ceiling-chunk 1000 --sink-args "..."]
 #   scripts/bench.sh latency   [--hosts 500 --processes 400 --seconds 60 --warmup 10 --poll-ms 20 --sink-args "..."]
-#   scripts/bench.sh capacity  [--steps 250,500,1000,2000,4000 --step-seconds 180 --shared-mariadb --sink-args "..."]
+#   scripts/bench.sh capacity  [--steps 250,500,1000,2000,4000 --step-seconds 180 --shared-mariadb --sink-args "..." --sinks N]
 #   scripts/bench.sh storage   [--hosts 20 --span 6h --processes 400]
 #   scripts/bench.sh all       (footprint, ingest and latency at their defaults, one after another)
 #

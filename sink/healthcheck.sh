@@ -25,7 +25,15 @@ connected_to() {
   ' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
-nats_port=$(port_of "${VIGIA_NATS_URL:-nats://127.0.0.1:4222}" 4222)
+# VIGIA_NATS_URL may list a cluster's nodes, comma-separated: a connection
+# to any one of them will do.
+nats_ports=
+nats_ok=
+for url in $(printf '%s' "${VIGIA_NATS_URL:-nats://127.0.0.1:4222}" | tr ',' ' '); do
+  port=$(port_of "$url" 4222)
+  nats_ports="${nats_ports:+$nats_ports, }$port"
+  if connected_to "$port"; then nats_ok=1; fi
+done
 mysql_port=$(port_of "${VIGIA_DATABASE_URL:-mysql://127.0.0.1:3306/vigia}" 3306)
-connected_to "$nats_port" || { echo "no connection to NATS (port $nats_port)"; exit 1; }
+[ -n "$nats_ok" ] || { echo "no connection to NATS (port $nats_ports)"; exit 1; }
 connected_to "$mysql_port" || { echo "no connection to MySQL (port $mysql_port)"; exit 1; }

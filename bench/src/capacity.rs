@@ -31,6 +31,15 @@
 //! `last_seen` reaches T every sample of it stamped at or before T is
 //! committed. Cheap at any fleet size, unlike scanning the sample tables.
 //!
+//! `--sinks N` runs N sinks sharing the consumer (scaled out on one
+//! machine: they share its two cores and its one mariadbd, so the curve
+//! shows whether they contend, not what more machines would add). Their
+//! CPU is summed and the peak RSS is the largest one's. With several sinks
+//! a host's batches commit in any order between them, so `last_seen` may
+//! run ahead of an older sample another sink still writes: latencies are
+//! then a lower bound, while the lag (JetStream's own count of messages
+//! not yet acknowledged) stays exact; the output says so.
+//!
 //! The knee is the largest step with p99 under 1 s and a lag that ends
 //! the step under [`BOUNDED_LAG`]: a lag that small after several minutes
 //! at a fixed fleet size is not growing.
@@ -89,6 +98,9 @@ pub struct Args {
     /// Extra flags for vigia-sink.
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     sink_args: String,
+    /// Sinks sharing the durable consumer (1–16).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    sinks: u8,
 }
 
 /// A lag below this at the end of a step counts as bounded.
@@ -158,12 +170,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
         (Some(server), db)
     };
-    let rig = SinkRig::start_on(db, "bench_capacity", &args.sink_args, None).await?;
+    let sinks = usize::from(args.sinks);
+    let rig = SinkRig::start_sinks(db, "bench_capacity", &args.sink_args, None, sinks).await?;
     let pool = &rig.pool;
     let client = async_nats::connect(&rig.nats.url()).await?;
     let js = async_nats::jetstream::new(client.clone());
 
-    println!("== capacity: one sink, one nats-server, one mariadbd on this machine");
+    if sinks == 1 {
+        println!("== capacity: one sink, one nats-server, one mariadbd on this machine");
+    } else {
+        println!(
+            "== capacity: {sinks} sinks sharing the consumer, one nats-server, one mariadbd on \
+             this machine (same cores: shows contention, not scale-out); CPU-s/s sink is their \
+             sum, peak RSS the largest; latencies are lower bounds with several sinks (a host's \
+             last_seen may pass a sample another sink still writes), lag is exact"
+        );
+    }
     println!(
         "config: steps {:?} hosts, {} s each (first {} s of each not counted); each host cpu + \
          ram every {} ms and procs ({} processes) every {} ms, spread evenly; commits seen by \
@@ -184,6 +206,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(server) => server.pid().map(|p| p as i32),
         None => shared_mariadbd_pid(pool).await,
     };
+    let sink_pids = rig.sink_pids();
     let pids: [Option<i32>; 4] = [
         Some(rig.sink.pid() as i32),
         crate::footprint::child_named("nats-server"),
@@ -202,7 +225,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("poisoned"))?
             .resize(hosts, VecDeque::new());
         let lag_start = lag(&js, &pending).await;
-        let before = counters(pool, &js, &pids).await?;
+        let before = counters(pool, &js, &pids, &sink_pids).await?;
         let step_start = Instant::now();
         let counted_from = fleet::now_ns() + args.warmup as i64 * 1_000_000_000;
         let generator = tokio::spawn(generate(
@@ -222,7 +245,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             poll(pool, &pending, counted_from, &mut latencies).await?;
         }
         fleet = generator.await??;
-        let after = counters(pool, &js, &pids).await?;
+        let after = counters(pool, &js, &pids, &sink_pids).await?;
         let lag_end = lag(&js, &pending).await;
         // What the step sent and has not committed counts at its age now.
         let now = fleet::now_ns();
@@ -251,7 +274,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             rows_s: (after.rows - before.rows) / wall,
             mb_s: (after.disk_bytes - before.disk_bytes) / wall / 1e6,
             cpu: std::array::from_fn(|i| (after.cpu[i] - before.cpu[i]) / wall),
-            sink_hwm_mib: hwm_mib(rig.sink.pid() as i32),
+            sink_hwm_mib: sink_pids.iter().map(|&p| hwm_mib(p)).fold(0.0, f64::max),
             stream_bytes_host_s,
             horizon_min: max_bytes / (stream_bytes_host_s * hosts as f64) / 60.0,
         };
@@ -403,10 +426,13 @@ async fn lag(js: &async_nats::jetstream::Context, pending: &Pending) -> Lag {
     Lag { messages, seconds }
 }
 
+/// `pids`: sink, nats-server, mariadbd, generator; `sink_pids`: every sink
+/// (the first is `pids[0]`), whose CPU is summed into the sink's figure.
 async fn counters(
     pool: &MySqlPool,
     js: &async_nats::jetstream::Context,
     pids: &[Option<i32>; 4],
+    sink_pids: &[i32],
 ) -> anyhow::Result<Counters> {
     let status = |name: &'static str| async move {
         let value: String = sqlx::query_scalar(
@@ -429,7 +455,14 @@ async fn counters(
                 .and_then(|p| p.io())
                 .map_or(f64::NAN, |io| io.write_bytes as f64)
         }),
-        cpu: pids.map(|p| p.map_or(0.0, crate::footprint::cpu_seconds)),
+        cpu: {
+            let mut cpu = pids.map(|p| p.map_or(0.0, crate::footprint::cpu_seconds));
+            cpu[0] = sink_pids
+                .iter()
+                .map(|&p| crate::footprint::cpu_seconds(p))
+                .sum();
+            cpu
+        },
         stream_seq,
     })
 }

@@ -1,6 +1,8 @@
-//! What the ingest and latency benchmarks run against: a private
+//! What the ingest, latency and capacity benchmarks run against: a private
 //! nats-server, a database of its own on the machine's MariaDB, and the
-//! release vigia-sink on both, its log in a file.
+//! release vigia-sink on both, its log in a file; for the capacity curve,
+//! optionally several sinks sharing the durable consumer, as a fleet that
+//! scales its sinks out runs them.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,6 +15,8 @@ use crate::sibling;
 /// Fields drop in this order: the sink stops before its servers go.
 pub struct SinkRig {
     pub sink: Child,
+    /// Sinks beyond the first (`start_sinks`), same flags, same consumer.
+    pub more_sinks: Vec<Child>,
     pub pool: MySqlPool,
     pub sink_bin: PathBuf,
     /// `--sink-args` as the configuration line prints it.
@@ -38,6 +42,20 @@ impl SinkRig {
         sink_args: &str,
         log: Option<&Path>,
     ) -> anyhow::Result<Self> {
+        Self::start_sinks(db, tag, sink_args, log, 1).await
+    }
+
+    /// [`SinkRig::start_on`] with `sinks` sinks (at least one) sharing the
+    /// consumer; each logs to its own file (`sink.log`, `sink-2.log`, ...
+    /// beside `log`).
+    pub async fn start_sinks(
+        db: TestDatabase,
+        tag: &str,
+        sink_args: &str,
+        log: Option<&Path>,
+        sinks: usize,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(sinks >= 1, "at least one sink");
         let sink_bin = sibling("vigia-sink")?;
         let nats = NatsServer::start();
         let logs = TempDir::new(&format!("vigia-{tag}"));
@@ -50,8 +68,17 @@ impl SinkRig {
         argv.extend(sink_args.split_whitespace());
         let sink = Child::spawn_with_log(&sink_bin, &argv, &[("RUST_LOG", level)], Some(&log));
         let pool = wait_for_schema(&db_url).await?;
+        // The others start once the first has migrated the database, as a
+        // scaled-out deployment adds sinks to a running one.
+        let more_sinks = (2..=sinks)
+            .map(|n| {
+                let log = log.with_file_name(format!("sink-{n}.log"));
+                Child::spawn_with_log(&sink_bin, &argv, &[("RUST_LOG", level)], Some(&log))
+            })
+            .collect();
         Ok(Self {
             sink,
+            more_sinks,
             pool,
             sink_bin,
             sink_args: if sink_args.is_empty() {
@@ -65,9 +92,18 @@ impl SinkRig {
         })
     }
 
-    /// Stops the sink, then closes the pool.
+    /// Every sink's pid, the first one first.
+    pub fn sink_pids(&self) -> Vec<i32> {
+        std::iter::once(&self.sink)
+            .chain(&self.more_sinks)
+            .map(|s| s.pid() as i32)
+            .collect()
+    }
+
+    /// Stops the sinks, then closes the pool.
     pub async fn stop(self) {
         drop(self.sink);
+        drop(self.more_sinks);
         self.pool.close().await;
     }
 }

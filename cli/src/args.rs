@@ -41,7 +41,7 @@ pub enum Command {
 /// Where NATS is, as for vigia-publisher and vigia-sink.
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
-    /// NATS server.
+    /// NATS server; several, comma-separated, for a cluster.
     #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 

@@ -69,8 +69,17 @@ pub async fn connect(args: &NatsArgs) -> Result<async_nats::Client, ConnectError
     if let Some(ca) = &args.nats_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
+    // Several servers (a cluster): the first that answers serves.
+    let servers =
+        vigia_schema::servers::server_urls(&args.nats_url).map_err(|e| ConnectError::Nats {
+            url: args.nats_url.clone(),
+            source: async_nats::ConnectError::with_source(
+                async_nats::ConnectErrorKind::ServerParse,
+                e,
+            ),
+        })?;
     options
-        .connect(args.nats_url.as_str())
+        .connect(servers)
         .await
         .map_err(|source| ConnectError::Nats {
             url: args.nats_url.clone(),

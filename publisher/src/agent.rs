@@ -193,8 +193,11 @@ async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats
     if let Some(ca) = &config.nats_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
+    // Several servers (a cluster): tried in turn, and failed over between
+    // while running; the outbox holds samples in the gap.
+    let servers = vigia_schema::servers::server_urls(&config.nats_url).context("--nats-url")?;
     options
-        .connect(config.nats_url.as_str())
+        .connect(servers)
         .await
         .with_context(|| format!("--nats-url {:?}", config.nats_url))
 }

@@ -12,7 +12,7 @@ use clap::{Parser, ValueEnum};
     about = "Samples this host's CPU, RAM and processes and publishes them to NATS JetStream"
 )]
 pub struct Config {
-    /// NATS server to publish to.
+    /// NATS server to publish to; several, comma-separated, for a cluster.
     #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 

@@ -8,6 +8,8 @@
 //! - [`command`]: requests to a publisher on `cmd.<host>` and its replies;
 //! - [`bounds`]: how large, long and far out a sample's values may be.
 //!
+//! Also [`servers`]: the `--nats-url` list every program reads the same way.
+//!
 //! And one rule for everyone who shows what came from the wire: [`text`]
 //! escapes control and bidirectional characters before a log or a terminal
 //! sees them.
@@ -23,6 +25,7 @@ pub mod command;
 pub mod host;
 pub mod identity;
 pub mod sample;
+pub mod servers;
 pub mod subject;
 pub mod text;
 

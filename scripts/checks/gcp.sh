@@ -254,6 +254,142 @@ check "down --dry-run: runs no gcloud, prints every delete" contains "$WORK/down
   "+ gcloud compute instance-groups managed delete vigia-fleet" "+ gcloud iam service-accounts delete"
 check "down --dry-run: runs no gcloud" test ! -s "$WORK/downdry"
 
+# ---- up --nats-nodes 3 --cloud-sql: the NATS cluster and Cloud SQL ----------
+CL_ARGS=("${ARGS[@]}" --nats-nodes=3 --cloud-sql)
+if gcloud_run "$WORK/cl-up1" up "${CL_ARGS[@]}"; then pass "up --nats-nodes 3 --cloud-sql runs"; else fail "up --nats-nodes 3 --cloud-sql runs" "$(tail -20 "$WORK/cl-up1.err")"; fi
+cat >"$WORK/cl-up.expected" <<'EOF'
+services enable servicenetworking.googleapis.com sqladmin.googleapis.com
+iam service-accounts create vigia-central
+iam service-accounts create vigia-fleet
+compute networks create vigia-net
+compute networks subnets create vigia-subnet
+compute firewall-rules create vigia-allow-nats
+compute firewall-rules create vigia-allow-grafana
+compute firewall-rules create vigia-allow-iap-ssh
+compute routers create vigia-router
+compute routers nats create vigia-nat
+storage buckets create gs://test-proj-vigia-releases
+storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
+storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
+storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publisher
+storage cp TMP/vigia-source.tar.gz gs://test-proj-vigia-releases/vigia-source.tar.gz
+secrets create vigia-nats-token
+secrets create vigia-grafana-admin-password
+secrets add-iam-policy-binding vigia-nats-token
+secrets add-iam-policy-binding vigia-nats-token
+secrets add-iam-policy-binding vigia-grafana-admin-password
+compute firewall-rules create vigia-allow-nats-nodes
+compute firewall-rules create vigia-allow-nats-routes
+compute addresses create vigia-nats-2-ip
+compute addresses create vigia-nats-3-ip
+compute instances create vigia-nats-2
+compute instances create vigia-nats-3
+compute addresses create vigia-sql-range
+services vpc-peerings connect
+sql instances create vigia-mysql
+sql databases create vigia
+secrets create vigia-sql-sink-password
+secrets create vigia-sql-grafana-password
+secrets add-iam-policy-binding vigia-sql-sink-password
+secrets add-iam-policy-binding vigia-sql-grafana-password
+sql users create vigia_sink
+sql users create vigia_grafana
+compute addresses create vigia-central-ip
+compute instances create vigia-central
+compute instance-templates create vigia-fleet-template
+compute instance-groups managed create vigia-fleet
+compute instance-groups managed set-autoscaling vigia-fleet
+EOF
+changes "$WORK/cl-up1" | sed -E "s#$WORK#WORK#; s#/tmp/tmp\.[A-Za-z0-9]+/vigia-source#TMP/vigia-source#" >"$WORK/cl-up.actual"
+same_lines "up --nats-nodes 3 --cloud-sql: creates the nodes, the peering, the instance, in dependency order" \
+  "$WORK/cl-up.expected" "$WORK/cl-up.actual"
+sql=$(line_of "$WORK/cl-up1" 'sql instances create ')
+expect_args "up --cloud-sql: MySQL 8, regional HA, private IP only, backups with binary log" "$sql" \
+  --database-version=MYSQL_8_0 --availability-type=REGIONAL --network=vigia-net --no-assign-ip \
+  --enable-bin-log --backup-start-time=03:00 --retained-backups-count=7 --region=us-central1
+peering=$(line_of "$WORK/cl-up1" 'vpc-peerings connect ')
+expect_args "up --cloud-sql: private services access on the deployment's VPC" "$peering" \
+  --service=servicenetworking.googleapis.com --ranges=vigia-sql-range --network=vigia-net
+check "up --cloud-sql: database passwords go in a --flags-file, never as --password" lacks "$WORK/cl-up1" "--password"
+check "up --cloud-sql: each user is created from a flags file" contains "$WORK/cl-up1" \
+  "sql users create vigia_sink --instance=vigia-mysql --host=% --flags-file=" \
+  "sql users create vigia_grafana --instance=vigia-mysql --host=% --flags-file="
+sql_secrets_hidden() {
+  local v f n=0
+  for f in "$FAKE_GCLOUD_STATE"/secret-value_vigia-sql-*; do
+    [ -f "$f" ] || continue
+    n=$((n + 1))
+    v=$(cat "$f")
+    [ "${#v}" -ge 40 ] || { echo "secret too short: ${#v} characters"; return 1; }
+    lacks "$WORK/cl-up1" "$v" && lacks "$WORK/cl-up1.out" "$v" && lacks "$WORK/cl-up1.err" "$v" || return 1
+  done
+  [ "$n" -eq 2 ] || { echo "expected 2 database secrets, got $n"; return 1; }
+}
+check "up --cloud-sql: database passwords random, never in a command line or output" sql_secrets_hidden
+node=$(line_of "$WORK/cl-up1" 'instances create vigia-nats-2 ')
+expect_args "up --nats-nodes 3: node 2 at its reserved IP, no external IP, the nats tag and role" "$node" \
+  --private-network-ip=10.20.0.11 --no-address --tags=vigia-nats --machine-type=e2-small \
+  "--metadata=^;^enable-oslogin=TRUE;vigia-role=nats;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-nats-secret=vigia-nats-token;vigia-nats-name=nats-2;vigia-nats-routes=nats-route://10.20.0.10:6222,nats-route://10.20.0.11:6222,nats-route://10.20.0.12:6222"
+routes_rule=$(line_of "$WORK/cl-up1" 'firewall-rules create vigia-allow-nats-routes ')
+expect_args "up --nats-nodes 3: routes (6222) open between the NATS nodes only" "$routes_rule" \
+  --rules=tcp:6222 --source-tags=vigia-central,vigia-nats --target-tags=vigia-central,vigia-nats
+nodes_rule=$(line_of "$WORK/cl-up1" 'firewall-rules create vigia-allow-nats-nodes ')
+expect_args "up --nats-nodes 3: clients (4222) to the nodes from the fleet and the central VM" "$nodes_rule" \
+  --rules=tcp:4222 --source-tags=vigia-fleet,vigia-central --target-tags=vigia-nats
+cl_central=$(line_of "$WORK/cl-up1" 'instances create vigia-central ')
+expect_args "up --nats-nodes 3 --cloud-sql: the central VM knows the routes and the database" "$cl_central" \
+  "--metadata=^;^enable-oslogin=TRUE;vigia-role=central;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-nats-secret=vigia-nats-token;vigia-grafana-secret=vigia-grafana-admin-password;vigia-nats-routes=nats-route://10.20.0.10:6222,nats-route://10.20.0.11:6222,nats-route://10.20.0.12:6222;vigia-database-host=10.20.64.3;vigia-sql-sink-secret=vigia-sql-sink-password;vigia-sql-grafana-secret=vigia-sql-grafana-password"
+cl_template=$(line_of "$WORK/cl-up1" 'instance-templates create ')
+expect_args "up --nats-nodes 3: publishers take all three nodes" "$cl_template" \
+  "--metadata=^;^enable-oslogin=TRUE;vigia-role=fleet;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-publisher=gs://test-proj-vigia-releases/vigia-publisher;vigia-central-ip=10.20.0.10;vigia-nats-secret=vigia-nats-token;vigia-interval=1s;vigia-nats-urls=nats://10.20.0.10:4222,nats://10.20.0.11:4222,nats://10.20.0.12:4222"
+check "up --nats-nodes 3 --cloud-sql: prints the nodes and the database" contains "$WORK/cl-up1.out" \
+  "NATS:      nats://10.20.0.10:4222,nats://10.20.0.11:4222,nats://10.20.0.12:4222" \
+  "Database:  Cloud SQL for MySQL vigia-mysql (regional HA, private IP, daily backups kept 7 days)"
+gcloud_run "$WORK/cl-up2" up "${CL_ARGS[@]}" || fail "second up --nats-nodes 3 --cloud-sql runs" "$(tail -20 "$WORK/cl-up2.err")"
+changes "$WORK/cl-up2" >"$WORK/cl-up2.changes"
+check "second up --nats-nodes 3 --cloud-sql: creates nothing" test ! -s "$WORK/cl-up2.changes"
+[ -s "$WORK/cl-up2.changes" ] && sed 's/^/     | /' "$WORK/cl-up2.changes"
+if gcloud_run "$WORK/cl-bad" up "${ARGS[@]}" --nats-nodes=2; then
+  fail "up --nats-nodes 2 is refused"
+else
+  check "up --nats-nodes 2 is refused, and says why" contains "$WORK/cl-bad.err" "--nats-nodes is 1 or 3, got '2'"
+fi
+# down needs no flag to find the nodes and the instance.
+if gcloud_run "$WORK/cl-down1" down --project=test-proj --yes; then pass "down after up --nats-nodes 3 --cloud-sql runs"; else fail "down after up --nats-nodes 3 --cloud-sql runs" "$(tail -20 "$WORK/cl-down1.err")"; fi
+cat >"$WORK/cl-down.expected" <<'EOF'
+compute instance-groups managed delete vigia-fleet
+compute instance-templates delete vigia-fleet-template
+compute instances delete vigia-central
+compute instances delete vigia-nats-2
+compute addresses delete vigia-nats-2-ip
+compute instances delete vigia-nats-3
+compute addresses delete vigia-nats-3-ip
+compute firewall-rules delete vigia-allow-nats-nodes
+compute firewall-rules delete vigia-allow-nats-routes
+sql instances delete vigia-mysql
+services vpc-peerings delete
+compute addresses delete vigia-sql-range
+secrets delete vigia-sql-sink-password
+secrets delete vigia-sql-grafana-password
+compute addresses delete vigia-central-ip
+compute routers nats delete vigia-nat
+compute routers delete vigia-router
+compute firewall-rules delete vigia-allow-nats
+compute firewall-rules delete vigia-allow-grafana
+compute firewall-rules delete vigia-allow-iap-ssh
+compute networks subnets delete vigia-subnet
+compute networks delete vigia-net
+storage rm
+secrets delete vigia-nats-token
+secrets delete vigia-grafana-admin-password
+iam service-accounts delete vigia-central@test-proj.iam.gserviceaccount.com
+iam service-accounts delete vigia-fleet@test-proj.iam.gserviceaccount.com
+EOF
+changes "$WORK/cl-down1" >"$WORK/cl-down.actual"
+same_lines "down: deletes the nodes, Cloud SQL and its peering too, users before what they use" \
+  "$WORK/cl-down.expected" "$WORK/cl-down.actual"
+check "down after up --nats-nodes 3 --cloud-sql: nothing up made is left" leftover
+
 # ---- the command lines, against the real gcloud's parser --------------------
 # Offline: in a new network namespace (loopback only, down), with an empty
 # configuration and no account, gcloud parses the command and then stops at
@@ -264,6 +400,7 @@ validate_with_gcloud() {
   export CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true
   mkdir -p "$CLOUDSDK_CONFIG" "$HOME"
   printf 'placeholder\n' >"$WORK/placeholder"
+  printf -- '--password: placeholder\n' >"$WORK/placeholder-flags.yaml"
   while IFS= read -r line; do
     eval "args=(${line#gcloud })"
     # Files that up removed when it ended (its temporary secrets and archive).
@@ -272,6 +409,7 @@ validate_with_gcloud() {
       case $a in
         --data-file=*) [ -f "${a#*=}" ] || args[i]=--data-file=$WORK/placeholder ;;
         /tmp/*) [ -e "$a" ] || args[i]=$WORK/placeholder ;;
+        --flags-file=*) [ -f "${a#*=}" ] || args[i]=--flags-file=$WORK/placeholder-flags.yaml ;;
       esac
     done
     n=$((n + 1))
@@ -281,7 +419,8 @@ validate_with_gcloud() {
       bad=$((bad + 1))
       printf 'rejected (exit %s): %s\n%s\n' "$rc" "$line" "$(head -3 <<<"$out")"
     fi
-  done < <(cat "$WORK/up1" "$WORK/up2" "$WORK/stress" "$WORK/unstress" "$WORK/down1" | sort -u)
+  done < <(cat "$WORK/up1" "$WORK/up2" "$WORK/stress" "$WORK/unstress" "$WORK/down1" \
+    "$WORK/cl-up1" "$WORK/cl-down1" | sort -u)
   echo "$n distinct command lines checked"
   [ "$bad" -eq 0 ]
 }
@@ -315,7 +454,7 @@ printf '#!/bin/sh\necho fake publisher\n' >"$API/storage/v1/b/test-bucket/o/vigi
 # also has a kernel-module/install.sh, which records that it ran and fails
 # when told to.
 mkdir -p "$WORK/src-plain" "$WORK/src-kmod/kernel-module"
-cp -r scripts publisher "$WORK/src-plain/"
+cp -r scripts publisher nats "$WORK/src-plain/"
 cp -r scripts publisher "$WORK/src-kmod/"
 cat >"$WORK/src-kmod/kernel-module/install.sh" <<'EOF'
 #!/bin/sh
@@ -453,6 +592,60 @@ else
   check "central boot: brings the compose stack up from the source" contains "$WORK/central/calls" \
     "docker compose -p vigia up -d --build (in $C)"
   check "central boot: no secret printed" lacks "$WORK/central/out" "$NATS_TOKEN" "$GRAFANA_PASSWORD"
+
+  # The central VM of up --nats-nodes 3 --cloud-sql: node 1 of the cluster,
+  # the database on Cloud SQL (no mysql service), Grafana's user read-only.
+  SQL_SINK_PASSWORD=sql-sink-$RANDOM$RANDOM
+  SQL_GRAFANA_PASSWORD=sql-grafana-$RANDOM$RANDOM
+  for s in vigia-sql-sink-password vigia-sql-grafana-password; do
+    mkdir -p "$API/v1/projects/test-proj/secrets/$s/versions"
+  done
+  secret_json "$SQL_SINK_PASSWORD" >"$API/v1/projects/test-proj/secrets/vigia-sql-sink-password/versions/latest:access"
+  secret_json "$SQL_GRAFANA_PASSWORD" >"$API/v1/projects/test-proj/secrets/vigia-sql-grafana-password/versions/latest:access"
+  mkdir -p "$MD/instance/network-interfaces/0"
+  printf '10.20.0.10' >"$MD/instance/network-interfaces/0/ip"
+  ROUTES=nats-route://10.20.0.10:6222,nats-route://10.20.0.11:6222,nats-route://10.20.0.12:6222
+  printf '%s' "$ROUTES" >"$MD/instance/attributes/vigia-nats-routes"
+  printf '10.20.64.3' >"$MD/instance/attributes/vigia-database-host"
+  printf 'vigia-sql-sink-password' >"$MD/instance/attributes/vigia-sql-sink-secret"
+  printf 'vigia-sql-grafana-password' >"$MD/instance/attributes/vigia-sql-grafana-secret"
+  if boot central-cl central "$WORK/src-plain.tar.gz"; then pass "central boot, cluster and Cloud SQL: runs"; else fail "central boot, cluster and Cloud SQL: runs" "$(cat "$WORK/central-cl/out")"; fi
+  C=$WORK/central-cl/root/opt/vigia/src
+  check "central boot, cluster and Cloud SQL: .env holds the routes, the other nodes, the database and its passwords" contains "$C/.env" \
+    "VIGIA_NATS_ROUTES=$ROUTES" "VIGIA_NATS_ADVERTISE=10.20.0.10" \
+    "VIGIA_NATS_CLUSTER_URLS=nats://nats:4222,nats://10.20.0.11:4222,nats://10.20.0.12:4222" \
+    "VIGIA_DB_HOST=10.20.64.3" "VIGIA_SINK_DB_PASSWORD=$SQL_SINK_PASSWORD" "VIGIA_GRAFANA_DB_PASSWORD=$SQL_GRAFANA_PASSWORD"
+  check "central boot, cluster and Cloud SQL: .env is root-only (0600)" test "$(mode_of "$C/.env")" = 600
+  check "central boot, cluster and Cloud SQL: the stack without mysql, with both override files" contains "$WORK/central-cl/calls" \
+    "docker compose -f docker-compose.yml -f docker-compose.gcp-cluster.yml -f docker-compose.cloud-sql.yml -p vigia up -d --build --no-deps nats sink grafana (in $C)"
+  check "central boot, Cloud SQL: Grafana's user restricted to SELECT, the password not on the command line" contains "$WORK/central-cl/calls" \
+    "docker run --rm --network host -e MYSQL_PWD mysql:8.0 mysql -h 10.20.64.3 -u vigia_sink" "GRANT SELECT ON vigia.* TO 'vigia_grafana'@'%'"
+  check "central boot, cluster and Cloud SQL: no secret printed or on a command line" lacks "$WORK/central-cl/out" \
+    "$NATS_TOKEN" "$SQL_SINK_PASSWORD" "$SQL_GRAFANA_PASSWORD"
+  check "central boot, Cloud SQL: no password in any call" lacks "$WORK/central-cl/calls" "$SQL_SINK_PASSWORD" "$SQL_GRAFANA_PASSWORD"
+  # Every variable the compose files require is set.
+  missing=""
+  # shellcheck disable=SC2016 # the pattern is literal text of the compose files
+  for var in $(grep -oh '\${[A-Z_]*:?' docker-compose.yml docker-compose.gcp-cluster.yml docker-compose.cloud-sql.yml | tr -d '${:?' | sort -u); do
+    grep -q "^$var=." "$C/.env" || missing="$missing $var"
+  done
+  if [ -z "$missing" ]; then pass "central boot, cluster and Cloud SQL: .env sets every variable the three compose files require"; else fail "central boot, cluster and Cloud SQL: .env sets every variable the compose files require" "missing:$missing"; fi
+
+  # A NATS node VM: nats-server in Docker with its name and the routes; the
+  # token in a root-only file, never on a command line.
+  printf 'nats-2' >"$MD/instance/attributes/vigia-nats-name"
+  if boot nats-node nats "$WORK/src-plain.tar.gz"; then pass "NATS node boot: runs"; else fail "NATS node boot: runs" "$(cat "$WORK/nats-node/out")"; fi
+  N=$WORK/nats-node/root/opt/vigia/nats
+  check "NATS node boot: nats-server runs as node nats-2 with the routes" contains "$WORK/nats-node/calls" \
+    "docker run -d --name vigia-nats --restart unless-stopped --network host" "--name nats-2 --routes $ROUTES"
+  check "NATS node boot: the token is in a root-only file" contains "$N/auth.conf" "$NATS_TOKEN"
+  check "NATS node boot: auth.conf is 0600" test "$(mode_of "$N/auth.conf")" = 600
+  check "NATS node boot: its config is the cluster's, with the token included" contains "$N/node.conf" \
+    "name: vigia" "listen: 0.0.0.0:6222" "include ./auth.conf"
+  check "NATS node boot: the token is never printed nor in a call" lacks "$WORK/nats-node/out" "$NATS_TOKEN"
+  check "NATS node boot: the token is not in docker's arguments" lacks "$WORK/nats-node/calls" "$NATS_TOKEN"
+  rm -f "$MD/instance/attributes/vigia-nats-routes" "$MD/instance/attributes/vigia-database-host" \
+    "$MD/instance/attributes/vigia-nats-name"
 
   # A wrong role stops the boot with a clear line.
   printf 'bogus' >"$MD/instance/attributes/vigia-role"

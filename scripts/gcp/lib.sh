@@ -25,6 +25,13 @@ CENTRAL_IP=${VIGIA_GCP_CENTRAL_IP:-10.20.0.10}
 GRAFANA_CIDR=${VIGIA_GCP_GRAFANA_CIDR:-}      # no default: the operator must say who may reach :3000
 PUBLISHER_BIN=${VIGIA_GCP_PUBLISHER_BIN:-}    # default: target/release/vigia-publisher, built if absent
 INTERVAL=${VIGIA_GCP_INTERVAL:-1s}            # the publisher's sampling interval on the fleet
+NATS_NODES=${VIGIA_GCP_NATS_NODES:-1}          # 1: NATS on the central VM; 3: a cluster (scripts/gcp/cluster.sh)
+NATS_MACHINE_TYPE=${VIGIA_GCP_NATS_MACHINE_TYPE:-e2-small}
+NATS_DISK_GB=${VIGIA_GCP_NATS_DISK_GB:-30}
+NATS_IPS=${VIGIA_GCP_NATS_IPS:-10.20.0.11,10.20.0.12}   # the second and third nodes
+CLOUD_SQL=${VIGIA_GCP_CLOUD_SQL:-}            # non-empty: Cloud SQL for MySQL instead of MariaDB (scripts/gcp/cloud-sql.sh)
+SQL_TIER=${VIGIA_GCP_SQL_TIER:-db-custom-2-7680}
+SQL_RANGE_PREFIX=${VIGIA_GCP_SQL_RANGE_PREFIX:-20}   # the private services range's size, /N
 DRY_RUN=${VIGIA_GCP_DRY_RUN:-}
 # What a dry run takes a describe to say: up assumes nothing exists (and shows
 # every create), down that everything does (and shows every delete).
@@ -64,6 +71,12 @@ Settings (flag, or environment variable; default):
   --grafana-cidr CIDR     VIGIA_GCP_GRAFANA_CIDR  none: who may reach Grafana on :3000
   --publisher-bin PATH    VIGIA_GCP_PUBLISHER_BIN target/release/vigia-publisher (built if absent)
   --interval D            VIGIA_GCP_INTERVAL      $INTERVAL (the fleet's sampling interval)
+  --nats-nodes N          VIGIA_GCP_NATS_NODES    $NATS_NODES (1, or 3: a NATS cluster over the central VM and two more)
+  --nats-machine-type     VIGIA_GCP_NATS_MACHINE_TYPE     $NATS_MACHINE_TYPE (the two extra NATS nodes)
+  --nats-disk-gb N        VIGIA_GCP_NATS_DISK_GB          $NATS_DISK_GB
+  --nats-ips IP,IP        VIGIA_GCP_NATS_IPS      $NATS_IPS (inside the subnet range)
+  --cloud-sql             VIGIA_GCP_CLOUD_SQL=1   Cloud SQL for MySQL 8 (HA, private IP, daily backups) instead of MariaDB
+  --sql-tier T            VIGIA_GCP_SQL_TIER      $SQL_TIER
   --dry-run               VIGIA_GCP_DRY_RUN=1     print every gcloud command instead of running it
   --yes                                           do not ask before deleting (down)
 EOF
@@ -87,6 +100,7 @@ parse_flags() {
     case $1 in
       -h|--help) usage; exit 0 ;;
       --dry-run) DRY_RUN=1; shift; continue ;;
+      --cloud-sql) CLOUD_SQL=1; shift; continue ;;
       --yes|-y) ASSUME_YES=1; shift; continue ;;
     esac
     local var=
@@ -110,6 +124,11 @@ parse_flags() {
       --grafana-cidr) var=GRAFANA_CIDR ;;
       --publisher-bin) var=PUBLISHER_BIN ;;
       --interval) var=INTERVAL ;;
+      --nats-nodes) var=NATS_NODES ;;
+      --nats-machine-type) var=NATS_MACHINE_TYPE ;;
+      --nats-disk-gb) var=NATS_DISK_GB ;;
+      --nats-ips) var=NATS_IPS ;;
+      --sql-tier) var=SQL_TIER ;;
     esac
     if [ -n "$var" ]; then
       [ $# -ge 2 ] || die "$1 needs a value"
@@ -142,6 +161,10 @@ finish_settings() {
   fi
   [[ $COOL_DOWN =~ ^[0-9]+$ ]] || die "--cool-down is a number of seconds"
   [[ $TARGET_CPU =~ ^0?\.[0-9]+$ ]] || die "--target-cpu is a fraction such as 0.6"
+  [[ $NATS_NODES == 1 || $NATS_NODES == 3 ]] || die "--nats-nodes is 1 or 3, got '$NATS_NODES'"
+  [[ $NATS_IPS =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3},[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] \
+    || die "--nats-ips is two IPv4 addresses separated by a comma, got '$NATS_IPS'"
+  [[ $SQL_RANGE_PREFIX =~ ^[0-9]+$ ]] || die "VIGIA_GCP_SQL_RANGE_PREFIX is a prefix length such as 20"
 
   # Resource names, all derived from the prefix so that down finds what up made.
   NETWORK=$PREFIX-net
@@ -166,6 +189,24 @@ finish_settings() {
   OBJ_PUBLISHER=$BUCKET/vigia-publisher
   OBJ_SOURCE=$BUCKET/vigia-source.tar.gz
   STRESS_UNIT=$PREFIX-stress
+  # The NATS cluster (--nats-nodes 3): the central VM is node 1.
+  TAG_NATS=$PREFIX-nats
+  FW_NATS_NODES=$PREFIX-allow-nats-nodes
+  FW_NATS_ROUTES=$PREFIX-allow-nats-routes
+  NATS_VMS=("$PREFIX-nats-2" "$PREFIX-nats-3")
+  NATS_ADDRESSES=("$PREFIX-nats-2-ip" "$PREFIX-nats-3-ip")
+  IFS=, read -r -a NATS_NODE_IPS <<<"$NATS_IPS"
+  NATS_ROUTES="nats-route://$CENTRAL_IP:6222,nats-route://${NATS_NODE_IPS[0]}:6222,nats-route://${NATS_NODE_IPS[1]}:6222"
+  if [ "$NATS_NODES" = 3 ]; then
+    NATS_URLS="nats://$CENTRAL_IP:4222,nats://${NATS_NODE_IPS[0]}:4222,nats://${NATS_NODE_IPS[1]}:4222"
+  else
+    NATS_URLS="nats://$CENTRAL_IP:4222"
+  fi
+  # Cloud SQL (--cloud-sql).
+  SQL_INSTANCE=$PREFIX-mysql
+  SQL_RANGE=$PREFIX-sql-range
+  SECRET_SQL_SINK=$PREFIX-sql-sink-password
+  SECRET_SQL_GRAFANA=$PREFIX-sql-grafana-password
 }
 
 # ---- running gcloud ---------------------------------------------------------
@@ -209,6 +250,20 @@ run() {
   show "$@"
   [ -n "$DRY_RUN" ] && return 0
   "$@"
+}
+
+# metadata_arg K=V...: one --metadata value. A value holding commas (a list of
+# routes or URLs) needs gcloud's other delimiter syntax, ^;^, to stay one value
+# (gcloud topic escaping).
+metadata_arg() {
+  local IFS
+  if [[ "$*" == *,* ]]; then
+    IFS=';'
+    printf '^;^%s' "$*"
+  else
+    IFS=','
+    printf '%s' "$*"
+  fi
 }
 
 say_exists() { log "= exists, left as it is: $*"; }

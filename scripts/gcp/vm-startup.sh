@@ -5,7 +5,7 @@
 # console, each line starting with "vigia-startup:".
 #
 # Instance metadata says what to do (no secret is ever in metadata):
-#   vigia-role            central | fleet
+#   vigia-role            central | fleet | nats
 #   vigia-source          gs://… the source archive (docker compose stack,
 #                         install script, kernel module)
 #   vigia-nats-secret     Secret Manager secret holding the NATS token
@@ -13,6 +13,12 @@
 #   vigia-publisher       (fleet) gs://… the release vigia-publisher binary
 #   vigia-central-ip      (fleet) the central VM's internal IP
 #   vigia-interval        (fleet) sampling interval, default 1s
+#   vigia-nats-urls       (fleet) every NATS node, when NATS is a cluster
+#   vigia-nats-routes     (central, nats) the cluster's routes, when it is one
+#   vigia-nats-name       (nats) this node's name, nats-2 or nats-3
+#   vigia-database-host   (central) Cloud SQL's private IP, instead of MariaDB
+#   vigia-sql-sink-secret, vigia-sql-grafana-secret
+#                         (central, with vigia-database-host) their passwords
 #
 # Only curl, tar and coreutils are needed: Cloud Storage and Secret Manager are
 # read through their REST APIs with the token of the VM's service account,
@@ -138,19 +144,92 @@ setup_central() {
       done >"$db_secrets"
     )
   fi
+  # A NATS cluster (up --nats-nodes 3): this VM's nats is node 1.
+  # Compose files beyond docker-compose.yml, when there are any.
+  local routes db_host files=() services=()
+  routes=$(attribute vigia-nats-routes "")
+  db_host=$(attribute vigia-database-host "")
+  if [ -n "$routes" ]; then
+    files+=(-f docker-compose.gcp-cluster.yml)
+  fi
+  if [ -n "$db_host" ]; then
+    files+=(-f docker-compose.cloud-sql.yml)
+  fi
+  [ ${#files[@]} -eq 0 ] || files=(-f docker-compose.yml "${files[@]}")
+  # Cloud SQL (up --cloud-sql): the sink's and Grafana's passwords come from
+  # Secret Manager, and the mysql service is not started.
+  local sql_sink_password='' sql_grafana_password=''
+  if [ -n "$db_host" ]; then
+    services=(nats sink grafana)
+    sql_sink_password=$(secret "$(attribute vigia-sql-sink-secret)")
+    sql_grafana_password=$(secret "$(attribute vigia-sql-grafana-secret)")
+  fi
   (
     umask 077
     {
       printf 'VIGIA_NATS_TOKEN=%s\nVIGIA_GRAFANA_ADMIN_PASSWORD=%s\n' "$nats_token" "$grafana_password"
-      cat "$db_secrets"
+      if [ -n "$db_host" ]; then
+        # The MariaDB root password stays (compose requires one), unused.
+        grep '^VIGIA_MYSQL_ROOT_PASSWORD=' "$db_secrets"
+        printf 'VIGIA_SINK_DB_PASSWORD=%s\nVIGIA_GRAFANA_DB_PASSWORD=%s\nVIGIA_DB_HOST=%s\n' \
+          "$sql_sink_password" "$sql_grafana_password" "$db_host"
+      else
+        cat "$db_secrets"
+      fi
+      if [ -n "$routes" ]; then
+        local own_ip route ip urls=nats://nats:4222 route_list=()
+        own_ip=$(metadata instance/network-interfaces/0/ip)
+        # The sink reaches node 1 inside the compose network, the others by IP.
+        IFS=, read -r -a route_list <<<"$routes"
+        for route in "${route_list[@]}"; do
+          ip=${route#nats-route://}
+          ip=${ip%:6222}
+          [ "$ip" = "$own_ip" ] || urls="$urls,nats://$ip:4222"
+        done
+        printf 'VIGIA_NATS_ROUTES=%s\nVIGIA_NATS_ADVERTISE=%s\nVIGIA_NATS_CLUSTER_URLS=%s\n' \
+          "$routes" "$own_ip" "$urls"
+      fi
     } >"$STATE/src/.env"
   )
 
   log "starting the compose stack (the first boot builds the images)"
   # A fixed project name keeps the same containers and volumes (the database)
   # across boots, whatever the directory is called.
-  (cd "$STATE/src" && "${compose[@]}" -p vigia up -d --build)
-  log "compose stack is up: Grafana on :3000, NATS on :4222"
+  (cd "$STATE/src" && "${compose[@]}" ${files[@]+"${files[@]}"} -p vigia up -d --build ${services[@]+--no-deps "${services[@]}"})
+  if [ -n "$db_host" ]; then
+    # Grafana's user reads, and only reads: Cloud SQL makes every user a
+    # cloudsqlsuperuser; the sink's user takes that back from Grafana's.
+    MYSQL_PWD=$sql_sink_password docker run --rm --network host -e MYSQL_PWD mysql:8.0 \
+      mysql -h "$db_host" -u vigia_sink -e "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'vigia_grafana'@'%'; GRANT SELECT ON vigia.* TO 'vigia_grafana'@'%';" \
+      || log "could not restrict vigia_grafana to SELECT on Cloud SQL (retried at the next boot)"
+  fi
+  log "compose stack is up: Grafana on :3000, NATS on :4222${routes:+ (node 1 of 3)}${db_host:+, database on Cloud SQL at $db_host}"
+}
+
+# ---- a NATS node of a cluster (up --nats-nodes 3): nats-server in Docker ----
+setup_nats() {
+  if ! command -v docker >/dev/null 2>&1; then
+    log "installing Docker from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    retry 5 apt-get update -q
+    retry 5 apt-get install -y -q docker.io
+  fi
+  systemctl enable --now docker
+  local name routes token
+  name=$(attribute vigia-nats-name)
+  routes=$(attribute vigia-nats-routes)
+  token=$(secret "$(attribute vigia-nats-secret)")
+  # The token reaches nats-server through a root-only file, not this
+  # script's argv; host networking, so the node advertises the VM's IP.
+  mkdir -p "$STATE/nats"
+  (umask 077; printf 'authorization { token: "%s" }\n' "$token" >"$STATE/nats/auth.conf")
+  cat "$STATE/src/nats/cluster/nats-cluster.conf" >"$STATE/nats/node.conf"
+  printf 'include ./auth.conf\n' >>"$STATE/nats/node.conf"
+  docker rm -f vigia-nats >/dev/null 2>&1 || true
+  docker run -d --name vigia-nats --restart unless-stopped --network host \
+    -v "$STATE/nats:/etc/nats:ro" -v vigia-nats-data:/data nats:2.10-alpine \
+    -c /etc/nats/node.conf --name "$name" --routes "$routes"
+  log "NATS node $name is up, routes $routes"
 }
 
 # ---- a fleet VM: the kernel module if it can, and the publisher -------------
@@ -181,10 +260,13 @@ setup_fleet() {
 
   # The token goes to the install script through its environment (not argv,
   # which any user can read in /proc) and from there to a root-only env file.
+  # Every node of a NATS cluster when there is one, else the central VM.
+  local nats_urls
+  nats_urls=$(attribute vigia-nats-urls "nats://$central_ip:4222")
   VIGIA_NATS_TOKEN=$(secret "$(attribute vigia-nats-secret)") VIGIA_ROOT=$ROOT \
     bash "$STATE/src/scripts/install-publisher.sh" --binary "$STATE/vigia-publisher" \
-    --nats-url "nats://$central_ip:4222" --interval "$interval"
-  log "publisher installed, sending to nats://$central_ip:4222"
+    --nats-url "$nats_urls" --interval "$interval"
+  log "publisher installed, sending to $nats_urls"
 }
 
 role=$(attribute vigia-role)
@@ -193,6 +275,7 @@ install_source
 case $role in
   central) setup_central ;;
   fleet) setup_fleet ;;
-  *) fail "unknown vigia-role '$role' (central or fleet)" ;;
+  nats) setup_nats ;;
+  *) fail "unknown vigia-role '$role' (central, fleet or nats)" ;;
 esac
 log "done"

@@ -11,7 +11,8 @@ use clap::Parser;
     about = "Consumes vigia telemetry from NATS JetStream and writes it to MySQL"
 )]
 pub struct Config {
-    /// NATS server with JetStream.
+    /// NATS server with JetStream; several, comma-separated, for a cluster
+    /// (the sink fails over between them).
     #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
@@ -49,6 +50,13 @@ pub struct Config {
     #[arg(long, env = "VIGIA_STREAM_MAX_BYTES", default_value_t = 8 << 30,
           value_parser = clap::value_parser!(i64).range(1024 * 1024..))]
     pub stream_max_bytes: i64,
+
+    /// Copies JetStream keeps of each stream: 1 on a single server, 3 on a
+    /// three-node cluster (survives one node lost). The consumer inherits
+    /// it. At most 5, as JetStream allows.
+    #[arg(long, env = "VIGIA_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
 
     /// Durable consumer shared by every sink.
     #[arg(long, env = "VIGIA_CONSUMER", default_value = "sink")]
@@ -109,6 +117,7 @@ mod tests {
         assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
         assert_eq!(c.stream, "TELEMETRY");
         assert_eq!(c.consumer, "sink");
+        assert_eq!(c.stream_replicas, 1);
     }
 
     #[test]
@@ -119,5 +128,9 @@ mod tests {
         assert!(e.contains("--batch-size") && e.contains("'0'"), "{e}");
         let e = parse(&["--batch-max-mib", "1000"]).unwrap_err();
         assert!(e.contains("--batch-max-mib") && e.contains("'1000'"), "{e}");
+        let e = parse(&["--stream-replicas", "6"]).unwrap_err();
+        assert!(e.contains("--stream-replicas") && e.contains("'6'"), "{e}");
+        let e = parse(&["--stream-replicas", "0"]).unwrap_err();
+        assert!(e.contains("--stream-replicas") && e.contains("'0'"), "{e}");
     }
 }

@@ -39,11 +39,14 @@ pub fn telemetry_stream(config: &Config) -> StreamConfig {
         max_age: config.stream_max_age,
         max_bytes: config.stream_max_bytes,
         duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: usize::from(config.stream_replicas),
         ..StreamConfig::default()
     }
 }
 
-fn deadletter_stream() -> StreamConfig {
+/// Dead letters are kept with as many copies as the telemetry: losing a
+/// node must not lose the evidence of what was rejected.
+fn deadletter_stream(config: &Config) -> StreamConfig {
     StreamConfig {
         name: DEADLETTER_STREAM.to_owned(),
         subjects: vec![DEADLETTER_ALL.to_owned()],
@@ -53,7 +56,37 @@ fn deadletter_stream() -> StreamConfig {
         max_age: Duration::from_secs(7 * 86_400),
         max_bytes: 1 << 30,
         duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: usize::from(config.stream_replicas),
         ..StreamConfig::default()
+    }
+}
+
+/// How long [`prepare_when_ready`] retries: a NATS cluster that has just
+/// elected its JetStream leader answers stream requests only once its
+/// peers are current, a few seconds later; compose and systemd start the
+/// sink beside the nodes, not after them.
+pub const PREPARE_FOR: Duration = Duration::from_secs(60);
+
+/// [`prepare`], retried for up to [`PREPARE_FOR`] while JetStream does not
+/// answer or refuses, then failing with the last error.
+pub async fn prepare_when_ready(
+    jetstream: &Context,
+    config: &Config,
+) -> anyhow::Result<PullConsumer> {
+    let deadline = tokio::time::Instant::now() + PREPARE_FOR;
+    let mut logged = false;
+    loop {
+        match prepare(jetstream, config).await {
+            Ok(consumer) => return Ok(consumer),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                if !logged {
+                    tracing::warn!("{error:#}; retrying for up to {PREPARE_FOR:?}");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
@@ -61,7 +94,7 @@ fn deadletter_stream() -> StreamConfig {
 pub async fn prepare(jetstream: &Context, config: &Config) -> anyhow::Result<PullConsumer> {
     let stream_config = telemetry_stream(config);
     jetstream
-        .create_or_update_stream(deadletter_stream())
+        .create_or_update_stream(deadletter_stream(config))
         .await
         .with_context(|| format!("creating stream {DEADLETTER_STREAM}"))?;
     jetstream
@@ -100,7 +133,7 @@ mod tests {
         let defaults = Config::parse_from(["vigia-sink"]);
         for (file, created) in [
             ("TELEMETRY.json", telemetry_stream(&defaults)),
-            ("DEADLETTER.json", deadletter_stream()),
+            ("DEADLETTER.json", deadletter_stream(&defaults)),
         ] {
             let path = format!("{}/../nats/streams/{file}", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&path).unwrap();
@@ -116,6 +149,30 @@ mod tests {
             );
             assert_eq!(json["storage"], "file");
             assert_eq!(json["discard"], "old");
+            assert_eq!(json["num_replicas"], created.num_replicas, "{file}");
+        }
+    }
+
+    /// nats/cluster/streams/*.json are the three-node cluster's: the same
+    /// streams with three replicas, as `--stream-replicas 3` creates them.
+    #[test]
+    fn the_cluster_definitions_match_what_the_sink_creates_with_three_replicas() {
+        let cluster = Config::parse_from(["vigia-sink", "--stream-replicas", "3"]);
+        for (file, created) in [
+            ("TELEMETRY.json", telemetry_stream(&cluster)),
+            ("DEADLETTER.json", deadletter_stream(&cluster)),
+        ] {
+            let path = format!(
+                "{}/../nats/cluster/streams/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["name"], created.name.as_str(), "{file}");
+            assert_eq!(json["max_age"], created.max_age.as_nanos() as u64, "{file}");
+            assert_eq!(json["max_bytes"], created.max_bytes, "{file}");
+            assert_eq!(json["num_replicas"], 3, "{file}");
+            assert_eq!(created.num_replicas, 3, "{file}");
         }
     }
 }

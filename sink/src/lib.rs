@@ -43,7 +43,7 @@ pub async fn run(
     let pool = store::connect(&config.database_url, 4).await?;
     let client = connect_nats(&config).await?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let consumer = jetstream::prepare(&jetstream, &config).await?;
+    let consumer = jetstream::prepare_when_ready(&jetstream, &config).await?;
     tracing::info!(
         stream = %config.stream,
         consumer = %config.consumer,
@@ -111,6 +111,7 @@ async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     if let Some(token) = &config.nats_token {
         options = options.token(token.clone());
     }
+    let servers = vigia_schema::servers::server_urls(&config.nats_url).context("--nats-url")?;
     if let Some(path) = &config.nats_nkey {
         let seed = std::fs::read_to_string(path)
             .with_context(|| format!("--nats-nkey {}", path.display()))?;
@@ -126,7 +127,7 @@ async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
             vigia_schema::Role::Sink,
             &vigia_schema::HostToken::parse("sink").expect("a valid token"),
         ))
-        .connect(config.nats_url.as_str())
+        .connect(servers)
         .await
         .with_context(|| format!("cannot reach NATS at {}", config.nats_url))
 }

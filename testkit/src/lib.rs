@@ -2,6 +2,8 @@
 //!
 //! - [`NatsServer`]: a private `nats-server -js` on a free port with its own
 //!   store directory, which a test may stop and restart.
+//! - [`NatsCluster`]: three private nats-servers routed into one cluster,
+//!   any node of which a test may stop, restart, or find leading a stream.
 //! - [`Mariadbd`]: a private MariaDB with its own data directory, likewise.
 //! - [`TestDatabase`]: a uniquely named database on the machine's MariaDB
 //!   (127.0.0.1:3306, root), dropped when the test ends.
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod child;
+pub mod cluster;
 pub mod completeness;
 mod mariadb;
 mod nats;
@@ -25,6 +28,7 @@ pub mod telemetry;
 pub mod vigia;
 
 pub use child::{binary, Child};
+pub use cluster::NatsCluster;
 pub use mariadb::{Mariadbd, TestDatabase, SHARED_MYSQL};
 pub use nats::{auth_nats_server, NatsServer, AUTH_NATS_VERSION};
 pub use net::{free_port, wait_for_port};

@@ -29,11 +29,10 @@ pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<MySqlPool> {
     let pool = MySqlPoolOptions::new()
         .max_connections(pool_size)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot reach MySQL at {shown}"))?;
-    MIGRATOR
-        .run(&pool)
+    super::migrate::migrate(&pool, &options)
         .await
         .with_context(|| format!("migrating {shown}"))?;
     Ok(pool)

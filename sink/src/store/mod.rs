@@ -2,6 +2,7 @@
 
 mod db;
 mod lists;
+mod migrate;
 mod rollup;
 mod rows;
 mod writer;
