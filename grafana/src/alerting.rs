@@ -180,9 +180,41 @@ pub fn load(file: &Path, env: &HashMap<String, String>) -> Result<Provisioning> 
     Ok(Provisioning { json, rules })
 }
 
-/// Loads the repository's rules with the documented defaults.
+/// The environment docker-compose.yml gives the Grafana container for
+/// the alert rules: each `NAME: ${NAME:-default}` line of the file, with
+/// the value `env_file` sets (as compose reads .env), or the default when
+/// it sets none or an empty one.
+pub fn compose_env(env_file: &HashMap<String, String>) -> Result<HashMap<String, String>> {
+    let compose = grafana_dir().join("../docker-compose.yml");
+    let text = std::fs::read_to_string(&compose)
+        .with_context(|| format!("reading {}", compose.display()))?;
+    let mut env = HashMap::new();
+    for line in text.lines().map(str::trim) {
+        let Some((name, value)) = line.split_once(": ${") else {
+            continue;
+        };
+        if !name.starts_with("VIGIA_ALERT_") {
+            continue;
+        }
+        let Some((source, default)) = value.strip_suffix('}').and_then(|v| v.split_once(":-"))
+        else {
+            bail!("{}: {name} has no default", compose.display());
+        };
+        let chosen = env_file
+            .get(source)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_else(|| default.to_owned());
+        env.insert(name.to_owned(), chosen);
+    }
+    Ok(env)
+}
+
+/// Loads the repository's rules as Grafana gets them from `docker compose
+/// up` with .env.example as the .env.
 pub fn load_default() -> Result<Provisioning> {
-    load(&rules_file(), &read_env_file(&env_example())?)
+    let env = compose_env(&read_env_file(&env_example())?)?;
+    load(&rules_file(), &env)
 }
 
 fn text(v: &Value) -> &str {
