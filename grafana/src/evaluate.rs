@@ -101,8 +101,10 @@ fn instance(row: &MySqlRow) -> Result<(BTreeMap<String, String>, f64)> {
             .ok()
             .or_else(|| row.try_get::<i64, _>(i).ok().map(|v| v as f64))
             .or_else(|| row.try_get::<u64, _>(i).ok().map(|v| v as f64))
+            // DECIMAL (sums and quotients of integers), which Grafana
+            // reads as a number too: the text protocol sends it as text.
             .or_else(|| {
-                runner::cell_text(row, i)
+                row.try_get_unchecked::<String, _>(i)
                     .ok()
                     .and_then(|t| t.parse::<f64>().ok())
             });
