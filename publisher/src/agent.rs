@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let schedule = Schedule {
         interval: config.interval,
         procs_interval: config.procs_interval,
+        health_interval: config.health_interval,
     };
 
     let client = connect(&config, &host).await?;
@@ -62,9 +63,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let sampling = {
         let outbox = outbox.clone();
+        let connections = client.statistics();
         std::thread::Builder::new()
             .name("sampler".into())
-            .spawn(move || sampler.run(outbox, stopped))
+            .spawn(move || sampler.run(outbox, stopped, connections))
             .context("starting the sampling thread")?
     };
     tracing::info!(%host, nats = %config.nats_url, "publishing telemetry.{host}.*");

@@ -24,6 +24,6 @@ pub mod text;
 pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
 pub use host::{HostToken, HostTokenError};
 pub use sample::{
-    ByeBody, CpuBody, DecodeError, EventBody, HelloBody, Kind, Outcome, ProcessEntry, ProcsBody,
-    RamBody, Sample, SampleBody, SCHEMA_VERSION,
+    ByeBody, CpuBody, DecodeError, EventBody, HealthBody, HelloBody, Kind, Outcome, ProcessEntry,
+    ProcsBody, RamBody, Sample, SampleBody, SCHEMA_VERSION,
 };
