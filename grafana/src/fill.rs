@@ -307,7 +307,7 @@ impl Host {
 
     /// Every third host reads the kernel module, the others procfs.
     fn source(&self) -> &'static str {
-        if self.index % 3 == 0 {
+        if self.index.is_multiple_of(3) {
             "module"
         } else {
             "procfs"

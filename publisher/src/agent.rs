@@ -49,6 +49,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.queue_max_mib as usize * 1024 * 1024,
     ));
     let mut forwarder = Forwarder::new(client.clone(), outbox.clone(), PUBLISH_WINDOW);
+    let _exporter = match config.metrics_addr {
+        Some(addr) => {
+            let registry = crate::exporter::registry(outbox.clone(), client.statistics());
+            let probe = crate::exporter::PublisherProbe {
+                client: client.clone(),
+                outbox: outbox.clone(),
+            };
+            let (bound, server) = vigia_exporter::bind(addr, registry, probe).await?;
+            tracing::info!(%bound, "serving /metrics and /healthz");
+            Some(AbortOnDrop(tokio::spawn(server)))
+        }
+        None => None,
+    };
 
     let (stop_sampling, stopped) = mpsc::channel::<()>();
     let mut sampler = Sampler::new(source, host.clone(), schedule);
@@ -127,6 +140,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Stops a background task when the agent's run ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats::Client> {

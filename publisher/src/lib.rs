@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod config;
 pub mod control;
+pub mod exporter;
 pub mod forward;
 pub mod hostinfo;
 pub mod once;
