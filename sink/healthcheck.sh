@@ -1,8 +1,27 @@
-#!/bin/sh
-# Healthy while the sink holds an established TCP connection to NATS and one
-# to MySQL (read from /proc/net/tcp, so no tool beyond the base image): the
-# sink connects to both at start, and reconnects to each after an outage.
+#!/bin/bash
+# The sink container's healthcheck.
+#
+# With VIGIA_METRICS_ADDR set (docker-compose.yml sets it), GET /healthz on
+# its port: 200 while the sink is connected to NATS and MySQL takes its
+# writes, 503 with the reason otherwise. Plain bash (/dev/tcp), since the
+# image has no HTTP client.
+#
+# Without it, healthy while the sink holds an established TCP connection to
+# NATS and one to MySQL (read from /proc/net/tcp).
 set -eu
+
+if [ -n "${VIGIA_METRICS_ADDR:-}" ]; then
+  port=${VIGIA_METRICS_ADDR##*:}
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || { echo "nothing listens on port $port"; exit 1; }
+  printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  IFS= read -r -t 3 status <&3 || { echo "no answer on port $port"; exit 1; }
+  body=$(tail -n 1 <&3 || true)
+  exec 3<&-
+  case $status in
+    "HTTP/1."?" 200"*) exit 0 ;;
+    *) echo "unhealthy: ${body:-$status}"; exit 1 ;;
+  esac
+fi
 
 # The port of a URL such as nats://nats:4222 or mysql://u:p@mysql:3306/db.
 port_of() {

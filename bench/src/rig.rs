@@ -76,6 +76,7 @@ impl SinkRig {
                 Child::spawn_with_log(&sink_bin, &argv, &[("RUST_LOG", level)], Some(&log))
             })
             .collect();
+        wait_for_stream(&nats_url).await?;
         Ok(Self {
             sink,
             more_sinks,
@@ -106,6 +107,21 @@ impl SinkRig {
         drop(self.more_sinks);
         self.pool.close().await;
     }
+}
+
+/// Returns once the sink has created the TELEMETRY stream, which it does
+/// after migrating the database: publishing earlier finds no stream.
+async fn wait_for_stream(nats_url: &str) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while js.get_stream("TELEMETRY").await.is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the sink did not create stream TELEMETRY within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// Connects once the sink has created the database and migrated it.

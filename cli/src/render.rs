@@ -89,6 +89,15 @@ pub fn line(sample: &Sample) -> String {
                 None => Ok(()),
             }
         }
+        SampleBody::Health(h) => write!(
+            out,
+            "vigia-publisher {}, source {}: outbox {} waiting, {} dropped, {} reconnects",
+            shown(&h.agent_version),
+            shown(&h.source),
+            h.outbox_depth,
+            h.dropped,
+            h.reconnects
+        ),
     };
     out
 }
@@ -224,6 +233,21 @@ mod tests {
         assert_eq!(
             event,
             "14:44:01.123 web-1 event #7  kill pid 1 SIGTERM by alice: refused: pid 1 is init; it is never signalled"
+        );
+    }
+
+    #[test]
+    fn health_lines_show_the_publishers_losses_escaped() {
+        let text = line(&sample(SampleBody::Health(vigia_schema::HealthBody {
+            dropped: 12,
+            outbox_depth: 3,
+            reconnects: 2,
+            source: "procfs".into(),
+            agent_version: "0.1.0\u{1b}[31m".into(),
+        })));
+        assert_eq!(
+            text,
+            r"14:44:01.123 web-1 health #7  vigia-publisher 0.1.0\u{1b}[31m, source procfs: outbox 3 waiting, 12 dropped, 2 reconnects"
         );
     }
 }

@@ -454,6 +454,13 @@ fn every_kind() -> Vec<Sample> {
             outcome: Outcome::Ok,
             error: None,
         }),
+        SampleBody::Health(vigia_schema::HealthBody {
+            dropped: 3,
+            outbox_depth: 12,
+            reconnects: 1,
+            source: "procfs".into(),
+            agent_version: "0.1.0".into(),
+        }),
     ];
     bodies
         .into_iter()

@@ -97,7 +97,11 @@ fuzz_target!(|data: &[u8]| {
                 .all(|e| e.cpu_pct.is_finite() && e.mem_pct.is_finite()),
             "accepted a procs sample with a non-finite number"
         ),
-        SampleBody::Ram(_) | SampleBody::Hello(_) | SampleBody::Bye(_) | SampleBody::Event(_) => {}
+        SampleBody::Ram(_)
+        | SampleBody::Hello(_)
+        | SampleBody::Bye(_)
+        | SampleBody::Event(_)
+        | SampleBody::Health(_) => {}
     }
 
     // Every number is finite here, so PartialEq is exact.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use vigia_schema::{
-    ByeBody, CpuBody, EventBody, HelloBody, Outcome, ProcessEntry, ProcsBody, RamBody, Sample,
-    SampleBody, SCHEMA_VERSION,
+    ByeBody, CpuBody, EventBody, HealthBody, HelloBody, Outcome, ProcessEntry, ProcsBody, RamBody,
+    Sample, SampleBody, SCHEMA_VERSION,
 };
 use vigia_sink::store::{self, WriteError, Writer};
 
@@ -104,6 +104,9 @@ pub async fn fill(url: &str, plan: &Plan) -> Result<Report> {
     vigia_sink::liveness::sweep(&pool)
         .await
         .context("marking silent hosts offline")?;
+    // After the sweep: hundreds of single-row inserts on a busy server
+    // could outlast the live hosts' silence limit (3 s).
+    sink_health(&pool, plan, &report).await?;
     pool.close().await;
     report.elapsed = start.elapsed();
     Ok(report)
@@ -117,7 +120,7 @@ struct Host {
     /// Nanoseconds.
     joins: i64,
     leaves: Option<(i64, bool)>,
-    seq: [u64; 6],
+    seq: [u64; 7],
     procs: Vec<ProcessEntry>,
 }
 
@@ -159,6 +162,10 @@ const NAMES: &[&str] = &[
     "etcd",
 ];
 const TOTAL_RAM: u64 = 16 << 30;
+/// How often publishers send their `health` (their default).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the fill's sink records its own health (the sink's default).
+const SINK_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// Ticks between two kill requests to one host (10 minutes at 1 s).
 const COMMAND_EVERY: i64 = 600;
 
@@ -200,7 +207,7 @@ fn new_host(plan: &Plan, index: u32, start: i64, end: i64) -> Host {
         index,
         joins,
         leaves,
-        seq: [0; 6],
+        seq: [0; 7],
         procs,
     }
 }
@@ -230,7 +237,7 @@ impl Host {
             cpus: 4,
             ram_total: TOTAL_RAM,
             boot_time: self.joins - 3_600_000_000_000,
-            source: "procfs".into(),
+            source: self.source().into(),
             interval_ms: plan.interval.as_millis() as u64,
             procs_interval_ms: plan.procs_interval.as_millis() as u64,
         });
@@ -300,6 +307,35 @@ impl Host {
         self.sample(2, ts, body)
     }
 
+    /// Every third host reads the kernel module, the others procfs.
+    fn source(&self) -> &'static str {
+        if self.index.is_multiple_of(3) {
+            "module"
+        } else {
+            "procfs"
+        }
+    }
+
+    /// The publisher's own health: a host in twenty lost its NATS
+    /// connection once, half-way, and dropped samples meanwhile; a tenth
+    /// run an older agent.
+    fn health(&mut self, ts: i64, halfway: i64) -> Sample {
+        let troubled = self.index % 20 == 5 && ts >= halfway;
+        let body = SampleBody::Health(HealthBody {
+            dropped: if troubled { 120 } else { 0 },
+            outbox_depth: u64::from(troubled) * 3,
+            reconnects: u64::from(troubled),
+            source: self.source().into(),
+            agent_version: if self.index % 10 == 9 {
+                "0.0.9"
+            } else {
+                "0.1.0"
+            }
+            .into(),
+        });
+        self.sample(6, ts, body)
+    }
+
     /// The audit record of a kill request an operator sent this host.
     fn event(&mut self, ts: i64, n: u64) -> Sample {
         let pid = self.procs[(n as usize) % self.procs.len()].pid;
@@ -326,7 +362,7 @@ impl Host {
     }
 
     fn bye(&mut self, ts: i64) -> Sample {
-        const KINDS: [&str; 6] = ["cpu", "ram", "procs", "hello", "bye", "event"];
+        const KINDS: [&str; 7] = ["cpu", "ram", "procs", "hello", "bye", "event", "health"];
         let last_seq = KINDS
             .iter()
             .zip(self.seq)
@@ -353,6 +389,8 @@ async fn write_part(writer: &Writer, plan: &Plan, part: u32) -> Result<(Report, 
     let start = end - nanos(plan.span);
     let step = nanos(plan.interval).max(1);
     let procs_every = (nanos(plan.procs_interval) / step).max(1);
+    let health_every = (nanos(HEALTH_INTERVAL) / step).max(1);
+    let halfway = start + nanos(plan.span) / 2;
     let mut hosts: Vec<Host> = (0..plan.hosts)
         .filter(|i| i % plan.writers.max(1) == part)
         .map(|i| new_host(plan, i, start, end))
@@ -389,6 +427,9 @@ async fn write_part(writer: &Writer, plan: &Plan, part: u32) -> Result<(Report, 
             if tick % procs_every == 0 {
                 batch.push(h.procs(at));
             }
+            if tick % health_every == 0 {
+                batch.push(h.health(at, halfway));
+            }
             // Now and then an operator kills something: every host gets a
             // request every `COMMAND_EVERY` ticks, spread over the hosts.
             if (tick + i64::from(h.index) * 37) % COMMAND_EVERY == 0 {
@@ -402,6 +443,49 @@ async fn write_part(writer: &Writer, plan: &Plan, part: u32) -> Result<(Report, 
     }
     flush(writer, &mut batch, &mut report).await?;
     Ok((report, hosts))
+}
+
+/// The rows two sinks would have written about themselves over the span,
+/// through the sink's own function: what they stored (shared), a few dead
+/// letters of each class, batch write times and a small lag.
+async fn sink_health(pool: &sqlx::MySqlPool, plan: &Plan, report: &Report) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    use vigia_sink::metrics::{Lag, Metrics};
+    let end = Utc::now();
+    let span = chrono::Duration::from_std(plan.span)?;
+    let started = (end - span).naive_utc();
+    let rows = (plan.span.as_secs() / SINK_HEALTH_INTERVAL.as_secs()).max(1);
+    for (i, sink) in ["sink-a", "sink-b"].into_iter().enumerate() {
+        let metrics = Metrics::default();
+        for row in 0..=rows {
+            let at = end - span + chrono::Duration::from_std(SINK_HEALTH_INTERVAL * row as u32)?;
+            let share = report.samples * row / rows / 2;
+            metrics.stored.store(share, Ordering::Relaxed);
+            metrics.batches.store(share / 500 + 1, Ordering::Relaxed);
+            if row % 40 == 7 {
+                metrics.dead_lettered_because(
+                    [
+                        "bad cpu body",
+                        "host mismatch",
+                        "seq must start at 1",
+                        "MySQL rejected it",
+                    ][(row / 40 % 4) as usize],
+                );
+            }
+            for ms in [8 + i as u64, 12, 30 + row % 20] {
+                metrics.write_times.observe(Duration::from_millis(ms));
+            }
+            let lag = Lag {
+                pending: row % 50,
+                ack_pending: 500,
+                seconds: 0.2 + (row % 10) as f64 / 10.0,
+            };
+            vigia_sink::health::write_row(pool, sink, started, at.naive_utc(), &metrics, Some(lag))
+                .await
+                .context("writing sink_health")?;
+        }
+    }
+    Ok(())
 }
 
 async fn back_off(attempt: u32, _deadlock: &WriteError) {

@@ -14,10 +14,16 @@
 //!    given time range and interval.
 //! 4. [`runner`] resolves the variables from the database as a first open of
 //!    the dashboard would, then runs every panel query.
+//! 5. [`alerting`] loads the provisioned alert rules as Grafana reads them
+//!    (environment expanded) and checks them; [`evaluate`] runs a rule's
+//!    query at a chosen time and applies its threshold, as Grafana's
+//!    scheduler does at each evaluation.
 
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod dashboard;
+pub mod evaluate;
 pub mod fill;
 pub mod interval;
 pub mod macros;

@@ -231,3 +231,51 @@ async fn the_session_is_utc() -> Result<()> {
     assert_eq!(tz.as_str(), "+00:00");
     Ok(())
 }
+
+#[tokio::test]
+async fn pipeline_counts_follow_the_sinks_and_publishers() -> Result<()> {
+    let db = filled("pipeline").await?;
+    let mut conn = runner::connect(&db.url()).await?;
+    let pipeline = dashboard::load(&dashboard::dashboards_dir().join("pipeline.json"))?;
+    // The fill's two sinks reported to the end; one publisher in twenty
+    // (host-005) lost its connection half-way and dropped samples.
+    assert_eq!(single_number(&mut conn, &pipeline, "Sinks alive").await?, 2);
+    assert_eq!(
+        single_number(&mut conn, &pipeline, "Publishers dropping").await?,
+        1
+    );
+    let window = last_hour()?;
+    let vars = Variables::new();
+    let dropped = metrics(
+        &mut conn,
+        &pipeline,
+        "Samples dropped by publishers",
+        &vars,
+        &window,
+    )
+    .await?;
+    assert_eq!(dropped, ["host-005"]);
+    let reasons = metrics(
+        &mut conn,
+        &pipeline,
+        "Dead letters by reason",
+        &vars,
+        &window,
+    )
+    .await?;
+    assert_eq!(reasons, ["decode", "invalid", "mismatch", "mysql"]);
+    // Hosts by source: every third host runs the module; of the 18 online
+    // hosts (host-008 and host-018 left), host-000, 003, 006, 009, 012 and
+    // 015 do.
+    let sql = panel_sql(&pipeline, "Hosts by source", &vars, &window)?;
+    let rows = runner::query(&mut conn, &sql).await?;
+    let by_source: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.get::<String, _>("source"), r.get::<i64, _>("hosts")))
+        .collect();
+    assert_eq!(
+        by_source,
+        [("procfs".to_owned(), 12), ("module".to_owned(), 6)]
+    );
+    Ok(())
+}

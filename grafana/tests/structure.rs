@@ -9,7 +9,7 @@ use vigia_dashboards::template::{Value, Variables};
 use vigia_dashboards::{expand, QueryWindow};
 
 #[test]
-fn the_four_dashboards_load_with_fixed_uids() {
+fn the_five_dashboards_load_with_fixed_uids() {
     let all = dashboard::load_all(&dashboard::dashboards_dir()).expect("dashboards load");
     let mut uids: Vec<&str> = all.iter().map(|d| d.uid.as_str()).collect();
     uids.sort();
@@ -19,6 +19,7 @@ fn the_four_dashboards_load_with_fixed_uids() {
             "vigia-commands",
             "vigia-fleet",
             "vigia-host",
+            "vigia-pipeline",
             "vigia-process"
         ]
     );

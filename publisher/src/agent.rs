@@ -41,6 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let schedule = Schedule {
         interval: config.interval,
         procs_interval: config.procs_interval,
+        health_interval: config.health_interval,
     };
 
     let client = connect(&config, &host).await?;
@@ -49,6 +50,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.queue_max_mib as usize * 1024 * 1024,
     ));
     let mut forwarder = Forwarder::new(client.clone(), outbox.clone(), PUBLISH_WINDOW);
+    let _exporter = match config.metrics_addr {
+        Some(addr) => {
+            let registry = crate::exporter::registry(outbox.clone(), client.statistics());
+            let probe = crate::exporter::PublisherProbe {
+                client: client.clone(),
+                outbox: outbox.clone(),
+            };
+            let (bound, server) = vigia_exporter::bind(addr, registry, probe).await?;
+            tracing::info!(%bound, "serving /metrics and /healthz");
+            Some(AbortOnDrop(tokio::spawn(server)))
+        }
+        None => None,
+    };
 
     let (stop_sampling, stopped) = mpsc::channel::<()>();
     let mut sampler = Sampler::new(source, host.clone(), schedule);
@@ -63,9 +77,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let sampling = {
         let outbox = outbox.clone();
+        let connections = client.statistics();
         std::thread::Builder::new()
             .name("sampler".into())
-            .spawn(move || sampler.run(outbox, stopped))
+            .spawn(move || sampler.run(outbox, stopped, connections))
             .context("starting the sampling thread")?
     };
     tracing::info!(%host, nats = %config.nats_url, "publishing telemetry.{host}.*");
@@ -164,6 +179,15 @@ fn credentials(config: &Config) -> anyhow::Result<ConnectOptions> {
         Some(token) => options.token(token.clone()),
         None => options,
     })
+}
+
+/// Stops a background task when the agent's run ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats::Client> {

@@ -58,6 +58,16 @@ pub struct Config {
     #[arg(long, env = "VIGIA_PROCS_INTERVAL", default_value = "5s", value_parser = parse_interval)]
     pub procs_interval: Duration,
 
+    /// How often to send the publisher's own health (outbox depth and
+    /// drops, reconnects, source, version).
+    #[arg(long, env = "VIGIA_HEALTH_INTERVAL", default_value = "1m", value_parser = parse_interval)]
+    pub health_interval: Duration,
+
+    /// Serve /metrics (Prometheus text format) and /healthz on this
+    /// address, e.g. 127.0.0.1:9465; off when unset.
+    #[arg(long, env = "VIGIA_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// Samples kept while NATS is unreachable; beyond it the oldest are dropped.
     #[arg(long, env = "VIGIA_QUEUE_CAPACITY", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
@@ -138,6 +148,8 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert_eq!(c.interval, Duration::from_secs(1));
         assert_eq!(c.procs_interval, Duration::from_secs(5));
+        assert_eq!(c.health_interval, Duration::from_secs(60));
+        assert_eq!(c.metrics_addr, None, "no port opened unless asked");
         assert_eq!(c.queue_capacity, 10_000);
         assert!(!c.no_control);
         assert_eq!(c.deny, crate::control::policy::DEFAULT_DENY);

@@ -22,6 +22,7 @@ pub mod agent;
 pub mod busiest;
 pub mod config;
 pub mod control;
+pub mod exporter;
 pub mod forward;
 pub mod gce_token;
 pub mod hostinfo;

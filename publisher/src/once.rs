@@ -21,6 +21,7 @@ pub fn run(config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
         Schedule {
             interval: FIRST_INTERVAL,
             procs_interval: FIRST_INTERVAL,
+            health_interval: FIRST_INTERVAL,
         },
     );
     let hello = sampler.hello();

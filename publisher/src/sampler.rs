@@ -9,8 +9,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::Statistics;
 use bytes::Bytes;
-use vigia_schema::{HelloBody, HostToken, Sample, SampleBody};
+use vigia_schema::{HealthBody, HelloBody, HostToken, Sample, SampleBody};
 
 use crate::busiest;
 use crate::hostinfo;
@@ -27,6 +28,8 @@ pub struct Schedule {
     /// cpu and ram.
     pub interval: Duration,
     pub procs_interval: Duration,
+    /// The publisher's own `health`.
+    pub health_interval: Duration,
 }
 
 /// Everything that turns readings into samples; used by the loop and by
@@ -102,6 +105,19 @@ impl Sampler {
         Some(self.stamper.stamp(SampleBody::Procs(body)))
     }
 
+    /// The publisher's own state: what the outbox lost and holds, how
+    /// often NATS had to be reached again (`connects` counts the first
+    /// connection too).
+    pub fn health(&mut self, outbox: &Outbox, connects: u64) -> Sample {
+        self.stamper.stamp(SampleBody::Health(HealthBody {
+            dropped: outbox.dropped(),
+            outbox_depth: outbox.len() as u64,
+            reconnects: connects.saturating_sub(1),
+            source: self.source.kind().as_str().to_owned(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
     /// Takes the first readings of the cumulative counters without making
     /// samples, so that the first cpu and procs samples already cover a
     /// whole interval (and consume no sequence number now).
@@ -136,15 +152,21 @@ impl Sampler {
     /// Samples on schedule into `outbox` until `stop` receives a message or
     /// its sender goes away. Returns the stamper so that `bye` continues
     /// this boot's sequence.
-    pub fn run(mut self, outbox: Arc<Outbox>, stop: Receiver<()>) -> Stamper {
+    pub fn run(
+        mut self,
+        outbox: Arc<Outbox>,
+        stop: Receiver<()>,
+        connections: Arc<Statistics>,
+    ) -> Stamper {
         let push = |sample: Sample| outbox.push(outgoing(&sample));
         push(self.hello());
         self.prime();
         let start = Instant::now();
         let mut next_fast = start + self.schedule.interval;
         let mut next_procs = start + self.schedule.procs_interval;
+        let mut next_health = start + self.schedule.health_interval;
         loop {
-            let wake = next_fast.min(next_procs);
+            let wake = next_fast.min(next_procs).min(next_health);
             match stop.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
@@ -164,6 +186,13 @@ impl Sampler {
                     push(s);
                 }
                 next_procs = next_tick(next_procs, self.schedule.procs_interval, now);
+            }
+            if now >= next_health {
+                let connects = connections
+                    .connects
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                push(self.health(&outbox, connects));
+                next_health = next_tick(next_health, self.schedule.health_interval, now);
             }
         }
         self.stamper

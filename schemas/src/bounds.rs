@@ -255,6 +255,16 @@ pub fn check(sample: &Sample, window: &TimeWindow) -> Result<(), OutOfBounds> {
                 }
             }
         }
+        // Its counters are u64 like their BIGINT UNSIGNED columns: any
+        // value fits; only the texts have a width.
+        SampleBody::Health(h) => {
+            text("health.source", &h.source, MAX_SOURCE_LEN)?;
+            text(
+                "health.agent_version",
+                &h.agent_version,
+                MAX_AGENT_VERSION_LEN,
+            )?;
+        }
     }
     Ok(())
 }
@@ -336,7 +346,7 @@ pub fn clip(text: &mut String, max: usize) {
 mod tests {
     use super::*;
     use crate::sample::{
-        ByeBody, CpuBody, HelloBody, ProcessEntry, ProcsBody, RamBody, SCHEMA_VERSION,
+        ByeBody, CpuBody, HealthBody, HelloBody, ProcessEntry, ProcsBody, RamBody, SCHEMA_VERSION,
     };
 
     const NOW: i64 = 1_800_000_000 * 1_000_000_000;
@@ -511,5 +521,27 @@ mod tests {
         let mut s = "abc".to_owned();
         clip(&mut s, 3);
         assert_eq!(s, "abc");
+    }
+
+    #[test]
+    fn a_health_sample_has_only_its_texts_bounded() {
+        let health = HealthBody {
+            dropped: u64::MAX,
+            outbox_depth: u64::MAX,
+            reconnects: u64::MAX,
+            source: "procfs".into(),
+            agent_version: "0.1.0".into(),
+        };
+        check(&sample(SampleBody::Health(health.clone())), &window()).unwrap();
+        let long = HealthBody {
+            agent_version: "9".repeat(MAX_AGENT_VERSION_LEN + 1),
+            ..health.clone()
+        };
+        assert!(reason(SampleBody::Health(long)).contains("health.agent_version"));
+        let long = HealthBody {
+            source: "m".repeat(MAX_SOURCE_LEN + 1),
+            ..health
+        };
+        assert!(reason(SampleBody::Health(long)).contains("health.source"));
     }
 }

@@ -33,6 +33,6 @@ pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
 pub use host::{HostToken, HostTokenError};
 pub use identity::Role;
 pub use sample::{
-    ByeBody, CpuBody, DecodeError, EventBody, HelloBody, Kind, Outcome, ProcessEntry, ProcsBody,
-    RamBody, Sample, SampleBody, SCHEMA_VERSION,
+    ByeBody, CpuBody, DecodeError, EventBody, HealthBody, HelloBody, Kind, Outcome, ProcessEntry,
+    ProcsBody, RamBody, Sample, SampleBody, SCHEMA_VERSION,
 };

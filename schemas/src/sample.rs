@@ -27,16 +27,19 @@ pub enum Kind {
     Bye,
     /// A command received on `cmd.<host>` and what became of it.
     Event,
+    /// The publisher's own state, once a minute.
+    Health,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Cpu,
         Kind::Ram,
         Kind::Procs,
         Kind::Hello,
         Kind::Bye,
         Kind::Event,
+        Kind::Health,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Hello => "hello",
             Kind::Bye => "bye",
             Kind::Event => "event",
+            Kind::Health => "health",
         }
     }
 
@@ -221,6 +225,23 @@ pub struct EventBody {
     pub error: Option<String>,
 }
 
+/// The publisher's own state, sent every `--health-interval` (a minute by
+/// default): what it lost and why, so the Pipeline dashboard shows a
+/// publisher in trouble before its host's graphs go blank. Counters are
+/// cumulative since the publisher started (its boot).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HealthBody {
+    /// Samples dropped from the full outbox (NATS away too long).
+    pub dropped: u64,
+    /// Samples waiting in the outbox now.
+    pub outbox_depth: u64,
+    /// Times the connection to NATS was made again after a loss.
+    pub reconnects: u64,
+    /// Where the numbers come from: `module` or `procfs`.
+    pub source: String,
+    pub agent_version: String,
+}
+
 /// The body of a sample; its variant is the sample's kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -231,6 +252,7 @@ pub enum SampleBody {
     Hello(HelloBody),
     Bye(ByeBody),
     Event(EventBody),
+    Health(HealthBody),
 }
 
 impl SampleBody {
@@ -242,6 +264,7 @@ impl SampleBody {
             SampleBody::Hello(_) => Kind::Hello,
             SampleBody::Bye(_) => Kind::Bye,
             SampleBody::Event(_) => Kind::Event,
+            SampleBody::Health(_) => Kind::Health,
         }
     }
 }
@@ -372,6 +395,7 @@ impl Sample {
             Kind::Hello => SampleBody::Hello(body(bytes, head.kind)?),
             Kind::Bye => SampleBody::Bye(body(bytes, head.kind)?),
             Kind::Event => SampleBody::Event(body(bytes, head.kind)?),
+            Kind::Health => SampleBody::Health(body(bytes, head.kind)?),
         };
         Ok(Sample {
             v: head.v,
@@ -650,6 +674,21 @@ mod tests {
                     last_seq
                 })),
             event_body().prop_map(SampleBody::Event),
+            (
+                (any::<u64>(), any::<u64>(), any::<u64>()),
+                ("module|procfs", ".{0,10}")
+            )
+                .prop_map(
+                    |((dropped, outbox_depth, reconnects), (source, agent_version))| {
+                        SampleBody::Health(HealthBody {
+                            dropped,
+                            outbox_depth,
+                            reconnects,
+                            source,
+                            agent_version,
+                        })
+                    }
+                ),
         ]
     }
 

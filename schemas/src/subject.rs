@@ -1,7 +1,7 @@
 //! Subjects and headers: where a sample travels and how it is labelled.
 //!
 //! ```text
-//! telemetry.<host>.<kind>              a sample (kind: cpu ram procs hello bye event)
+//! telemetry.<host>.<kind>              a sample (kind: cpu ram procs hello bye event health)
 //! deadletter.telemetry.<host>.<kind>   a payload the sink could not store
 //! cmd.<host>                           requests to a host's publisher
 //! ```

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use vigia_schema::{
-    ByeBody, CommandReply, CommandRequest, CpuBody, Encoding, EventBody, HelloBody, Outcome,
-    ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SignalSpec, SCHEMA_VERSION,
+    ByeBody, CommandReply, CommandRequest, CpuBody, Encoding, EventBody, HealthBody, HelloBody,
+    Outcome, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SignalSpec, SCHEMA_VERSION,
 };
 
 fn sample(seq: u64, body: SampleBody) -> Sample {
@@ -125,6 +125,19 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     nats_user: Some("ops".into()),
                     outcome: Outcome::Refused,
                     error: Some("pid 4242 (stress) is protected by the deny list".into()),
+                }),
+            ),
+        ),
+        (
+            "health",
+            sample(
+                2,
+                SampleBody::Health(HealthBody {
+                    dropped: 120,
+                    outbox_depth: 3,
+                    reconnects: 1,
+                    source: "procfs".into(),
+                    agent_version: "0.1.0".into(),
                 }),
             ),
         ),

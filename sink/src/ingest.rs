@@ -402,6 +402,7 @@ impl Ingest {
             return Err(batch);
         }
         let written = started.elapsed();
+        self.metrics.write_times.observe(written);
         let mut stored = 0u64;
         let mut nats = Health::default();
         for item in &batch.items {
@@ -522,6 +523,7 @@ impl Ingest {
         }
         let _ = message.ack_with(AckKind::Term).await;
         Metrics::add(&self.metrics.dead_lettered, 1);
+        self.metrics.dead_lettered_because(&rejection.0);
         // A broken publisher can send thousands: the first of each minute
         // is a warning, the rest are counted (logged with the stats).
         if self.dead_letter_log.allow() {

@@ -7,7 +7,8 @@
 //!               process lists encoded as JSON                    ┘ previous batch
 //!   → store     one transaction per batch, idempotent inserts      is written
 //!   → ack       only after commit
-//! beside it: liveness (offline hosts), retention (old rows), stats logs
+//! beside it: liveness (offline hosts), retention (old rows), stats logs,
+//!            health (its own state into sink_health), exporter (/metrics)
 //! ```
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,8 @@
 pub mod classify;
 pub mod config;
 pub mod deadletter;
+pub mod exporter;
+pub mod health;
 pub mod held;
 pub mod ingest;
 pub mod jetstream;
@@ -44,6 +47,19 @@ pub async fn run(
     let client = connect_nats(&config).await?;
     let jetstream = async_nats::jetstream::new(client.clone());
     let consumer = jetstream::prepare_when_ready(&jetstream, &config).await?;
+    let exporter = match config.metrics_addr {
+        Some(addr) => {
+            let probe = exporter::SinkProbe {
+                client: client.clone(),
+                metrics: metrics.clone(),
+            };
+            let (bound, server) =
+                exporter::bind(addr, exporter::registry(metrics.clone()), probe).await?;
+            tracing::info!(%bound, "serving /metrics and /healthz");
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
     tracing::info!(
         stream = %config.stream,
         consumer = %config.consumer,
@@ -51,6 +67,27 @@ pub async fn run(
         "sink started"
     );
 
+    let health = match config.health_interval {
+        every if every.is_zero() => None,
+        every => Some(tokio::spawn(
+            health::Reporter {
+                pool: pool.clone(),
+                consumer: consumer.clone(),
+                stream: jetstream
+                    .get_stream(&config.stream)
+                    .await
+                    .with_context(|| format!("opening stream {}", config.stream))?,
+                metrics: metrics.clone(),
+                instance: config
+                    .instance
+                    .as_deref()
+                    .map_or_else(health::default_instance, health::instance_name),
+                started: chrono::Utc::now(),
+                every,
+            }
+            .run(),
+        )),
+    };
     let background = [
         tokio::spawn(liveness::run(
             pool.clone(),
@@ -78,7 +115,7 @@ pub async fn run(
         retention: config.retention,
     };
     let result = ingest.run(shutdown).await;
-    for task in background {
+    for task in background.into_iter().chain(health).chain(exporter) {
         task.abort();
     }
     let _ = client.flush().await;

@@ -17,7 +17,7 @@ const EVERY: Duration = Duration::from_secs(60);
 /// by host through their (host, time) index. The rollups
 /// (0003_host_minutes.sql, 0005_long_range_rollups.sql) go with their
 /// samples.
-const HOST_TABLES: [(&str, &str); 7] = [
+const HOST_TABLES: [(&str, &str); 8] = [
     ("cpu_samples", "ts"),
     ("ram_samples", "ts"),
     ("procs_snapshots", "ts"),
@@ -25,6 +25,7 @@ const HOST_TABLES: [(&str, &str); 7] = [
     ("host_minutes", "minute"),
     ("host_ten_minutes", "period"),
     ("process_ten_minutes", "period"),
+    ("publisher_health", "ts"),
 ];
 
 /// One pass over every table; returns the rows deleted.
@@ -40,8 +41,12 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
             deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
         }
     }
-    let sql = format!("DELETE FROM host_events WHERE ts < ? LIMIT {CHUNK}");
-    deleted += in_chunks(pool, &sql, None, cutoff).await?;
+    // Tables keyed by time alone: lifecycle events and the sinks' own
+    // health rows (0007_pipeline_health.sql).
+    for table in ["host_events", "sink_health"] {
+        let sql = format!("DELETE FROM {table} WHERE ts < ? LIMIT {CHUNK}");
+        deleted += in_chunks(pool, &sql, None, cutoff).await?;
+    }
     // A host unheard of for the whole retention period is gone, and so is
     // its last process list.
     for host in &hosts {

@@ -22,7 +22,7 @@ use common::inproc::{now_ns, DeadLetter, InProcessSink};
 use futures::StreamExt;
 use sqlx::{MySqlPool, Row};
 use vigia_schema::{
-    ByeBody, CpuBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
+    ByeBody, CpuBody, HealthBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
 };
 use vigia_testkit::{NatsServer, TestDatabase};
 
@@ -143,7 +143,7 @@ fn process(pid: i32, now: i64) -> ProcessEntry {
     }
 }
 
-/// A valid sample of `kind` (0..5), which [`mutate`] then spoils or not.
+/// A valid sample of `kind` (0..6), which [`mutate`] then spoils or not.
 fn valid(kind: u64, now: i64) -> SampleBody {
     match kind {
         0 => SampleBody::Cpu(CpuBody {
@@ -182,10 +182,17 @@ fn valid(kind: u64, now: i64) -> SampleBody {
             interval_ms: 1000,
             procs_interval_ms: 5000,
         }),
-        _ => SampleBody::Bye(ByeBody {
+        4 => SampleBody::Bye(ByeBody {
             reason: "SIGTERM".into(),
             dropped: 0,
             last_seq: [("cpu".to_owned(), 3)].into(),
+        }),
+        _ => SampleBody::Health(HealthBody {
+            dropped: 3,
+            outbox_depth: 10,
+            reconnects: 1,
+            source: "procfs".into(),
+            agent_version: "0.1.0".into(),
         }),
     }
 }
@@ -263,6 +270,12 @@ fn mutate(body: &mut SampleBody, rng: &mut Rng, now: i64) {
                         b.last_seq.insert(format!("{}{k}", rng.text()), rng.u64());
                     }
                 }
+            },
+            SampleBody::Health(h) => match rng.below(4) {
+                0 => h.source = rng.text(),
+                1 => h.agent_version = rng.text(),
+                2 => h.dropped = rng.u64(),
+                _ => h.outbox_depth = rng.u64(),
             },
             SampleBody::Event(_) => {}
         }
@@ -345,12 +358,12 @@ fn hostile(i: usize, rng: &mut Rng) -> Sent {
     let mut sample = match i % 10 {
         // A valid sample, spoilt at random (or not).
         0..=3 => {
-            let mut body = valid(rng.below(5), now);
+            let mut body = valid(rng.below(6), now);
             mutate(&mut body, rng, now);
             sample(body)
         }
         4 => {
-            let mut s = sample(valid(rng.below(5), now));
+            let mut s = sample(valid(rng.below(6), now));
             s.ts = rng.ts(now);
             s
         }
@@ -368,7 +381,7 @@ fn hostile(i: usize, rng: &mut Rng) -> Sent {
             })),
         },
         6 => {
-            let mut s = sample(valid(rng.below(5), now));
+            let mut s = sample(valid(rng.below(6), now));
             match rng.below(4) {
                 0 => s.boot = rng.pick(&[String::new(), "b".repeat(65), "bad boot".into()]),
                 1 => s.seq = 0,
@@ -391,7 +404,7 @@ fn hostile(i: usize, rng: &mut Rng) -> Sent {
                 payload: s.encode(),
             };
         }
-        _ => sample(valid(rng.below(5), now)),
+        _ => sample(valid(rng.below(6), now)),
     };
     if sample.host.is_empty() {
         sample.host = host.clone();
@@ -421,6 +434,7 @@ async fn stored_as_sent(pool: &MySqlPool, sample: &Sample) -> bool {
         SampleBody::Hello(_) => ("host_events", Some("hello")),
         SampleBody::Bye(_) => ("host_events", Some("bye")),
         SampleBody::Event(_) => ("commands", None),
+        SampleBody::Health(_) => ("publisher_health", None),
     };
     let sql = format!(
         "SELECT * FROM {table} WHERE host = ? AND boot = ? AND seq = ?{}",
@@ -493,6 +507,23 @@ async fn stored_as_sent(pool: &MySqlPool, sample: &Sample) -> bool {
                 p.processes.len(),
                 "procs stored as sent"
             );
+        }
+        SampleBody::Health(h) => {
+            let got = (
+                row.get::<u64, _>("dropped"),
+                row.get::<u64, _>("outbox_depth"),
+                row.get::<u64, _>("reconnects"),
+                row.get::<String, _>("source"),
+                row.get::<String, _>("agent_version"),
+            );
+            let sent = (
+                h.dropped,
+                h.outbox_depth,
+                h.reconnects,
+                h.source.clone(),
+                h.agent_version.clone(),
+            );
+            assert_eq!(got, sent, "health stored as sent");
         }
         _ => {}
     }

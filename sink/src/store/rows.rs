@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime};
 use vigia_schema::{
-    CpuBody, EventBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
+    CpuBody, EventBody, HealthBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
 };
 
 /// A unix-nanosecond time as the DATETIME(6) it is stored as (UTC).
@@ -48,6 +48,8 @@ pub struct Plan<'a> {
     pub events: Vec<&'a Sample>,
     /// `event` samples: commands taken on cmd.<host>, for `commands`.
     pub commands: Vec<(&'a Sample, &'a EventBody)>,
+    /// `health` samples: the publishers' own state, for `publisher_health`.
+    pub health: Vec<(&'a Sample, &'a HealthBody)>,
     /// Sorted by host, which is also the order rows are locked in, so two
     /// sinks writing the same hosts cannot deadlock on them.
     pub hosts: BTreeMap<&'a str, HostSeen<'a>>,
@@ -63,6 +65,7 @@ impl<'a> Plan<'a> {
                 SampleBody::Procs(b) => plan.procs.push((sample, b)),
                 SampleBody::Hello(_) | SampleBody::Bye(_) => plan.events.push(sample),
                 SampleBody::Event(b) => plan.commands.push((sample, b)),
+                SampleBody::Health(b) => plan.health.push((sample, b)),
             }
             let seen = plan.hosts.entry(sample.host.as_str()).or_insert(HostSeen {
                 oldest_ts: sample.ts,

@@ -630,6 +630,25 @@ impl Writer {
                     .push_bind(e.error.as_deref().map(|r| fit(r, 1024)));
             },
         )
+        .await?;
+        // The publishers' own state (0007_pipeline_health.sql).
+        insert(
+            conn,
+            &self.packet,
+            "INSERT INTO publisher_health (host, boot, seq, ts, dropped, outbox_depth, \
+             reconnects, source, agent_version) ",
+            9,
+            NO_OP,
+            &plan.health,
+            |b, (s, h)| {
+                envelope(b, s)
+                    .push_bind(h.dropped)
+                    .push_bind(h.outbox_depth)
+                    .push_bind(h.reconnects)
+                    .push_bind(fit(&h.source, 16))
+                    .push_bind(fit(&h.agent_version, 64));
+            },
+        )
         .await
     }
 }
