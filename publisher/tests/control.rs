@@ -415,3 +415,118 @@ async fn kernel_threads_and_pid_1_are_refused() {
     let start = |stat: &str| stat.split(' ').nth(21).map(str::to_owned);
     assert_eq!(start(&init_started), start(&init_now));
 }
+
+/// A copy of `sleep` run under `name`, so that both its comm and its
+/// executable's file name are `name` (as a real sshd-session's are).
+fn spawn_sleep_named(name: &str) -> (std::process::Child, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(unique_name("vigia-named"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sleep = which("sleep");
+    let exe = dir.join(name);
+    std::fs::copy(sleep, &exe).unwrap();
+    let child = Command::new(&exe).arg("1000").spawn().expect("spawning");
+    (child, dir)
+}
+
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|path| path.exists())
+        })
+        .unwrap_or_else(|| panic!("{program} not on PATH"))
+}
+
+#[tokio::test]
+async fn openssh_login_processes_are_denied_by_default() {
+    let (_server, client, publisher) = setup("ctl-sshd", &[]).await;
+    for name in ["sshd-session", "sshd-auth"] {
+        let (mut process, dir) = spawn_sleep_named(name);
+        let pid = process.id();
+        let bytes = ask(
+            &client,
+            &publisher.host,
+            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
+        )
+        .await;
+        let reply = CommandReply::decode(&bytes).unwrap();
+        assert!(!reply.ok, "{reply:?}");
+        assert_eq!(reply.name.as_deref(), Some(name));
+        let error = reply.error.unwrap_or_default();
+        assert!(
+            error.contains(&format!("deny list (rule \"{name}\")")),
+            "{error}"
+        );
+        assert!(matches!(process.try_wait(), Ok(None)), "{name} still runs");
+        let _ = process.kill();
+        let _ = process.wait();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    // Exact, not a prefix: a name that merely starts alike is no login.
+    let (mut process, dir) = spawn_sleep_named("sshd-sessionx");
+    let pid = process.id();
+    let bytes = ask(
+        &client,
+        &publisher.host,
+        format!(r#"{{"action":"kill","pid":{pid}}}"#).into_bytes(),
+    )
+    .await;
+    let reply = CommandReply::decode(&bytes).unwrap();
+    assert!(reply.ok, "{reply:?}");
+    let status = process.wait().unwrap();
+    assert_eq!(status.signal(), Some(15));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_megabyte_where_the_pid_goes_gets_a_small_reply_and_audit_row() {
+    let (_server, client, publisher) = setup("ctl-huge", &[]).await;
+    let huge = "7".repeat(1_000_000);
+    let pid = serde_json::json!({"action": "kill", "pid": huge});
+    let signal = serde_json::json!({"action": "kill", "pid": 5, "signal": huge});
+    // (payload, encoding, whether the decoder's error quotes the string)
+    let cases = [
+        (pid.to_string().into_bytes(), Encoding::Json, true),
+        (signal.to_string().into_bytes(), Encoding::Json, true),
+        (
+            rmp_serde::to_vec_named(&pid).expect("encoding"),
+            Encoding::MessagePack,
+            false,
+        ),
+    ];
+    let count = cases.len();
+    for (payload, encoding, quoted) in cases {
+        let sent = payload.len();
+        let bytes = ask(&client, &publisher.host, payload).await;
+        assert_eq!(Encoding::detect(&bytes), encoding);
+        assert!(
+            bytes.len() <= 1100,
+            "a {sent}-byte request got a {}-byte reply",
+            bytes.len()
+        );
+        let reply = CommandReply::decode(&bytes).unwrap();
+        assert!(!reply.ok);
+        let error = reply.error.unwrap_or_default();
+        assert!(
+            error.starts_with("malformed request") || error.starts_with("unknown signal"),
+            "{error}"
+        );
+        assert_eq!(error.ends_with('…'), quoted, "cut, and says so: {error}");
+    }
+    let events = stored_samples(
+        &client,
+        &format!("telemetry.{}.event", publisher.host),
+        count,
+        Duration::from_secs(10),
+    )
+    .await;
+    for event in events {
+        let SampleBody::Event(e) = event.body else {
+            panic!("not an event");
+        };
+        assert_eq!(e.outcome, Outcome::Invalid);
+        let error = e.error.unwrap_or_default();
+        assert!(error.len() <= 1024, "{} bytes", error.len());
+    }
+}

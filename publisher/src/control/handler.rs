@@ -10,6 +10,7 @@ use std::time::Instant;
 use rustix::io::Errno;
 use rustix::process::{kill_process, Pid};
 use vigia_schema::command::ACTION_KILL;
+use vigia_schema::text::{truncate, Escaped};
 use vigia_schema::{CommandReply, CommandRequest, Encoding, EventBody, Outcome};
 
 use super::policy::Policy;
@@ -76,8 +77,13 @@ impl Handler {
             }
             Err(denial) => {
                 let (outcome, error) = denial.explain(self.limiter.per_second());
+                // An error may quote the request (a 1 MB string where the
+                // pid goes comes back inside serde's message): the reply
+                // and the audit row get the same bounded sentence, never
+                // more than the table holds, whatever was sent.
+                let error = truncate(&error, MAX_ERROR - '…'.len_utf8()).into_owned();
                 event.outcome = outcome;
-                event.error = Some(clip(&error, MAX_ERROR));
+                event.error = Some(error.clone());
                 CommandReply {
                     ok: false,
                     pid: event.pid,
@@ -145,11 +151,14 @@ impl Handler {
                 other => format!("kill({pid}, SIG{signal_name}) failed: {other}"),
             })
         })?;
+        // The name is whatever the process called itself and the requester
+        // is the request's claim: both shown escaped, so neither can forge
+        // a log line.
         tracing::info!(
             pid,
-            name = %target.name,
+            name = %Escaped(&target.name),
             signal = signal_name,
-            requested_by = request.requested_by.as_deref().unwrap_or("-"),
+            requested_by = %Escaped(event.requested_by.as_deref().unwrap_or("-")),
             "signalled a process on request"
         );
         Ok(())
@@ -198,6 +207,22 @@ mod tests {
         assert_eq!(event.nats_user.unwrap().chars().count(), MAX_TEXT);
         assert!(event.error.unwrap().chars().count() <= MAX_ERROR);
         assert_eq!(event.outcome, Outcome::Refused);
+    }
+
+    #[test]
+    fn a_huge_string_where_the_pid_goes_gets_a_small_reply() {
+        let huge = "9".repeat(1 << 20);
+        for payload in [
+            serde_json::json!({"action": "kill", "pid": huge}).to_string(),
+            serde_json::json!({"action": "kill", "pid": 5, "signal": huge}).to_string(),
+        ] {
+            let handled = handler().handle(payload.as_bytes(), None);
+            let reply = handled.reply.encode(handled.encoding);
+            assert!(reply.len() < 2 * MAX_ERROR, "{} bytes", reply.len());
+            let error = handled.reply.error.unwrap();
+            assert!(error.len() <= MAX_ERROR && error.ends_with('…'), "{error}");
+            assert_eq!(handled.event.unwrap().error, Some(error));
+        }
     }
 
     #[test]
