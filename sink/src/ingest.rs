@@ -32,6 +32,7 @@ use async_nats::jetstream::{AckKind, Context};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use vigia_schema::text::{truncate, Escaped};
 use vigia_schema::Sample;
 
 use crate::classify::{classify, Rejection};
@@ -205,7 +206,10 @@ impl Health {
     fn failed(&mut self, what: &str, error: &dyn std::fmt::Display, holding: usize) {
         if !self.failing {
             self.failing = true;
-            tracing::warn!(%error, holding, "{what} failed; acknowledging nothing and retrying");
+            // MySQL's and NATS's errors may quote the data (a duplicate
+            // key, a bad string value): escaped like anything from the wire.
+            let error = error.to_string();
+            tracing::warn!(error = %Escaped(&error), holding, "{what} failed; acknowledging nothing and retrying");
         }
     }
 
@@ -444,7 +448,7 @@ impl Ingest {
                     return true;
                 }
                 Err(WriteError::Rejected(error)) if samples.len() > 1 => {
-                    tracing::warn!(%error, "MySQL rejected a batch; writing its samples one by one");
+                    tracing::warn!(error = %Escaped(&error.to_string()), "MySQL rejected a batch; writing its samples one by one");
                     match self.isolate_rejected(batch, lists).await {
                         Ok(()) => return true,
                         Err(error) => error,
@@ -533,10 +537,15 @@ impl Ingest {
         Metrics::add(&self.metrics.dead_lettered, 1);
         // A broken publisher can send thousands: the first of each minute
         // is a warning, the rest are counted (logged with the stats).
+        // Subject and reason come from the sender (a map key inside a decode
+        // error, say): escaped, so a newline cannot forge a log line.
+        let subject = Escaped(&message.subject);
+        let reason = truncate(&rejection.0, deadletter::MAX_LOGGED_REASON);
+        let reason = Escaped(&reason);
         if self.dead_letter_log.allow() {
-            tracing::warn!(subject = %message.subject, reason = %rejection, "dead-lettered a message");
+            tracing::warn!(%subject, %reason, "dead-lettered a message");
         } else {
-            tracing::debug!(subject = %message.subject, reason = %rejection, "dead-lettered a message");
+            tracing::debug!(%subject, %reason, "dead-lettered a message");
         }
         true
     }
