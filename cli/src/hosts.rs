@@ -18,7 +18,7 @@ use vigia_schema::{subject, Kind, Sample, SampleBody};
 
 use crate::args::HostsArgs;
 use crate::connect::connect;
-use crate::render::bytes;
+use crate::render::{bytes, shown};
 
 /// The stream vigia-sink creates for `telemetry.>`.
 pub const STREAM: &str = "TELEMETRY";
@@ -177,18 +177,29 @@ pub fn table(rows: &[HostRow]) -> String {
         "RAM".to_owned(),
         "LAST SAMPLE".to_owned(),
     ]];
+    // Host, status and source come from publishers (a hello's `source` is
+    // whatever its sender wrote): escaped, so a cell cannot clear the
+    // screen or reorder the line.
     for r in rows {
         lines.push([
-            r.host.clone(),
-            r.status.clone(),
-            r.source.clone().unwrap_or_else(|| "-".into()),
+            shown(&r.host).into_owned(),
+            shown(&r.status).into_owned(),
+            r.source
+                .as_deref()
+                .map_or_else(|| "-".into(), |s| shown(s).into_owned()),
             r.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             r.ram_total.map(bytes).unwrap_or_else(|| "-".into()),
             format!("{:.1} s ago", r.age.as_secs_f64()),
         ]);
     }
     let widths: Vec<usize> = (0..6)
-        .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for line in lines {
@@ -232,6 +243,29 @@ mod tests {
             "mysql://root@127.0.0.1/v"
         );
         assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn a_hostile_source_is_shown_escaped() {
+        let text = table(&[HostRow {
+            host: "web-1".into(),
+            status: "online".into(),
+            source: Some("\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202e}".into()),
+            cpus: None,
+            ram_total: None,
+            age: Duration::ZERO,
+        }]);
+        assert!(
+            text.contains(r"\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202e}"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .chars()
+                .filter(|c| *c != '\n')
+                .any(vigia_schema::text::is_unsafe),
+            "{text:?}"
+        );
     }
 
     #[test]
