@@ -137,6 +137,7 @@ impl Writer {
         let plan = Plan::new(samples);
         let mut tx = self.pool.begin().await?;
         let (procs_winners, procs_before) = self.write_hosts(&mut tx, &plan).await?;
+        super::boots::record(&mut tx, samples).await?;
         let hosts = steps.next();
         self.write_processes(&mut tx, &procs_winners, lists).await?;
         let process_lists = steps.next();
