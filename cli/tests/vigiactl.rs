@@ -847,3 +847,114 @@ async fn kill_fills_in_the_one_live_boot() {
         ]
     );
 }
+
+#[tokio::test]
+async fn hosts_marks_a_token_two_live_machines_share() {
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    create_telemetry_stream(&client).await;
+    let token = unique_name("cli-hosts-col");
+    let _machines: Vec<Child> = ["x", "y"]
+        .iter()
+        .map(|zone| start_publisher(&server.url(), &format!("{token}.{zone}"), &[]))
+        .collect();
+    let answers = who(&client, &token, 2).await;
+    stored_samples(
+        &client,
+        &format!("telemetry.{token}.ram"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--nats-url", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with("SHARED BY"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&token))
+        .unwrap_or_else(|| panic!("{token} not listed:\n{text}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[1], "shared", "{line}");
+    let mut machines: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({})",
+                a.boot.as_deref().unwrap(),
+                a.hostname.as_deref().unwrap()
+            )
+        })
+        .collect();
+    machines.sort();
+    assert!(line.ends_with(&machines.join(", ")), "{line}");
+}
+
+#[tokio::test]
+async fn hosts_from_the_database_marks_a_shared_host_with_its_boots() {
+    let db = TestDatabase::new("cli_hosts_shared");
+    let mut server = connect_db(SHARED_MYSQL).await;
+    server
+        .execute(format!("CREATE DATABASE `{}`", db.name).as_str())
+        .await
+        .unwrap();
+    let mut conn = connect_db(&db.url()).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../mysql/migrations");
+    let mut migrations: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    migrations.sort();
+    for file in migrations {
+        let sql = std::fs::read_to_string(&file).unwrap();
+        sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+    }
+    conn.execute(
+        "INSERT INTO hosts (host, boot, status, first_seen, last_seen, source, cpus, ram_total) \
+         VALUES ('col', 'b2', 'online', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
+                 UTC_TIMESTAMP(6), 'procfs', 4, 8589934592), \
+                ('web-1', 'w1', 'online', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
+                 UTC_TIMESTAMP(6), 'procfs', 4, 8589934592)",
+    )
+    .await
+    .unwrap();
+    // col: two boots live side by side; web-1: a restart, one after the
+    // other (its old boot still within its grace, but not overlapping).
+    conn.execute(
+        "INSERT INTO host_boots (host, boot, first_seen, last_seen, live_until) VALUES \
+         ('col', 'b1', UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE, UTC_TIMESTAMP(6), \
+          UTC_TIMESTAMP(6) + INTERVAL 1 HOUR), \
+         ('col', 'b2', UTC_TIMESTAMP(6) - INTERVAL 5 MINUTE, UTC_TIMESTAMP(6), \
+          UTC_TIMESTAMP(6) + INTERVAL 1 HOUR), \
+         ('web-1', 'w0', UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE, \
+          UTC_TIMESTAMP(6) - INTERVAL 2 MINUTE, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR), \
+         ('web-1', 'w1', UTC_TIMESTAMP(6) - INTERVAL 1 MINUTE, UTC_TIMESTAMP(6), \
+          UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)",
+    )
+    .await
+    .unwrap();
+    let url = db.url();
+    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--database-url", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0].last(), Some(&"BY"), "{text}");
+    assert_eq!(lines[1][..2], ["col", "shared"], "{text}");
+    assert_eq!(lines[1][9..], ["b1,", "b2"], "{text}");
+    assert_eq!(lines[2][..2], ["web-1", "online"], "{text}");
+    assert_eq!(lines[2][7..], ["s", "ago"], "{text}");
+}
