@@ -117,9 +117,7 @@ pub async fn from_boot(
         match next(&mut answers, deadline).await {
             Err(silence) => return Err((silence, others)),
             Ok(None) => return Err((Silence::TimedOut, others)),
-            Ok(Some(Ok(reply)))
-                if request.boot.is_none() || reply.boot.is_some() && reply.boot == request.boot =>
-            {
+            Ok(Some(Ok(reply))) if request.boot.is_none() || reply.boot == request.boot => {
                 return Ok((reply, others))
             }
             Ok(Some(other)) => others.push(other),

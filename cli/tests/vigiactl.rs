@@ -609,6 +609,12 @@ async fn watch_shows_a_bidi_override_escaped() {
             }],
         }),
     );
+    // First something undecodable on a subject that clears the screen: the
+    // complaint about it is escaped too.
+    client
+        .publish(format!("telemetry.{host}.x\u{1b}[2J"), "\u{202e}".into())
+        .await
+        .unwrap();
     client
         .publish(format!("telemetry.{host}.procs"), procs.encode().into())
         .await
@@ -621,6 +627,14 @@ async fn watch_shows_a_bidi_override_escaped() {
     assert!(
         text.contains(&format!("4242 {HOSTILE_SHOWN} 50.0%")),
         "{text}"
+    );
+    let complaint = stderr(&out);
+    assert_safe(&complaint);
+    assert!(
+        complaint.starts_with(&format!(
+            "telemetry.{host}.x\\u{{1b}}[2J: undecodable payload: "
+        )),
+        "{complaint}"
     );
 }
 
