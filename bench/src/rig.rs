@@ -40,6 +40,7 @@ impl SinkRig {
         argv.extend(sink_args.split_whitespace());
         let sink = Child::spawn_with_log(&sink_bin, &argv, &[("RUST_LOG", level)], Some(&log));
         let pool = wait_for_schema(&db_url).await?;
+        wait_for_stream(&nats_url).await?;
         Ok(Self {
             sink,
             pool,
@@ -84,4 +85,20 @@ async fn wait_for_schema(url: &str) -> anyhow::Result<MySqlPool> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until the sink has created its stream: it does so after the last
+/// migration, and a bench that publishes before then finds no stream.
+async fn wait_for_stream(url: &str) -> anyhow::Result<()> {
+    let client = async_nats::connect(url).await?;
+    let jetstream = async_nats::jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jetstream.get_stream("TELEMETRY").await.is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the sink did not create stream TELEMETRY on {url} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
 }
