@@ -7,18 +7,22 @@
 #   scripts/bench.sh footprint [--seconds 60 --processes 400 --against OTHER_PUBLISHER_BINARY]
 #   scripts/bench.sh ingest    [--hosts 500 --processes 400 --rounds 5 --ceiling-chunk 1000 --sink-args "..."]
 #   scripts/bench.sh latency   [--hosts 500 --processes 400 --seconds 60 --warmup 10 --poll-ms 20 --sink-args "..."]
-#   scripts/bench.sh all       (the three at their defaults, one after another)
+#   scripts/bench.sh capacity  [--steps 250,500,1000,2000,4000 --step-seconds 180 --shared-mariadb --sink-args "..."]
+#   scripts/bench.sh storage   [--hosts 20 --span 6h --processes 400]
+#   scripts/bench.sh all       (footprint, ingest and latency at their defaults, one after another)
 #
-# Timings: footprint ~70 s, ingest ~1-3 min, latency ~75 s plus the drain.
+# Timings: footprint ~70 s, ingest ~1-3 min, latency ~75 s plus the drain,
+# capacity about 3 min a step (it stops one step past the knee), storage
+# about a minute per 20 host-hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 what=$1
 shift
 case $what in
-  footprint | ingest | latency | all) ;;
+  footprint | ingest | latency | capacity | storage | all) ;;
   -h | --help | help) usage ;;
   *) echo "bench.sh: unknown benchmark '$what'" >&2; usage ;;
 esac

@@ -6,7 +6,14 @@
 #   scripts/run-local.sh          start (again) and show the data
 #   scripts/run-local.sh status   show the data
 #   scripts/run-local.sh stop     stop the sink and the publisher
+#   scripts/run-local.sh start --secure
+#       the secure setup instead: a nats-server >= 2.10 of its own (port
+#       VIGIA_SECURE_NATS_PORT, default 4223) with TLS (scripts/tls-certs.sh)
+#       and vigia-auth; the sink and this host enrolled with their own keys
+#       (all under .run/secure). The same as compose and GCP run.
 #
+# VIGIA_BIN_DIR=target/debug uses binaries already built instead of
+# building release ones.
 # Settings: VIGIA_NATS_URL, VIGIA_DATABASE_URL (default
 # mysql://root@127.0.0.1:3306/vigia), and any other VIGIA_* variable the
 # binaries read (see README.md).
@@ -14,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN=.run
+BIN=${VIGIA_BIN_DIR:-target/release}
+SECURE=$RUN/secure
 export VIGIA_NATS_URL=${VIGIA_NATS_URL:-nats://127.0.0.1:4222}
 export VIGIA_DATABASE_URL=${VIGIA_DATABASE_URL:-mysql://root@127.0.0.1:3306/vigia}
 db=${VIGIA_DATABASE_URL##*/}
@@ -46,6 +55,40 @@ start_one() {
   echo "started $name (pid $(cat "$RUN/$name.pid")), log in $RUN/$name.log"
 }
 
+# The secure setup: TLS, auth callout, enrolled identities.
+start_secure() {
+  local port=${VIGIA_SECURE_NATS_PORT:-4223}
+  mkdir -p "$SECURE/store"
+  local version prefix
+  version=$(tr -d '[:space:]' <nats/nats-server-auth.version)
+  prefix=${VIGIA_AUTH_NATS_PREFIX:-/opt/vigia/nats-server-$version}
+  [ -f "$SECURE/tls/ca.pem" ] || bash scripts/tls-certs.sh --dir "$SECURE/tls" --name localhost --ip 127.0.0.1
+  "$BIN/vigia-auth" init --dir "$SECURE/keys" >"$SECURE/auth.conf"
+  cat >"$SECURE/nats-server.conf" <<EOT
+include auth.conf
+tls {
+  cert_file: "$PWD/$SECURE/tls/server.pem"
+  key_file: "$PWD/$SECURE/tls/server-key.pem"
+}
+EOT
+  start_one nats-secure "$prefix/bin/nats-server" -c "$SECURE/nats-server.conf" \
+    -a 127.0.0.1 -p "$port" -js -sd "$PWD/$SECURE/store"
+  export VIGIA_NATS_URL=nats://127.0.0.1:$port VIGIA_NATS_CA=$SECURE/tls/ca.pem
+  export VIGIA_IDENTITIES=$SECURE/identities
+  start_one auth "$BIN/vigia-auth" serve --nkey "$SECURE/keys/service.nk" --issuer "$SECURE/keys/issuer.nk"
+  local host
+  host=$(hostname -s | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_\n-' '-')
+  "$BIN/vigiactl" enroll --sink sink-local --out "$SECURE/sink.nk" >/dev/null
+  "$BIN/vigiactl" enroll --host "$host" --out "$SECURE/host.nk" >/dev/null
+  local me
+  me=$(printf %s "${USER:-me}" | tr -c "a-z0-9_-" -)
+  "$BIN/vigiactl" enroll --watcher "$me" --out "$SECURE/$me.nk" >/dev/null
+  start_one sink "$BIN/vigia-sink" --nats-nkey "$SECURE/sink.nk"
+  start_one publisher "$BIN/vigia-publisher" --host "$host" --nats-nkey "$SECURE/host.nk"
+  echo "secure: NATS with TLS on $VIGIA_NATS_URL (CA $VIGIA_NATS_CA), vigia-auth, identities in $VIGIA_IDENTITIES"
+  echo "  enrol an operator: $BIN/vigiactl enroll --operator you --registry $VIGIA_IDENTITIES"
+}
+
 show() {
   local sql="mariadb -h127.0.0.1 -uroot $db"
   echo
@@ -60,7 +103,7 @@ show() {
   cat <<EOT
 Look further:
   mariadb -h127.0.0.1 -uroot $db                  # tables: hosts cpu_samples ram_samples processes process_samples
-  target/release/vigia-publisher --once           # one sample of each kind as JSON, no NATS
+  $BIN/vigia-publisher --once           # one sample of each kind as JSON, no NATS
   scripts/run-local.sh stop                       # stop the sink and the publisher
 EOT
 }
@@ -69,6 +112,8 @@ case "${1:-start}" in
   stop)
     stop_one publisher
     stop_one sink
+    stop_one auth
+    stop_one nats-secure
     ;;
   status)
     show
@@ -76,12 +121,20 @@ case "${1:-start}" in
   start)
     mkdir -p "$RUN"
     bash scripts/services.sh
-    echo "building (release)..."
-    cargo build --release --locked -q -p vigia-publisher -p vigia-sink
+    if [ -z "${VIGIA_BIN_DIR:-}" ]; then
+      echo "building (release)..."
+      cargo build --release --locked -q -p vigia-publisher -p vigia-sink -p vigia-auth -p vigiactl
+    fi
     stop_one publisher
     stop_one sink
-    start_one sink target/release/vigia-sink
-    start_one publisher target/release/vigia-publisher
+    stop_one auth
+    stop_one nats-secure
+    if [ "${2:-}" = --secure ]; then
+      start_secure
+    else
+      start_one sink "$BIN/vigia-sink"
+      start_one publisher "$BIN/vigia-publisher"
+    fi
     echo "waiting 7 s for the first samples (cpu and ram every second, processes every 5 s)..."
     sleep 7
     show

@@ -3,12 +3,16 @@
 //! own on the machine's MariaDB, the release binaries of the workspace),
 //! prints its configuration and figures, and removes everything it made.
 
+#![forbid(unsafe_code)]
+
+mod capacity;
 mod fleet;
 mod footprint;
 mod ingest;
 mod latency;
 mod rig;
 mod stats;
+mod storage;
 
 use std::path::PathBuf;
 
@@ -35,6 +39,12 @@ enum Command {
     /// Time from a sample's `ts` to its row being committed, for a
     /// simulated fleet at the publisher's default intervals.
     Latency(latency::Args),
+    /// The capacity curve: a growing simulated fleet against one sink,
+    /// one nats-server and a mariadbd with the product's settings.
+    Capacity(capacity::Args),
+    /// Bytes on disk per host per day, every table, as the sink writes
+    /// them into MariaDB with the product's settings.
+    Storage(storage::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         Command::Footprint(args) => footprint::run(args),
         Command::Ingest(args) => runtime()?.block_on(ingest::run(args)),
         Command::Latency(args) => runtime()?.block_on(latency::run(args)),
+        Command::Capacity(args) => runtime()?.block_on(capacity::run(args)),
+        Command::Storage(args) => runtime()?.block_on(storage::run(args)),
     }
 }
 

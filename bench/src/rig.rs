@@ -27,9 +27,19 @@ impl SinkRig {
     /// has created and migrated the database. With `log`, the sink logs
     /// there at trace level; otherwise warnings go to a temporary file.
     pub async fn start(tag: &str, sink_args: &str, log: Option<&Path>) -> anyhow::Result<Self> {
+        Self::start_on(TestDatabase::new(tag), tag, sink_args, log).await
+    }
+
+    /// [`SinkRig::start`] with the sink's database `db` (which may be on a
+    /// server other than the machine's).
+    pub async fn start_on(
+        db: TestDatabase,
+        tag: &str,
+        sink_args: &str,
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let sink_bin = sibling("vigia-sink")?;
         let nats = NatsServer::start();
-        let db = TestDatabase::new(tag);
         let logs = TempDir::new(&format!("vigia-{tag}"));
         let (log, level) = match log {
             Some(path) => (path.to_owned(), "warn,vigia_sink=trace"),

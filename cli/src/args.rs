@@ -28,6 +28,12 @@ pub enum Command {
     Hosts(HostsArgs),
     /// Live telemetry, decoded, one line per sample.
     Watch(WatchArgs),
+    /// Enrol an identity: make its nkey, write the seed to a file for it
+    /// (a standard NATS nkey seed file) and its public key to the registry
+    /// vigia-auth reads. Enrolling again rotates the key.
+    Enroll(EnrollArgs),
+    /// Revoke an identity: its key is refused from its next connect.
+    Revoke(RevokeArgs),
     /// Read one MessagePack sample on stdin and write it as JSON on stdout
     /// (for `nats sub 'telemetry.>' --translate 'vigiactl decode'`).
     Decode(DecodeArgs),
@@ -43,6 +49,68 @@ pub struct NatsArgs {
     /// Token for NATS, when the server requires one.
     #[arg(long, env = "VIGIA_NATS_TOKEN", hide_env_values = true)]
     pub nats_token: Option<String>,
+
+    /// This operator's (or watcher's) nkey seed file, from `vigiactl
+    /// enroll`: needed when vigia-auth guards the server.
+    #[arg(long, env = "VIGIA_NATS_NKEY", conflicts_with = "nats_token")]
+    pub nats_nkey: Option<std::path::PathBuf>,
+
+    /// The name the key was enrolled under (commands are sent, and
+    /// audited, in this name); default: the key file's name without its
+    /// extension.
+    #[arg(long = "as", env = "VIGIA_AS")]
+    pub as_name: Option<String>,
+
+    /// CA certificate that signed the NATS server's certificate (TLS).
+    #[arg(long, env = "VIGIA_NATS_CA")]
+    pub nats_ca: Option<std::path::PathBuf>,
+}
+
+/// Who to enrol or revoke: exactly one of the roles.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Who {
+    /// A monitored host (its host token).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// A person who may send commands and watch.
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// A person who may only watch.
+    #[arg(long)]
+    pub watcher: Option<String>,
+    /// A vigia-sink.
+    #[arg(long)]
+    pub sink: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    pub who: Who,
+    /// The registry vigia-auth reads.
+    #[arg(
+        long,
+        env = "VIGIA_IDENTITIES",
+        default_value = "/etc/vigia/identities"
+    )]
+    pub registry: std::path::PathBuf,
+    /// Where to write the seed (mode 0600); default: ./<name>.nk.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub who: Who,
+    /// The registry vigia-auth reads.
+    #[arg(
+        long,
+        env = "VIGIA_IDENTITIES",
+        default_value = "/etc/vigia/identities"
+    )]
+    pub registry: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

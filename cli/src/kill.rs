@@ -102,17 +102,27 @@ pub async fn run(args: &KillArgs) -> KillOutcome {
         requested_by: Some(args.requested_by.clone().unwrap_or_else(default_requester)),
         boot: args.boot.clone(),
     };
+    let acting_as = match crate::connect::acting_as(&args.nats) {
+        Ok(name) => name,
+        Err(e) => return KillOutcome::NoAnswer(e.to_string()),
+    };
     let client = match connect(&args.nats).await {
         Ok(client) => client,
         Err(e) => return KillOutcome::NoAnswer(e.to_string()),
     };
+    // With an enrolled key the requests go in this operator's name, which
+    // the server checks and the host records as the verified requester.
+    let subject = match &acting_as {
+        Some(name) => vigia_schema::identity::command_from(&host, name),
+        None => subject::command(&host),
+    };
     if request.boot.is_none() {
-        match choose_boot(&client, &host, args.timeout).await {
+        match choose_boot(&client, &host, &subject, args.timeout).await {
             Ok(boot) => request.boot = boot,
             Err(outcome) => return outcome,
         }
     }
-    request_reply(&client, &host, &request, args.timeout).await
+    request_reply(&client, &host, &subject, &request, args.timeout).await
 }
 
 /// The boot to send the kill to, from the answers to `who`: the one
@@ -122,16 +132,16 @@ pub async fn run(args: &KillArgs) -> KillOutcome {
 pub async fn choose_boot(
     client: &async_nats::Client,
     host: &HostToken,
+    subject: &str,
     timeout: Duration,
 ) -> Result<Option<String>, KillOutcome> {
-    let subject = subject::command(host);
     let who = CommandRequest {
         action: ACTION_WHO.to_owned(),
         ..CommandRequest::default()
     };
-    let answers = gather::all(client, &subject, &who, timeout, WHO_WINDOW)
+    let answers = gather::all(client, subject, &who, timeout, WHO_WINDOW)
         .await
-        .map_err(|silence| no_answer(host, &subject, timeout, &silence, &[]))?;
+        .map_err(|silence| no_answer(host, subject, timeout, &silence, &[]))?;
     let replies: Vec<CommandReply> = answers.iter().filter_map(|a| a.clone().ok()).collect();
     // One entry per boot (a publisher answers once, but count machines, not
     // messages); answers without a boot come from publishers older than
@@ -150,7 +160,7 @@ pub async fn choose_boot(
         (0, 1) => Ok(None),
         (0, 0) => Err(no_answer(
             host,
-            &subject,
+            subject,
             timeout,
             &Silence::TimedOut,
             &answers,
@@ -167,18 +177,18 @@ pub async fn choose_boot(
 pub async fn request_reply(
     client: &async_nats::Client,
     host: &HostToken,
+    subject: &str,
     request: &CommandRequest,
     timeout: Duration,
 ) -> KillOutcome {
-    let subject = subject::command(host);
-    match gather::from_boot(client, &subject, request, timeout).await {
+    match gather::from_boot(client, subject, request, timeout).await {
         Ok((reply, _)) if reply.ok => KillOutcome::Signalled(reply),
         Ok((reply, _)) => KillOutcome::Refused {
             host: host.to_string(),
             reply,
         },
         Err((silence, others)) => {
-            let mut outcome = no_answer(host, &subject, timeout, &silence, &others);
+            let mut outcome = no_answer(host, subject, timeout, &silence, &others);
             if let (KillOutcome::NoAnswer(why), Some(boot)) = (&mut outcome, &request.boot) {
                 if !others.is_empty() {
                     why.push_str(&format!(

@@ -3,9 +3,12 @@
 //! Each subcommand is a module; [`run`] dispatches and turns the outcome
 //! into an exit code and, on error, one line on stderr.
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 pub mod connect;
 pub mod decode;
+pub mod enroll;
 pub mod gather;
 pub mod hosts;
 pub mod kill;
@@ -25,6 +28,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Hosts(args) => hosts::run(&args).await,
         Command::Watch(args) => watch::run(&args).await,
         Command::Decode(args) => decode::run(&args),
+        Command::Enroll(args) => enroll::enroll(&args),
+        Command::Revoke(args) => enroll::revoke(&args),
     };
     match result {
         Ok(()) => 0,

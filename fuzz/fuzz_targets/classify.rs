@@ -1,5 +1,7 @@
-//! The sink's `classify(subject, payload)`: what it stores and what it
-//! dead-letters.
+//! The sink's `classify(subject, payload, window)`: what it stores and what
+//! it dead-letters. The window takes every time the contract does (from
+//! 2000 on), so that samples with old seeds still reach the checks after
+//! the time window.
 //!
 //! Input: the first byte picks how the subject is made.
 //! - even: the rest is the payload, and the subject is the one its own
@@ -13,6 +15,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use vigia_schema::bounds::{self, TimeWindow};
 use vigia_schema::{subject, HostToken, Kind, Sample, SampleBody};
 use vigia_sink::classify::classify;
 
@@ -31,7 +34,13 @@ fuzz_target!(|data: &[u8]| {
         let subject = String::from_utf8_lossy(&rest[..cut]).into_owned();
         (subject, rest.get(cut + 1..).unwrap_or_default())
     };
-    let Ok(sample) = classify(&subject, payload) else {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| {
+            i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+        });
+    let window = TimeWindow::any_kept(now);
+    let Ok(sample) = classify(&subject, payload, &window) else {
         return;
     };
 
@@ -50,12 +59,12 @@ fuzz_target!(|data: &[u8]| {
         sample.boot
     );
     assert!(sample.seq >= 1, "accepted seq 0");
-    // The sink refuses samples more than 5 minutes ahead of its clock.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(i64::MAX, |d| {
-            i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-        });
+    // The sink refuses samples more than 5 minutes ahead of its clock,
+    // and anything outside the contract's bounds.
+    assert!(
+        bounds::check(&sample, &window).is_ok(),
+        "accepted a sample outside the bounds"
+    );
     assert!(
         sample.ts <= now.saturating_add(300_000_000_000),
         "accepted ts {} from the future",
@@ -94,6 +103,6 @@ fuzz_target!(|data: &[u8]| {
     // Every number is finite here, so PartialEq is exact.
     let decoded = Sample::decode(payload).expect("accepted an undecodable payload");
     assert_eq!(decoded, sample);
-    let again = classify(&subject, &sample.encode()).expect("re-encoded sample rejected");
+    let again = classify(&subject, &sample.encode(), &window).expect("re-encoded sample rejected");
     assert_eq!(again, sample);
 });

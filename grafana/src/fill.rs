@@ -404,7 +404,7 @@ async fn write_part(writer: &Writer, plan: &Plan, part: u32) -> Result<(Report, 
     Ok((report, hosts))
 }
 
-async fn back_off(attempt: u32, _deadlock: &sqlx::Error) {
+async fn back_off(attempt: u32, _deadlock: &WriteError) {
     tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
 }
 
@@ -419,7 +419,11 @@ async fn flush(writer: &Writer, batch: &mut Vec<Sample>, report: &mut Report) ->
     loop {
         match writer.write(&refs).await {
             Ok(()) => break,
-            Err(WriteError::Transient(e)) if attempt < 20 => {
+            // Deadlock (1213) or lock wait (1205): the same rows succeed
+            // once the other writer is done.
+            Err(e @ WriteError::Statement { .. })
+                if attempt < 20 && matches!(e.mysql_number(), Some(1205 | 1213)) =>
+            {
                 attempt += 1;
                 back_off(attempt, &e).await;
             }

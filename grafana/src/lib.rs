@@ -15,6 +15,8 @@
 //! 4. [`runner`] resolves the variables from the database as a first open of
 //!    the dashboard would, then runs every panel query.
 
+#![forbid(unsafe_code)]
+
 pub mod dashboard;
 pub mod fill;
 pub mod interval;

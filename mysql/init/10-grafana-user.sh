@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced (not executed) by the MariaDB image's entrypoint on the first start
 # of an empty data volume, after it created the database and the sink's user
 # (MARIADB_DATABASE, MARIADB_USER). Adds the read-only user of Grafana's data

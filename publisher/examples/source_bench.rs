@@ -6,6 +6,8 @@
 //!
 //! Prints one line: `BENCH source=<s> procs=<n> runs=<r> median_us=<m> min_us=<m>`.
 
+#![forbid(unsafe_code)]
+
 use std::time::Instant;
 
 use vigia_publisher::source::module::ModuleSource;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::{ConnectOptions, Event};
 use tokio::signal::unix::{signal, SignalKind};
-use vigia_schema::{ByeBody, HostToken, SampleBody};
+use vigia_schema::identity::inbox_prefix;
+use vigia_schema::{ByeBody, HostToken, Role, SampleBody};
 
 use crate::config::Config;
 use crate::control::audit::Audit;
@@ -139,10 +140,50 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the publisher proves who it is: an nkey seed file, the GCE
+/// identity token (a fresh one at every connect: they expire after an
+/// hour), a shared token (legacy), or nothing (a local server).
+fn credentials(config: &Config) -> anyhow::Result<ConnectOptions> {
+    if let Some(path) = &config.nats_nkey {
+        let seed = std::fs::read_to_string(path)
+            .with_context(|| format!("--nats-nkey {}", path.display()))?;
+        let seed = seed.trim().to_owned();
+        nkeys::KeyPair::from_seed(&seed).map_err(|e| {
+            anyhow::anyhow!("--nats-nkey {}: not an nkey seed ({e})", path.display())
+        })?;
+        return Ok(ConnectOptions::new().nkey(seed));
+    }
+    if config.gce_identity {
+        let metadata = config.metadata_url.clone();
+        let audience = config
+            .gce_audience
+            .clone()
+            .unwrap_or_else(|| config.nats_url.clone());
+        return Ok(ConnectOptions::with_auth_callback(move |_nonce| {
+            let (metadata, audience) = (metadata.clone(), audience.clone());
+            async move {
+                let token = crate::gce_token::fetch(&metadata, &audience)
+                    .await
+                    .map_err(async_nats::AuthError::new)?;
+                let mut auth = async_nats::Auth::new();
+                auth.token = Some(token);
+                Ok(auth)
+            }
+        }));
+    }
+    let options = ConnectOptions::new();
+    Ok(match &config.nats_token {
+        Some(token) => options.token(token.clone()),
+        None => options,
+    })
+}
+
 async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats::Client> {
     let url = config.nats_url.clone();
-    let mut options = ConnectOptions::new()
+    let mut options = credentials(config)?
         .name(format!("vigia-publisher {host}"))
+        // Under vigia-auth a host may read only its own inbox.
+        .custom_inbox_prefix(inbox_prefix(Role::Host, host))
         // An agent must come up even when the central VM does not: it
         // samples into the outbox until NATS answers.
         .retry_on_initial_connect()
@@ -161,8 +202,8 @@ async fn connect(config: &Config, host: &HostToken) -> anyhow::Result<async_nats
                 }
             }
         });
-    if let Some(token) = &config.nats_token {
-        options = options.token(token.clone());
+    if let Some(ca) = &config.nats_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
     options
         .connect(config.nats_url.as_str())

@@ -20,6 +20,31 @@ pub struct Config {
     #[arg(long, env = "VIGIA_NATS_TOKEN", hide_env_values = true)]
     pub nats_token: Option<String>,
 
+    /// File holding this host's nkey seed (from `vigiactl enroll --host`):
+    /// the host proves it is itself by signing the server's nonce.
+    #[arg(long, env = "VIGIA_NATS_NKEY", conflicts_with_all = ["nats_token", "gce_identity"])]
+    pub nats_nkey: Option<std::path::PathBuf>,
+
+    /// Prove this host's identity with the GCE instance identity token
+    /// (fetched fresh at every connect); no key or secret on the VM.
+    #[arg(long, env = "VIGIA_GCE_IDENTITY", value_parser = clap::builder::BoolishValueParser::new(),
+          action = clap::ArgAction::SetTrue, conflicts_with = "nats_token")]
+    pub gce_identity: bool,
+
+    /// Audience of the identity token: what vigia-auth expects
+    /// (--gce-audience there); default: --nats-url.
+    #[arg(long, env = "VIGIA_GCE_AUDIENCE")]
+    pub gce_audience: Option<String>,
+
+    /// The metadata server (tests point it elsewhere).
+    #[arg(long, env = "VIGIA_METADATA_URL", default_value = crate::gce_token::METADATA_URL)]
+    pub metadata_url: String,
+
+    /// CA certificate that signed the NATS server's certificate: the
+    /// connection is then TLS and the server is verified.
+    #[arg(long, env = "VIGIA_NATS_CA")]
+    pub nats_ca: Option<std::path::PathBuf>,
+
     /// Host name to publish as (reduced to a host token); default: this
     /// machine's host name.
     #[arg(long, env = "VIGIA_HOST")]

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use vigia_schema::{HelloBody, HostToken, Sample, SampleBody};
 
+use crate::busiest;
 use crate::hostinfo;
 use crate::outbox::{Outbox, Outgoing};
 use crate::rates::{ram_body, CpuRates, ProcessRates};
 use crate::source::{Source, SourceError};
 use crate::stamp::Stamper;
 use crate::users::UserNames;
+use vigia_schema::bounds::{clip, MAX_KERNEL_LEN};
 
 /// How often each kind is sampled.
 #[derive(Debug, Clone, Copy)]
@@ -66,14 +68,15 @@ impl Sampler {
             .unwrap_or(0);
         self.stamper.stamp(SampleBody::Hello(HelloBody {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            kernel: hostinfo::kernel_release(),
-            os: hostinfo::os_name(),
+            // Cut to the contract's bounds, so the hello is never refused.
+            kernel: clipped(hostinfo::kernel_release(), MAX_KERNEL_LEN),
+            os: clipped(hostinfo::os_name(), MAX_KERNEL_LEN),
             cpus,
             ram_total: self.mem_total,
             boot_time: hostinfo::boot_time_ns(),
             source: self.source.kind().as_str().to_owned(),
-            interval_ms: self.schedule.interval.as_millis() as u64,
-            procs_interval_ms: self.schedule.procs_interval.as_millis() as u64,
+            interval_ms: (self.schedule.interval.as_millis() as u64).max(1),
+            procs_interval_ms: (self.schedule.procs_interval.as_millis() as u64).max(1),
         }))
     }
 
@@ -94,7 +97,8 @@ impl Sampler {
     /// on the first call every process shows 0 %.
     pub fn procs(&mut self) -> Option<Sample> {
         let processes = self.checked(|s| s.source.processes())?;
-        let body = self.procs.next(processes, Instant::now(), self.mem_total);
+        let mut body = self.procs.next(processes, Instant::now(), self.mem_total);
+        busiest::within_bounds(&mut body);
         Some(self.stamper.stamp(SampleBody::Procs(body)))
     }
 
@@ -184,6 +188,12 @@ pub fn outgoing(sample: &Sample) -> Outgoing {
         msg_id: sample.msg_id(),
         payload: Bytes::from(sample.encode()),
     }
+}
+
+/// `text` cut to `max` bytes, as the contract's bounds take it.
+fn clipped(mut text: String, max: usize) -> String {
+    clip(&mut text, max);
+    text
 }
 
 #[cfg(test)]

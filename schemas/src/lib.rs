@@ -1,11 +1,12 @@
 //! The wire contract between vigia's publishers and everything that reads
 //! their telemetry: the sink, the operator CLI and anyone with `nats sub`.
 //!
-//! Four things make up the contract, each in its own module:
+//! Five things make up the contract, each in its own module:
 //! - [`host`]: how a machine's host name becomes the token used in subjects;
 //! - [`subject`]: the NATS subjects and headers a sample travels with;
 //! - [`sample`]: the MessagePack payload, an envelope plus a body per kind;
-//! - [`command`]: requests to a publisher on `cmd.<host>` and its replies.
+//! - [`command`]: requests to a publisher on `cmd.<host>` and its replies;
+//! - [`bounds`]: how large, long and far out a sample's values may be.
 //!
 //! And one rule for everyone who shows what came from the wire: [`text`]
 //! escapes control and bidirectional characters before a log or a terminal
@@ -15,14 +16,19 @@
 //! can decode them without these structs; decoders ignore unknown fields so
 //! that a newer publisher can add fields without breaking an older sink.
 
+#![forbid(unsafe_code)]
+
+pub mod bounds;
 pub mod command;
 pub mod host;
+pub mod identity;
 pub mod sample;
 pub mod subject;
 pub mod text;
 
 pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
 pub use host::{HostToken, HostTokenError};
+pub use identity::Role;
 pub use sample::{
     ByeBody, CpuBody, DecodeError, EventBody, HelloBody, Kind, Outcome, ProcessEntry, ProcsBody,
     RamBody, Sample, SampleBody, SCHEMA_VERSION,

@@ -17,6 +17,12 @@ pub const DEADLETTER: &str = "deadletter";
 /// Every dead-letter subject.
 pub const DEADLETTER_ALL: &str = "deadletter.>";
 
+/// The JetStream stream that holds every telemetry subject, as the sink
+/// creates it by default.
+pub const STREAM: &str = "TELEMETRY";
+/// The sink's durable pull consumer on [`STREAM`], by default.
+pub const CONSUMER: &str = "sink";
+
 /// JetStream drops a second message with the same id inside the stream's
 /// duplicate window, so a publisher may retry without fear of duplicates.
 pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";

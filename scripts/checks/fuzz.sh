@@ -14,7 +14,9 @@
 # for this build alone. Crash inputs are kept in fuzz/artifacts/<target>/;
 # reproduce one with `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> <file>`.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
 seconds=${FUZZ_SECONDS:-25}
 target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vigia/fuzz-target}
@@ -23,14 +25,11 @@ target_dir=$(cd "$target_dir" && pwd)
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "installing cargo-fuzz"
+  log "installing cargo-fuzz"
   cargo install cargo-fuzz --locked --version 0.13.2
 fi
 # libfuzzer-sys compiles libFuzzer, which is C++.
-if ! command -v c++ >/dev/null; then
-  apt-get update -qq
-  apt-get install -y -qq g++ >/dev/null
-fi
+need c++:g++
 
 echo "== cargo fmt --check (fuzz)"
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
@@ -43,8 +42,6 @@ echo "== cargo fuzz build"
 read -r -a targets <<<"${FUZZ_TARGETS:-$(cd fuzz && cargo fuzz list | tr '\n' ' ')}"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
-passed=0
-failed=0
 for target in "${targets[@]}"; do
   # New inputs go to a scratch folder: the committed seeds stay as they are.
   corpus="$logs/corpus-$target"
@@ -56,15 +53,13 @@ for target in "${targets[@]}"; do
   if (cd fuzz && cargo fuzz run --target-dir "$target_dir" "$target" "$corpus" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="artifacts/$target/" "${dict[@]}") >"$log" 2>&1; then
-    passed=$((passed + 1))
+    pass "fuzz $target"
     # libFuzzer's last status line and its execution count.
     grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1 || true
     grep -E '^stat::number_of_executed_units' "$log" || true
   else
-    failed=$((failed + 1))
     tail -n 60 "$log"
-    echo "fuzz $target: FAILED; crash input in fuzz/artifacts/$target/"
+    fail "fuzz $target" "crash input in fuzz/artifacts/$target/"
   fi
 done
-echo "fuzz: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

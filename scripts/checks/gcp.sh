@@ -20,18 +20,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 REPO=$PWD
 
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
+
 # ---- tools (CI is a fresh Debian machine, as root) --------------------------
-need=()
-command -v shellcheck >/dev/null || need+=(shellcheck)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-command -v systemd-analyze >/dev/null || need+=(systemd)
-command -v unshare >/dev/null || need+=(util-linux)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "gcp: installing ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+need curl:curl python3:python3 systemd-analyze:systemd unshare:util-linux ||
+  die "could not install curl, python3, systemd-analyze or unshare"
 REAL_GCLOUD=$(command -v gcloud || true)
 
 WORK=$(mktemp -d)
@@ -42,19 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
-not_ok() {
-  failed=$((failed + 1))
-  printf 'FAIL %s\n' "$1"
-  [ -z "${2:-}" ] || head -40 <<<"$2" | while IFS= read -r l; do printf '     | %s\n' "$l"; done
-}
-# check NAME COMMAND...: passes when COMMAND succeeds; shows its output if not.
-check() {
-  local name=$1 out
-  shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$out"; fi
-}
 # contains FILE FIXED-STRING...: each string occurs in FILE.
 contains() {
   local file=$1 s
@@ -71,10 +52,7 @@ lacks() {
   done
 }
 
-# ---- shellcheck -------------------------------------------------------------
-check "shellcheck" shellcheck -x scripts/gcp/up scripts/gcp/down scripts/gcp/stress scripts/gcp/lib.sh \
-  scripts/gcp/vm-startup.sh scripts/gcp/tests/fake-gcloud scripts/install-publisher.sh scripts/checks/gcp.sh \
-  scripts/simulate-fleet.sh scripts/checks/simulate-fleet.sh
+# (shellcheck runs over these scripts in scripts/checks/shell.sh.)
 
 # ---- up / down / stress against the fake gcloud ------------------------------
 mkdir -p "$WORK/bin"
@@ -101,12 +79,12 @@ changes() {
 # same_lines NAME EXPECTED-FILE ACTUAL-FILE
 same_lines() {
   local out
-  if out=$(diff -u "$2" "$3"); then ok "$1"; else not_ok "$1" "$out"; fi
+  if out=$(diff -u "$2" "$3"); then pass "$1"; else fail "$1" "$out"; fi
 }
 # line_of LOG PATTERN: the one call matching an extended regexp.
 line_of() { grep -E "$2" "$1" | head -1; }
 
-if gcloud_run "$WORK/up1" up "${ARGS[@]}"; then ok "up runs"; else not_ok "up runs" "$(tail -20 "$WORK/up1.err")"; fi
+if gcloud_run "$WORK/up1" up "${ARGS[@]}"; then pass "up runs"; else fail "up runs" "$(tail -20 "$WORK/up1.err")"; fi
 
 cat >"$WORK/up.expected" <<'EOF'
 services enable compute.googleapis.com iap.googleapis.com secretmanager.googleapis.com storage.googleapis.com
@@ -150,9 +128,9 @@ expect_args() {
   shift 2
   for a in "$@"; do
     # The log holds each argument shell-quoted (printf %q).
-    [[ " $line " == *" $(printf '%q' "$a") "* ]] || { not_ok "$name" "missing $a in: $line"; return; }
+    [[ " $line " == *" $(printf '%q' "$a") "* ]] || { fail "$name" "missing $a in: $line"; return; }
   done
-  ok "$name"
+  pass "$name"
 }
 expect_args "up: NATS port open to the fleet's tag only" "$fw_nats" \
   --rules=tcp:4222 --source-tags=vigia-fleet --target-tags=vigia-central
@@ -191,13 +169,13 @@ secrets_hidden() {
 }
 check "up: secrets are random, in Secret Manager, never in a command line or output" secrets_hidden
 
-gcloud_run "$WORK/up2" up "${ARGS[@]}" || not_ok "second up runs" "$(tail -20 "$WORK/up2.err")"
+gcloud_run "$WORK/up2" up "${ARGS[@]}" || fail "second up runs" "$(tail -20 "$WORK/up2.err")"
 changes "$WORK/up2" >"$WORK/up2.changes"
 check "second up: creates nothing, changes nothing" test ! -s "$WORK/up2.changes"
 [ -s "$WORK/up2.changes" ] && sed 's/^/     | /' "$WORK/up2.changes"
 
 printf 'publisher v2\n' >"$WORK/vigia-publisher"
-gcloud_run "$WORK/up3" up "${ARGS[@]}" || not_ok "up with a new binary runs" "$(tail -20 "$WORK/up3.err")"
+gcloud_run "$WORK/up3" up "${ARGS[@]}" || fail "up with a new binary runs" "$(tail -20 "$WORK/up3.err")"
 printf 'storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publisher\n' >"$WORK/up3.expected"
 changes "$WORK/up3" | sed -E "s#$WORK#WORK#" >"$WORK/up3.actual"
 same_lines "up with a rebuilt publisher: uploads it, and nothing else" "$WORK/up3.expected" "$WORK/up3.actual"
@@ -210,16 +188,16 @@ if gcloud_run "$WORK/dry" up "${ARGS[@]}" --dry-run; then
     "+ gcloud compute firewall-rules create vigia-allow-grafana" \
     "+ gcloud compute networks describe vigia-net"
 else
-  not_ok "up --dry-run runs" "$(tail -20 "$WORK/dry.err")"
+  fail "up --dry-run runs" "$(tail -20 "$WORK/dry.err")"
 fi
 
 if gcloud_run "$WORK/nocidr" up --project=test-proj --publisher-bin="$WORK/vigia-publisher"; then
-  not_ok "up without --grafana-cidr is refused"
+  fail "up without --grafana-cidr is refused"
 else
   check "up without --grafana-cidr is refused, and says why" contains "$WORK/nocidr.err" "--grafana-cidr is required"
 fi
 if gcloud_run "$WORK/badflag" up "${ARGS[@]}" --no-such-flag; then
-  not_ok "up with an unknown flag is refused"
+  fail "up with an unknown flag is refused"
 else
   check "up with an unknown flag is refused, and says which" contains "$WORK/badflag.err" "unknown argument: --no-such-flag"
 fi
@@ -230,15 +208,15 @@ if gcloud_run "$WORK/stress" stress start --project=test-proj --duration=10m; th
     vigia-vm-0001 --tunnel-through-iap --zone=us-central1-a
   check "stress start: the load ends by itself after --duration" contains "$WORK/stress" "RuntimeMaxSec=600"
 else
-  not_ok "stress start runs" "$(tail -20 "$WORK/stress.err")"
+  fail "stress start runs" "$(tail -20 "$WORK/stress.err")"
 fi
 if gcloud_run "$WORK/unstress" stress stop --project=test-proj; then
   check "stress stop: stops the load on each VM" contains "$WORK/unstress" "vigia-vm-0001" "systemctl\\ stop\\ vigia-stress"
 else
-  not_ok "stress stop runs" "$(tail -20 "$WORK/unstress.err")"
+  fail "stress stop runs" "$(tail -20 "$WORK/unstress.err")"
 fi
 
-if gcloud_run "$WORK/down1" down --project=test-proj --yes; then ok "down runs"; else not_ok "down runs" "$(tail -20 "$WORK/down1.err")"; fi
+if gcloud_run "$WORK/down1" down --project=test-proj --yes; then pass "down runs"; else fail "down runs" "$(tail -20 "$WORK/down1.err")"; fi
 cat >"$WORK/down.expected" <<'EOF'
 compute instance-groups managed delete vigia-fleet
 compute instance-templates delete vigia-fleet-template
@@ -268,7 +246,7 @@ leftover() {
   [ ${#left[@]} -eq 0 ] || { echo "left: ${left[*]}"; return 1; }
 }
 check "down: nothing up made is left" leftover
-gcloud_run "$WORK/down2" down --project=test-proj --yes || not_ok "second down runs" "$(tail -20 "$WORK/down2.err")"
+gcloud_run "$WORK/down2" down --project=test-proj --yes || fail "second down runs" "$(tail -20 "$WORK/down2.err")"
 changes "$WORK/down2" >"$WORK/down2.changes"
 check "second down: deletes nothing, fails on nothing" test ! -s "$WORK/down2.changes"
 gcloud_run "$WORK/downdry" down --project=test-proj --dry-run || true
@@ -404,11 +382,11 @@ boot() {
 mode_of() { stat -c %a "$1"; }
 
 if [ -z "$PORT" ]; then
-  not_ok "fake metadata/storage/secrets server starts on 127.0.0.1"
+  fail "fake metadata/storage/secrets server starts on 127.0.0.1"
 else
   # A fleet VM on a kernel without Rust: the publisher, on procfs. The server
   # answers 403 to the first two authorized requests, as before IAM settles.
-  if boot fleet fleet "$WORK/src-plain.tar.gz"; then ok "fleet boot: runs (through 403s while IAM propagates)"; else not_ok "fleet boot: runs" "$(cat "$WORK/fleet/out")"; fi
+  if boot fleet fleet "$WORK/src-plain.tar.gz"; then pass "fleet boot: runs (through 403s while IAM propagates)"; else fail "fleet boot: runs" "$(cat "$WORK/fleet/out")"; fi
   R=$WORK/fleet/root
   check "fleet boot: publisher binary installed from the bucket" cmp "$API/storage/v1/b/test-bucket/o/vigia-publisher" "$R/usr/local/bin/vigia-publisher"
   check "fleet boot: systemd unit installed" cmp publisher/deploy/vigia-publisher.service "$R/etc/systemd/system/vigia-publisher.service"
@@ -428,11 +406,11 @@ else
   if boot fleet fleet "$WORK/src-plain.tar.gz"; then
     check "fleet reboot: publisher not restarted when nothing changed" lacks "$WORK/fleet/calls" "restart"
   else
-    not_ok "fleet reboot: runs" "$(cat "$WORK/fleet/out")"
+    fail "fleet reboot: runs" "$(cat "$WORK/fleet/out")"
   fi
 
   # Kernel module present, kernel without Rust.
-  boot fleet-norust fleet "$WORK/src-kmod.tar.gz" || not_ok "fleet boot without Rust kernel: runs" "$(cat "$WORK/fleet-norust/out")"
+  boot fleet-norust fleet "$WORK/src-kmod.tar.gz" || fail "fleet boot without Rust kernel: runs" "$(cat "$WORK/fleet-norust/out")"
   check "fleet boot, kernel without CONFIG_RUST: module not built, procfs, says so" contains "$WORK/fleet-norust/out" \
     "has no Rust support" "the publisher reads procfs"
   check "fleet boot, kernel without CONFIG_RUST: install.sh not run" test ! -e "$WORK/fleet-norust/kmod-ran"
@@ -440,7 +418,7 @@ else
   # Kernel with Rust: install.sh runs before the publisher starts.
   mkdir -p "$WORK/fleet-rust/root/boot"
   printf 'CONFIG_RUST=y\n' >"$WORK/fleet-rust/root/boot/config-$(uname -r)"
-  boot fleet-rust fleet "$WORK/src-kmod.tar.gz" || not_ok "fleet boot with Rust kernel: runs" "$(cat "$WORK/fleet-rust/out")"
+  boot fleet-rust fleet "$WORK/src-kmod.tar.gz" || fail "fleet boot with Rust kernel: runs" "$(cat "$WORK/fleet-rust/out")"
   check "fleet boot, kernel with CONFIG_RUST=y: kernel-module/install.sh run, says so" contains "$WORK/fleet-rust/out" \
     "kernel module: built and loaded"
   check "fleet boot, kernel with CONFIG_RUST=y: install.sh ran in kernel-module/" contains "$WORK/fleet-rust/kmod-ran" \
@@ -454,11 +432,11 @@ else
     check "fleet boot, module build fails: falls back to procfs, says so, publisher installed" contains "$WORK/fleet-kfail/out" \
       "install.sh failed" "falls back to procfs" "publisher installed"
   else
-    not_ok "fleet boot, module build fails: still succeeds" "$(cat "$WORK/fleet-kfail/out")"
+    fail "fleet boot, module build fails: still succeeds" "$(cat "$WORK/fleet-kfail/out")"
   fi
 
   # The central VM: Docker installed, secrets in a root-only .env, compose up.
-  if boot central central "$WORK/src-plain.tar.gz"; then ok "central boot: runs"; else not_ok "central boot: runs" "$(cat "$WORK/central/out")"; fi
+  if boot central central "$WORK/src-plain.tar.gz"; then pass "central boot: runs"; else fail "central boot: runs" "$(cat "$WORK/central/out")"; fi
   C=$WORK/central/root/opt/vigia/src
   check "central boot: installs Docker from Debian's packages" contains "$WORK/central/calls" "install -y -q docker.io docker-compose"
   check "central boot: .env holds the NATS token and Grafana's password" contains "$C/.env" \
@@ -471,7 +449,7 @@ else
   for var in $(grep -o '\${[A-Z_]*:?' docker-compose.yml | tr -d '${:?' | sort -u); do
     grep -q "^$var=." "$C/.env" || missing="$missing $var"
   done
-  if [ -z "$missing" ]; then ok "central boot: .env sets every variable compose requires"; else not_ok "central boot: .env sets every variable compose requires" "missing:$missing"; fi
+  if [ -z "$missing" ]; then pass "central boot: .env sets every variable compose requires"; else fail "central boot: .env sets every variable compose requires" "missing:$missing"; fi
   check "central boot: brings the compose stack up from the source" contains "$WORK/central/calls" \
     "docker compose -p vigia up -d --build (in $C)"
   check "central boot: no secret printed" lacks "$WORK/central/out" "$NATS_TOKEN" "$GRAFANA_PASSWORD"
@@ -481,7 +459,7 @@ else
   if env PATH="$BOOT_PATH" VIGIA_ROOT="$WORK/bogus" VIGIA_RETRY_DELAY=0.1 \
     VIGIA_METADATA_URL="http://127.0.0.1:$PORT/computeMetadata/v1" VIGIA_STORAGE_URL="http://127.0.0.1:$PORT" \
     bash scripts/gcp/vm-startup.sh >"$WORK/bogus.out" 2>&1; then
-    not_ok "unknown role: the boot fails"
+    fail "unknown role: the boot fails"
   else
     check "unknown role: the boot fails and says why" contains "$WORK/bogus.out" "unknown vigia-role 'bogus'"
   fi
@@ -504,25 +482,25 @@ if install_run VIGIA_NATS_TOKEN=tok1 bash scripts/install-publisher.sh --binary 
   check "install-publisher: enables and starts the service" contains "$WORK/install/calls" \
     "systemctl daemon-reload" "systemctl enable" "systemctl restart vigia-publisher.service"
 else
-  not_ok "install-publisher: first run" "$(cat "$WORK/install/out")"
+  fail "install-publisher: first run" "$(cat "$WORK/install/out")"
 fi
 if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher"; then
   check "install-publisher again: no restart, settings kept" lacks "$WORK/install/calls" "restart" "daemon-reload"
   check "install-publisher again: settings not given are kept" contains "$IR/etc/vigia/publisher.env" \
     "VIGIA_NATS_URL=nats://10.0.0.1:4222" "VIGIA_NATS_TOKEN=tok1"
 else
-  not_ok "install-publisher: second run" "$(cat "$WORK/install/out")"
+  fail "install-publisher: second run" "$(cat "$WORK/install/out")"
 fi
 if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" --interval 2s; then
   check "install-publisher with a new setting: replaces it, restarts" contains "$WORK/install/calls" "systemctl restart"
   check "install-publisher with a new setting: one line per key" test "$(grep -c '^VIGIA_' "$IR/etc/vigia/publisher.env")" = 4
 else
-  not_ok "install-publisher: third run" "$(cat "$WORK/install/out")"
+  fail "install-publisher: third run" "$(cat "$WORK/install/out")"
 fi
 if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" --host 'a"b'; then
-  not_ok "install-publisher refuses a value that would break the env file"
+  fail "install-publisher refuses a value that would break the env file"
 else
-  ok "install-publisher refuses a value that would break the env file"
+  pass "install-publisher refuses a value that would break the env file"
 fi
 
 # ---- the unit ----------------------------------------------------------------
@@ -553,5 +531,4 @@ check "unit: hardening and restart directives" contains publisher/deploy/vigia-p
 check "unit: nothing that would hide processes from it" bash -c \
   '! grep -E "^(ProtectProc=invisible|ProcSubset=pid|PrivateUsers=yes|PrivatePIDs=yes)" publisher/deploy/vigia-publisher.service'
 
-echo "gcp: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

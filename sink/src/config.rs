@@ -19,6 +19,15 @@ pub struct Config {
     #[arg(long, env = "VIGIA_NATS_TOKEN", hide_env_values = true)]
     pub nats_token: Option<String>,
 
+    /// The sink's nkey seed file (`vigiactl enroll --sink NAME`), when
+    /// vigia-auth guards the server.
+    #[arg(long, env = "VIGIA_NATS_NKEY", conflicts_with = "nats_token")]
+    pub nats_nkey: Option<std::path::PathBuf>,
+
+    /// CA certificate that signed the NATS server's certificate (TLS).
+    #[arg(long, env = "VIGIA_NATS_CA")]
+    pub nats_ca: Option<std::path::PathBuf>,
+
     /// MySQL/MariaDB database; created when missing if the user may.
     #[arg(
         long,

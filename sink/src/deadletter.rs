@@ -5,11 +5,10 @@
 use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
 use vigia_schema::subject::{deadletter, HEADER_DEADLETTER_REASON, HEADER_MSG_ID};
-use vigia_schema::text::is_unsafe;
+use vigia_schema::text::{is_unsafe, truncate};
 
-/// The most bytes of a reason a log line shows: a decode error can quote a
-/// long key, and a log line should stay a line.
-pub const MAX_LOGGED_REASON: usize = 1024;
+/// Longest reason a dead letter carries, before escaping.
+const MAX_REASON_BYTES: usize = 2_048;
 
 /// Publishes one dead letter and waits for the stream to take it.
 /// `original_id` names the original message (its stream and sequence), so a
@@ -22,11 +21,18 @@ pub async fn publish(
     reason: &str,
 ) -> Result<(), async_nats::Error> {
     let mut headers = HeaderMap::new();
-    // Header values are one line, and whoever reads them (`nats stream
-    // view`, say) sees neither terminal escapes nor bidi overrides.
-    let reason: String = reason
+    // Header values are one line, and whoever reads them (`nats sub`, a
+    // log) must not be fooled by text from the wire. Reasons are escaped
+    // where they are made (so a backslash is not doubled twice here); this
+    // only makes sure, and cuts them so a reason never grows with what a
+    // client sent.
+    let reason: String = truncate(reason, MAX_REASON_BYTES)
         .chars()
-        .map(|c| if is_unsafe(c) { ' ' } else { c })
+        .flat_map(|c| {
+            let escaped = is_unsafe(c).then(|| c.escape_unicode());
+            let plain = (!is_unsafe(c)).then_some(c);
+            escaped.into_iter().flatten().chain(plain)
+        })
         .collect();
     headers.insert(HEADER_DEADLETTER_REASON, reason.as_str());
     headers.insert(HEADER_MSG_ID, format!("deadletter.{original_id}").as_str());

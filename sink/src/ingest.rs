@@ -32,7 +32,8 @@ use async_nats::jetstream::{AckKind, Context};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use vigia_schema::text::{truncate, Escaped};
+use vigia_schema::bounds::TimeWindow;
+use vigia_schema::text::Escaped;
 use vigia_schema::Sample;
 
 use crate::classify::{classify, Rejection};
@@ -40,6 +41,8 @@ use crate::deadletter;
 use crate::held::{Held, KEEP_ALIVE_EVERY};
 use crate::metrics::Metrics;
 use crate::store::{ProcessLists, WriteError, Writer};
+
+mod isolate;
 
 /// Longest a batch write may take before it counts as failed and is
 /// retried: a half-open connection to MySQL would otherwise hang ingest
@@ -64,6 +67,9 @@ pub struct Ingest {
     /// memory is bounded by bytes, not only by messages.
     pub batch_max_bytes: usize,
     pub dead_letter_log: LogLimit,
+    /// How long MySQL keeps samples (--retention): an older sample is
+    /// dead-lettered, not stored to be deleted at the next pass.
+    pub retention: Duration,
 }
 
 /// Allows one log line per period.
@@ -110,12 +116,21 @@ struct Batch {
 
 impl Batch {
     /// The CPU half of a batch's work, for a blocking thread.
-    fn prepare(messages: Vec<Message>, bytes: usize, held: u64, gathered: Duration) -> Batch {
+    fn prepare(
+        messages: Vec<Message>,
+        bytes: usize,
+        held: u64,
+        gathered: Duration,
+        retention: Duration,
+    ) -> Batch {
         let started = std::time::Instant::now();
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let keep = i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX);
+        let window = TimeWindow::keeping(now, keep, "the sink's retention horizon (--retention)");
         let items: Vec<Classified> = messages
             .into_iter()
             .map(|message| {
-                let verdict = classify(&message.subject, &message.payload);
+                let verdict = classify(&message.subject, &message.payload, &window);
                 Classified { message, verdict }
             })
             .collect();
@@ -206,10 +221,7 @@ impl Health {
     fn failed(&mut self, what: &str, error: &dyn std::fmt::Display, holding: usize) {
         if !self.failing {
             self.failing = true;
-            // MySQL's and NATS's errors may quote the data (a duplicate
-            // key, a bad string value): escaped like anything from the wire.
-            let error = error.to_string();
-            tracing::warn!(error = %Escaped(&error), holding, "{what} failed; acknowledging nothing and retrying");
+            tracing::warn!(%error, holding, "{what} failed; acknowledging nothing and retrying");
         }
     }
 
@@ -328,9 +340,11 @@ impl Ingest {
             }
             let gathered = gathering.elapsed();
             let id = held.hold(&batch);
-            let prepared =
-                tokio::task::spawn_blocking(move || Batch::prepare(batch, bytes, id, gathered))
-                    .await;
+            let retention = self.retention;
+            let prepared = tokio::task::spawn_blocking(move || {
+                Batch::prepare(batch, bytes, id, gathered, retention)
+            })
+            .await;
             let batch = match prepared {
                 Ok(batch) => batch,
                 // Only a panic gets here; the messages went with it and
@@ -425,77 +439,51 @@ impl Ingest {
         Ok(())
     }
 
-    /// Writes the batch's samples, retrying while MySQL is unavailable.
-    /// Samples MySQL rejects as data are moved to the rejected side.
+    /// Writes the batch's samples. When the write fails, a probe asks
+    /// MySQL whether it answers: if not, MySQL is away, and the whole batch
+    /// is retried with a capped backoff, nothing dead-lettered; if it does,
+    /// the data is suspect and the batch is narrowed down to the samples
+    /// that fail on their own ([`isolate`]). No probe when the write works.
+    /// Returns false when shutdown came while waiting for MySQL.
     async fn store(&self, batch: &mut [Classified], lists: &ProcessLists, stop: &Stop) -> bool {
-        let mut health = Health::default();
-        let mut backoff = BACKOFF_START;
+        let mut outage = isolate::Outage::default();
+        let everything: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].verdict.is_ok())
+            .collect();
         loop {
-            let samples: Vec<&Sample> = batch
-                .iter()
-                .filter_map(|c| c.verdict.as_ref().ok())
-                .collect();
-            let written =
-                tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_prepared(&samples, lists))
-                    .await
-                    .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
-            let error = match written {
+            let error = match self.write_some(batch, &everything, lists).await {
                 Ok(()) => {
-                    health.ok("writing to MySQL");
-                    self.metrics
-                        .ingest_stalled
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                    return true;
-                }
-                Err(WriteError::Rejected(error)) if samples.len() > 1 => {
-                    tracing::warn!(error = %Escaped(&error.to_string()), "MySQL rejected a batch; writing its samples one by one");
-                    match self.isolate_rejected(batch, lists).await {
-                        Ok(()) => return true,
-                        Err(error) => error,
-                    }
-                }
-                Err(WriteError::Rejected(error)) => {
-                    if let Some(item) = batch.iter_mut().find(|c| c.verdict.is_ok()) {
-                        item.verdict = Err(Rejection(format!("MySQL rejected it: {error}")));
-                    }
+                    outage.over(&self.metrics);
                     return true;
                 }
                 Err(error) => error,
             };
-            health.failed("writing to MySQL", &error, batch.len());
-            self.metrics
-                .ingest_stalled
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            Metrics::add(&self.metrics.write_retries, 1);
-            tokio::select! {
-                _ = stop.wait() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            if !error.sent_nothing() && self.writer.probe().await.is_ok() {
+                outage.over(&self.metrics);
+                return self
+                    .isolate(batch, everything, lists, error, &mut outage, stop)
+                    .await;
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            if !outage.wait(&self.metrics, &error, batch.len(), stop).await {
+                return false;
+            }
         }
     }
 
-    /// Writes each sample alone and marks those MySQL rejects.
-    async fn isolate_rejected(
+    /// Writes the samples of `batch` at `which`, in one transaction.
+    async fn write_some(
         &self,
-        batch: &mut [Classified],
+        batch: &[Classified],
+        which: &[usize],
         lists: &ProcessLists,
     ) -> Result<(), WriteError> {
-        for item in batch.iter_mut() {
-            let Ok(sample) = &item.verdict else { continue };
-            let written =
-                tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_prepared(&[sample], lists))
-                    .await
-                    .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)));
-            match written {
-                Ok(()) => {}
-                Err(WriteError::Rejected(error)) => {
-                    item.verdict = Err(Rejection(format!("MySQL rejected it: {error}")));
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(())
+        let samples: Vec<&Sample> = which
+            .iter()
+            .filter_map(|&i| batch[i].verdict.as_ref().ok())
+            .collect();
+        tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_prepared(&samples, lists))
+            .await
+            .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)))
     }
 
     /// Republishes a message to the dead-letter subject, then terminates
@@ -537,15 +525,10 @@ impl Ingest {
         Metrics::add(&self.metrics.dead_lettered, 1);
         // A broken publisher can send thousands: the first of each minute
         // is a warning, the rest are counted (logged with the stats).
-        // Subject and reason come from the sender (a map key inside a decode
-        // error, say): escaped, so a newline cannot forge a log line.
-        let subject = Escaped(&message.subject);
-        let reason = truncate(&rejection.0, deadletter::MAX_LOGGED_REASON);
-        let reason = Escaped(&reason);
         if self.dead_letter_log.allow() {
-            tracing::warn!(%subject, %reason, "dead-lettered a message");
+            tracing::warn!(subject = %Escaped(&message.subject), reason = %rejection, "dead-lettered a message");
         } else {
-            tracing::debug!(%subject, %reason, "dead-lettered a message");
+            tracing::debug!(subject = %Escaped(&message.subject), reason = %rejection, "dead-lettered a message");
         }
         true
     }

@@ -10,6 +10,8 @@
 //! beside it: liveness (offline hosts), retention (old rows), stats logs
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod classify;
 pub mod config;
 pub mod deadletter;
@@ -73,6 +75,7 @@ pub async fn run(
         batch_wait: config.batch_wait,
         batch_max_bytes: config.batch_max_mib as usize * (1 << 20),
         dead_letter_log: ingest::LogLimit::every(Duration::from_secs(60)),
+        retention: config.retention,
     };
     let result = ingest.run(shutdown).await;
     for task in background {
@@ -108,7 +111,21 @@ async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     if let Some(token) = &config.nats_token {
         options = options.token(token.clone());
     }
+    if let Some(path) = &config.nats_nkey {
+        let seed = std::fs::read_to_string(path)
+            .with_context(|| format!("--nats-nkey {}", path.display()))?;
+        options = options.nkey(seed.trim().to_owned());
+    }
+    if let Some(ca) = &config.nats_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
     options
+        // Under vigia-auth the sink may read only the sinks' inbox (its
+        // pulled messages arrive there).
+        .custom_inbox_prefix(vigia_schema::identity::inbox_prefix(
+            vigia_schema::Role::Sink,
+            &vigia_schema::HostToken::parse("sink").expect("a valid token"),
+        ))
         .connect(config.nats_url.as_str())
         .await
         .with_context(|| format!("cannot reach NATS at {}", config.nats_url))

@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;

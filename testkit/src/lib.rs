@@ -6,13 +6,18 @@
 //! - [`TestDatabase`]: a uniquely named database on the machine's MariaDB
 //!   (127.0.0.1:3306, root), dropped when the test ends.
 //! - [`binary`] and [`Child`]: the workspace's binaries as processes.
+//! - [`completeness`]: the one check that a host's samples reached MySQL
+//!   whole (seq 1..N of each kind once, hello, bye).
 //! - [`telemetry`]: the stream as the sink creates it, and reading samples
 //!   back from it; [`vigia`]: publishers and sinks started for a test.
 //!
 //! Everything is removed on drop, so tests run in parallel and leave
 //! nothing behind.
 
+#![forbid(unsafe_code)]
+
 mod child;
+pub mod completeness;
 mod mariadb;
 mod nats;
 mod net;
@@ -21,7 +26,7 @@ pub mod vigia;
 
 pub use child::{binary, Child};
 pub use mariadb::{Mariadbd, TestDatabase, SHARED_MYSQL};
-pub use nats::NatsServer;
+pub use nats::{auth_nats_server, NatsServer, AUTH_NATS_VERSION};
 pub use net::{free_port, wait_for_port};
 
 /// A name unique to this process and call: `<prefix>_<pid>_<n>`.

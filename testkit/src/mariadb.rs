@@ -22,6 +22,15 @@ impl TestDatabase {
         }
     }
 
+    /// A name for a database on another server (`mysql://user@host:port`),
+    /// dropped there on drop.
+    pub fn on(server: &str, prefix: &str) -> Self {
+        Self {
+            name: unique_name(&format!("vigia_t_{prefix}")),
+            server: server.to_owned(),
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("{}/{}", self.server, self.name)
     }
@@ -59,11 +68,25 @@ impl Drop for TestDatabase {
 pub struct Mariadbd {
     pub port: u16,
     datadir: TempDir,
+    /// The option file it runs with (`--defaults-file`); none: small
+    /// settings for tests.
+    config: Option<std::path::PathBuf>,
     process: Option<Child>,
 }
 
 impl Mariadbd {
+    /// A server with small settings, for tests.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server with the settings in `config` (an option file such as
+    /// `mysql/conf/vigia.cnf`): what a benchmark runs against.
+    pub fn start_with_config(config: &std::path::Path) -> Self {
+        Self::start_with(Some(config.to_owned()))
+    }
+
+    fn start_with(config: Option<std::path::PathBuf>) -> Self {
         let datadir = TempDir::new("vigia-mariadb");
         let status = Command::new("mariadb-install-db")
             .arg("--no-defaults")
@@ -79,6 +102,7 @@ impl Mariadbd {
         let mut server = Self {
             port: free_port(),
             datadir,
+            config,
             process: None,
         };
         server.restart();
@@ -87,6 +111,11 @@ impl Mariadbd {
 
     pub fn url(&self, database: &str) -> String {
         format!("mysql://root@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The server's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::pid)
     }
 
     /// SIGKILL: an outage, not a clean shutdown.
@@ -99,18 +128,26 @@ impl Mariadbd {
     pub fn restart(&mut self) {
         self.stop();
         let dir = self.datadir.path();
-        let args = [
-            "--no-defaults".to_owned(),
+        // The option-file flag must come first.
+        let mut args = vec![match &self.config {
+            Some(config) => format!("--defaults-file={}", config.display()),
+            None => "--no-defaults".to_owned(),
+        }];
+        args.extend([
             format!("--datadir={}", dir.display()),
             format!("--socket={}", dir.join("mysqld.sock").display()),
             format!("--pid-file={}", dir.join("mysqld.pid").display()),
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".to_owned(),
             "--skip-grant-tables".to_owned(),
-            "--innodb-buffer-pool-size=64M".to_owned(),
-            "--innodb-log-file-size=16M".to_owned(),
             format!("--user={}", current_user()),
-        ];
+        ]);
+        if self.config.is_none() {
+            args.extend([
+                "--innodb-buffer-pool-size=64M".to_owned(),
+                "--innodb-log-file-size=16M".to_owned(),
+            ]);
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = dir.join("mariadbd.log");
         self.process = Some(Child::spawn_with_log("mariadbd", &args, &[], Some(&log)));

@@ -4,6 +4,8 @@
 //!
 //! vigia-dashboard-bench --database-url mysql://root@127.0.0.1:3307/vigia_bench --range 1h --range 24h
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //!
 //! vigia-fill --database-url mysql://root@127.0.0.1:3306/vigia_bench --hosts 100 --span 24h
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ use vigia_schema::text::{truncate, Escaped};
 use vigia_schema::{CommandReply, CommandRequest, Encoding, EventBody, Outcome};
 
 use super::policy::Policy;
-use super::rate::{Admission, RateLimiter};
+use super::rate::{Admission, PerRequester};
 use super::signal::{self, NamedSignal};
 use super::target::{self, InspectError};
 
@@ -54,7 +54,7 @@ pub struct Identity {
 /// Decides and acts on requests; owns the rate limiter's state.
 pub struct Handler {
     policy: Policy,
-    limiter: RateLimiter,
+    limiter: PerRequester,
     identity: Identity,
 }
 
@@ -70,20 +70,22 @@ impl Handler {
     pub fn new(policy: Policy, per_second: u32, identity: Identity) -> Self {
         Self {
             policy,
-            limiter: RateLimiter::new(per_second),
+            limiter: PerRequester::new(per_second),
             identity,
         }
     }
 
-    /// Handles one payload. `nats_user` is the requester's NATS user when
-    /// the server told us.
+    /// Handles one payload. `nats_user` is the requester the server
+    /// verified (identity.rs), when there is one; the rate limit counts
+    /// per requester.
     pub fn handle(&mut self, payload: &[u8], nats_user: Option<String>) -> Handled {
         let encoding = Encoding::detect(payload);
         let mut event = EventBody {
             nats_user: nats_user.map(|u| clip(&u, MAX_TEXT)),
             ..EventBody::default()
         };
-        let result = self.decide(payload, &mut event);
+        let requester = event.nats_user.clone();
+        let result = self.decide(payload, requester.as_deref(), &mut event);
         // `who` changes nothing and is asked before every vigiactl kill: it
         // is answered (and rate-limited) but leaves no audit record.
         let audited = !matches!(
@@ -140,8 +142,13 @@ impl Handler {
     /// Runs every check and, when all pass, sends the signal. Fills `event`
     /// with what it learns as it goes, so a refusal still records the
     /// action, pid, name and signal it got to.
-    fn decide(&mut self, payload: &[u8], event: &mut EventBody) -> Result<Done, Denial> {
-        if let Admission::Refused { first } = self.limiter.admit(Instant::now()) {
+    fn decide(
+        &mut self,
+        payload: &[u8],
+        requester: Option<&str>,
+        event: &mut EventBody,
+    ) -> Result<Done, Denial> {
+        if let Admission::Refused { first } = self.limiter.admit(requester, Instant::now()) {
             // The payload is not read: a flood costs no parsing.
             return Err(Denial::RateLimited { first });
         }

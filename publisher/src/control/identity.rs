@@ -1,25 +1,19 @@
-//! Who sent a request, as far as the NATS server says.
+//! Who sent a request, as far as the NATS server vouches.
 //!
-//! A plain NATS message carries nothing about its sender. When the request
-//! crosses accounts through a service import with `share: true`, the server
-//! adds a `Nats-Request-Info` header, a JSON object describing the
-//! requester's connection; its `user` is the NATS user that the audit trail
-//! records. Anything the request itself claims goes in `requested_by`
-//! instead: that is the requester's word, this is the server's.
+//! Under vigia-auth an operator may publish only on `cmd.*.<itself>`, so a
+//! request on `cmd.<host>.<requester>` comes from that requester: the
+//! server checked it. That is what the audit trail records as the verified
+//! requester (`nats_user`). Nothing a client writes counts: not the
+//! payload's `requested_by` (kept as the requester's own word), and not a
+//! `Nats-Request-Info` header, which any client can set on a message it
+//! publishes in its own account. A request on the bare `cmd.<host>` (no
+//! auth: local runs and tests) has no verified requester.
 
-use async_nats::HeaderMap;
+use vigia_schema::{identity, HostToken};
 
-pub const HEADER_REQUEST_INFO: &str = "Nats-Request-Info";
-
-/// The requester's NATS user, when the server passed it on.
-pub fn nats_user(headers: Option<&HeaderMap>) -> Option<String> {
-    let info = headers?.get(HEADER_REQUEST_INFO)?;
-    let value: serde_json::Value = serde_json::from_str(info.as_str()).ok()?;
-    value
-        .get("user")
-        .and_then(|u| u.as_str())
-        .filter(|u| !u.is_empty())
-        .map(str::to_owned)
+/// The verified requester of a request that arrived on `subject`.
+pub fn verified_requester(subject: &str, host: &HostToken) -> Option<String> {
+    identity::requester(subject, host).map(|r| r.as_str().to_owned())
 }
 
 #[cfg(test)]
@@ -27,24 +21,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_user_of_shared_request_info() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            HEADER_REQUEST_INFO,
-            r#"{"acc":"OPS","rtt":"1ms","user":"alice","name":"vigiactl"}"#,
+    fn the_requester_comes_from_the_subject_the_server_checked() {
+        let host = HostToken::parse("web-1").unwrap();
+        assert_eq!(
+            verified_requester("cmd.web-1.alice", &host).as_deref(),
+            Some("alice")
         );
-        assert_eq!(nats_user(Some(&headers)).as_deref(), Some("alice"));
-    }
-
-    #[test]
-    fn absent_or_unreadable_info_is_no_user() {
-        assert_eq!(nats_user(None), None);
-        let mut headers = HeaderMap::new();
-        assert_eq!(nats_user(Some(&headers)), None);
-        headers.insert(HEADER_REQUEST_INFO, "not json");
-        assert_eq!(nats_user(Some(&headers)), None);
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_REQUEST_INFO, r#"{"acc":"OPS","user":""}"#);
-        assert_eq!(nats_user(Some(&headers)), None);
+        assert_eq!(verified_requester("cmd.web-1", &host), None);
+        assert_eq!(verified_requester("cmd.web-2.alice", &host), None);
     }
 }

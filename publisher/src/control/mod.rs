@@ -57,8 +57,11 @@ pub async fn serve(
     audit: &mut Audit,
     stop: impl Future<Output = ()>,
 ) -> Result<(), async_nats::SubscribeError> {
+    // The bare subject (no auth) and the one naming a verified requester.
     let subject = subject::command(host);
-    let mut requests = client.subscribe(subject.clone()).await?;
+    let bare = client.subscribe(subject.clone()).await?;
+    let named = client.subscribe(format!("{subject}.*")).await?;
+    let mut requests = futures::stream::select(bare, named);
     tracing::info!(%subject, "taking commands");
     tokio::pin!(stop);
     loop {
@@ -69,7 +72,7 @@ pub async fn serve(
                 None => break,
             },
         };
-        let user = identity::nats_user(message.headers.as_ref());
+        let user = identity::verified_requester(message.subject.as_str(), host);
         let handled = handler.handle(&message.payload, user);
         if let Some(event) = handled.event {
             audit.record(event);
@@ -92,6 +95,8 @@ pub async fn serve(
             None => tracing::debug!("command without a reply subject; answered by audit only"),
         }
     }
-    let _ = requests.unsubscribe().await;
+    let (mut bare, mut named) = requests.into_inner();
+    let _ = bare.unsubscribe().await;
+    let _ = named.unsubscribe().await;
     Ok(())
 }

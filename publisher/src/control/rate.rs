@@ -1,10 +1,13 @@
-//! At most N commands a second.
+//! At most N commands a second, for each requester.
 //!
 //! A sliding window over the last second, counting every message that
 //! arrives on `cmd.<host>` (well-formed or not): the limit bounds the work
-//! and the audit events a flood can cause, whatever the flood holds.
+//! and the audit events a flood can cause, whatever the flood holds. Each
+//! verified requester (see identity.rs) has a window of its own, so one
+//! noisy client cannot use up another's allowance; requests with no
+//! verified requester share one window.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(1);
@@ -62,9 +65,111 @@ impl RateLimiter {
     }
 }
 
+/// Requesters tracked at once. Under auth only enrolled operators can
+/// send, so this is never reached in practice; beyond it, requesters whose
+/// window is empty are forgotten, and if none is, a new requester shares
+/// the window of requests with no verified requester.
+const MAX_REQUESTERS: usize = 1024;
+
+/// A [`RateLimiter`] per requester.
+pub struct PerRequester {
+    per_second: u32,
+    /// Requests with no verified requester, and requesters beyond the bound.
+    shared: RateLimiter,
+    limiters: HashMap<String, RateLimiter>,
+}
+
+impl PerRequester {
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            shared: RateLimiter::new(per_second),
+            limiters: HashMap::new(),
+        }
+    }
+
+    pub fn per_second(&self) -> usize {
+        self.shared.per_second()
+    }
+
+    pub fn admit(&mut self, requester: Option<&str>, now: Instant) -> Admission {
+        let Some(requester) = requester else {
+            return self.shared.admit(now);
+        };
+        if !self.limiters.contains_key(requester) && self.limiters.len() >= MAX_REQUESTERS {
+            self.limiters.retain(|_, l| !l.is_idle(now));
+            if self.limiters.len() >= MAX_REQUESTERS {
+                return self.shared.admit(now);
+            }
+        }
+        let per_second = self.per_second;
+        self.limiters
+            .entry(requester.to_owned())
+            .or_insert_with(|| RateLimiter::new(per_second))
+            .admit(now)
+    }
+
+    /// Requesters with a window of their own right now.
+    pub fn tracked(&self) -> usize {
+        self.limiters.len()
+    }
+}
+
+impl RateLimiter {
+    /// Nothing admitted within the last second (and not refusing).
+    fn is_idle(&self, now: Instant) -> bool {
+        !self.refusing
+            && self
+                .admitted
+                .back()
+                .is_none_or(|at| now.duration_since(*at) >= WINDOW)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_from_one_requester_leaves_the_others_their_allowance() {
+        let mut limits = PerRequester::new(10);
+        let t0 = Instant::now();
+        let flood: Vec<Admission> = (0..50).map(|_| limits.admit(Some("mallory"), t0)).collect();
+        assert_eq!(
+            flood.iter().filter(|a| **a == Admission::Admitted).count(),
+            10
+        );
+        assert_eq!(limits.admit(Some("alice"), t0), Admission::Admitted);
+        assert_eq!(limits.admit(None, t0), Admission::Admitted);
+        assert!(matches!(
+            limits.admit(Some("mallory"), t0),
+            Admission::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn requesters_beyond_the_bound_share_the_unverified_window_unless_others_are_idle() {
+        let mut limits = PerRequester::new(1);
+        let t0 = Instant::now();
+        for i in 0..MAX_REQUESTERS {
+            assert_eq!(
+                limits.admit(Some(&format!("r{i}")), t0),
+                Admission::Admitted
+            );
+        }
+        assert_eq!(limits.tracked(), MAX_REQUESTERS);
+        // All busy: the newcomer uses the shared window (one a second).
+        assert_eq!(limits.admit(Some("new"), t0), Admission::Admitted);
+        assert!(matches!(
+            limits.admit(Some("newer"), t0),
+            Admission::Refused { .. }
+        ));
+        assert!(limits.tracked() <= MAX_REQUESTERS);
+        // A second on, every window is empty and is forgotten.
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(limits.admit(Some("late"), later), Admission::Admitted);
+        assert!(limits.tracked() < 10);
+    }
 
     #[test]
     fn the_eleventh_in_a_second_is_refused() {

@@ -313,6 +313,7 @@ mod tests {
     /// Kills and reaps a forked child however the test ends.
     struct Forked(libc::pid_t);
 
+    #[allow(unsafe_code)] // kill and waitpid have no safe wrapper here
     impl Drop for Forked {
         fn drop(&mut self) {
             // SAFETY: plain system calls on a child this test forked.
@@ -327,6 +328,7 @@ mod tests {
     /// /proc files shown as root's; the walk still reports its own
     /// effective uid, as `ps` does.
     #[test]
+    #[allow(unsafe_code)] // fork, setuid and prctl have no safe wrapper here
     fn a_non_dumpable_process_keeps_its_owner() {
         let root = rustix::process::geteuid().is_root();
         let expected = if root {

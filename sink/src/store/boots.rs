@@ -17,7 +17,7 @@ use sqlx::QueryBuilder;
 use vigia_schema::{Sample, SampleBody};
 
 use super::rows::datetime;
-use super::writer::WriteError;
+use super::writer::{At as _, WriteError};
 use crate::liveness::{MIN_SILENCE, MISSED_INTERVALS};
 
 /// What one batch says about one boot.
@@ -112,7 +112,7 @@ pub async fn record(conn: &mut MySqlConnection, samples: &[&Sample]) -> Result<(
         query.push(LIVE_UNTIL[1]);
         query.push_bind(min_silence_ms);
         query.push(LIVE_UNTIL[2]);
-        query.build().execute(&mut *conn).await?;
+        query.build().execute(&mut *conn).await.at("host_boots")?;
     }
     Ok(())
 }

@@ -9,4 +9,4 @@ mod writer;
 
 pub use db::{connect, redact};
 pub use lists::{process_list_json, ProcessLists};
-pub use writer::{WriteError, Writer};
+pub use writer::{PacketLimit, WriteError, Writer};

@@ -41,7 +41,7 @@ use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::QueryBuilder;
 
 use super::rows::{datetime, Plan};
-use super::writer::{ProcsBefore, WriteError};
+use super::writer::{table_of, At, ProcsBefore, WriteError};
 
 const MINUTE_NS: i64 = 60_000_000_000;
 const TEN_MINUTES_NS: i64 = 10 * MINUTE_NS;
@@ -219,7 +219,7 @@ pub fn closed_periods<'a>(
 /// per range on `column` + `tail`, in statements of [`MAX_RANGES`] ranges.
 async fn recompute(
     conn: &mut MySqlConnection,
-    head: &str,
+    head: &'static str,
     period: &str,
     from: &str,
     column: &str,
@@ -244,7 +244,7 @@ async fn recompute(
                 .push(")");
         }
         query.push(tail);
-        query.build().execute(&mut *conn).await?;
+        query.build().execute(&mut *conn).await.at(table_of(head))?;
     }
     Ok(())
 }

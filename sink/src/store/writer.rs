@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
 use sqlx::query_builder::Separated;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{Connection, QueryBuilder, Row};
 use vigia_schema::{ProcsBody, Sample, SampleBody};
 
 use super::lists::{process_list_json, state_letter, ProcessLists};
@@ -21,48 +21,145 @@ use super::rows::{datetime, fit, history, state_counts, Plan};
 /// MySQL's limit on placeholders in one statement is 65,535.
 const MAX_PARAMS: usize = 60_000;
 const MAX_ROWS: usize = 1_000;
-/// Bytes of variable-size values (JSON) in one statement.
+/// Bytes of variable-size values (JSON) a multi-row statement aims at:
+/// larger statements gain nothing and hold locks longer. One row may be
+/// larger, up to what the server takes ([`PacketLimit::row_budget`]).
 const MAX_STATEMENT_BYTES: usize = 4 << 20;
+/// The protocol's framing, the statement's text and the fixed-size values
+/// around the variable ones, kept free in every packet.
+const PACKET_HEADROOM: usize = 64 << 10;
+/// How long the probe may take to connect and answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Why a write failed, and so what to do about it.
+/// Why a write failed. The writer does not judge whether MySQL is away or
+/// the data is bad: an error number tells too little (issue 11: an
+/// unlisted one stalled the sink for good). The caller asks MySQL itself
+/// with [`Writer::probe`] and narrows the batch down when it answers.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// MySQL is away, busy or deadlocked: retry the same batch later.
-    #[error("{0}")]
-    Transient(sqlx::Error),
-    /// MySQL refused the data itself: retrying would fail the same way.
-    #[error("{0}")]
-    Rejected(sqlx::Error),
-    /// The write did not finish in time; retried like a transient error.
+    /// A statement failed; `at` names its table (or the step: `begin`,
+    /// `commit`, `lock hosts`).
+    #[error("{at}: {source}")]
+    Statement {
+        at: &'static str,
+        source: sqlx::Error,
+    },
+    /// One row is more than a statement can carry: the server's
+    /// max_allowed_packet, less headroom. No retry can help.
+    #[error(
+        "{at}: one row of {bytes} bytes is more than the {budget} bytes a statement may carry \
+         (max_allowed_packet {packet})"
+    )]
+    TooLarge {
+        at: &'static str,
+        bytes: usize,
+        budget: usize,
+        packet: usize,
+    },
+    /// The write did not finish in time.
     #[error("the write took longer than {0:?}")]
     TimedOut(std::time::Duration),
 }
 
-impl From<sqlx::Error> for WriteError {
-    fn from(error: sqlx::Error) -> Self {
-        // MySQL error numbers for values MySQL refuses: NULL in a NOT NULL
-        // column, out of range, truncated, bad date, wrong type, too long,
-        // bad JSON, a failed CHECK. (sqlx's `code()` is the SQLSTATE; the
-        // number is MySQL's own and says more.)
-        const DATA_ERRORS: [u16; 9] = [1048, 1264, 1265, 1292, 1366, 1367, 1406, 3140, 4025];
-        let number = match &error {
-            sqlx::Error::Database(db) => db
+impl WriteError {
+    /// Whether writing the same rows again must fail the same way, however
+    /// MySQL is doing: then one failure of a sample alone is enough to
+    /// dead-letter it.
+    pub fn is_certain(&self) -> bool {
+        matches!(self, WriteError::TooLarge { .. })
+    }
+
+    /// Whether no row was sent at all: the sink's own pool had no
+    /// connection to give. Never the data's fault, so never a reason to
+    /// dead-letter anything.
+    pub fn sent_nothing(&self) -> bool {
+        matches!(
+            self,
+            WriteError::Statement {
+                source: sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+                ..
+            }
+        )
+    }
+
+    /// MySQL's own error number, when MySQL sent one.
+    pub fn mysql_number(&self) -> Option<u16> {
+        match self {
+            WriteError::Statement {
+                source: sqlx::Error::Database(db),
+                ..
+            } => db
                 .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
                 .map(|e| e.number()),
             _ => None,
-        };
-        if number.is_some_and(|n| DATA_ERRORS.contains(&n)) {
-            WriteError::Rejected(error)
-        } else {
-            WriteError::Transient(error)
         }
     }
+}
+
+/// Names the statement a sqlx error came from.
+pub(super) trait At<T> {
+    fn at(self, at: &'static str) -> Result<T, WriteError>;
+}
+
+impl<T> At<T> for Result<T, sqlx::Error> {
+    fn at(self, at: &'static str) -> Result<T, WriteError> {
+        self.map_err(|source| WriteError::Statement { at, source })
+    }
+}
+
+/// The table a statement writes: the word after `INTO`.
+pub(super) fn table_of(head: &'static str) -> &'static str {
+    let mut words = head.split_whitespace();
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("INTO") {
+            return words.next().unwrap_or(head);
+        }
+    }
+    head
+}
+
+/// The server's max_allowed_packet, as last read: at the first write, and
+/// by every probe (a failed write is followed by one, and a reconnect by a
+/// failed write), so a server restarted with another value is followed.
+#[derive(Debug, Clone, Default)]
+pub struct PacketLimit(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl PacketLimit {
+    /// The packet size in bytes; 0 until read.
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set(&self, bytes: u64) {
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self.0.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Most bytes of values one row may bring to a statement.
+    fn row_budget(&self) -> usize {
+        let packet = self.get();
+        packet
+            .saturating_sub(packet / 8)
+            .saturating_sub(PACKET_HEADROOM)
+    }
+
+    /// Most bytes of values a multi-row statement gathers.
+    fn statement_budget(&self) -> usize {
+        self.row_budget().min(MAX_STATEMENT_BYTES)
+    }
+}
+
+async fn read_packet(conn: &mut MySqlConnection) -> Result<u64, sqlx::Error> {
+    sqlx::query_scalar::<_, u64>("SELECT @@max_allowed_packet")
+        .fetch_one(conn)
+        .await
 }
 
 #[derive(Clone)]
 pub struct Writer {
     pool: MySqlPool,
     history_top: usize,
+    packet: PacketLimit,
 }
 
 /// A host's row as this batch leaves it.
@@ -115,7 +212,35 @@ struct StoredHost {
 
 impl Writer {
     pub fn new(pool: MySqlPool, history_top: usize) -> Self {
-        Self { pool, history_top }
+        Self {
+            pool,
+            history_top,
+            packet: PacketLimit::default(),
+        }
+    }
+
+    /// The server's max_allowed_packet as last read (0 before any write).
+    pub fn max_allowed_packet(&self) -> usize {
+        self.packet.get()
+    }
+
+    /// Whether MySQL answers: a cheap query on a fresh connection (not one
+    /// from the pool, which may be the broken one), within a few seconds.
+    /// Reads max_allowed_packet on the way. A failed write followed by an
+    /// answering probe means the data is suspect, not MySQL.
+    pub async fn probe(&self) -> Result<(), sqlx::Error> {
+        let options = self.pool.connect_options();
+        let answer = async {
+            let mut conn = MySqlConnection::connect_with(&options).await?;
+            let packet = read_packet(&mut conn).await;
+            let _ = conn.close().await;
+            packet
+        };
+        let packet = tokio::time::timeout(PROBE_TIMEOUT, answer)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        self.packet.set(packet);
+        Ok(())
     }
 
     /// Writes every sample, or none of them.
@@ -135,7 +260,11 @@ impl Writer {
         }
         let mut steps = Steps::start();
         let plan = Plan::new(samples);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.at("begin")?;
+        if self.packet.get() == 0 {
+            self.packet
+                .set(read_packet(&mut tx).await.at("max_allowed_packet")?);
+        }
         let (procs_winners, procs_before) = self.write_hosts(&mut tx, &plan).await?;
         super::boots::record(&mut tx, samples).await?;
         let hosts = steps.next();
@@ -145,7 +274,7 @@ impl Writer {
         let samples = steps.next();
         super::rollup::write(&mut tx, &plan, &procs_before).await?;
         let rollup = steps.next();
-        tx.commit().await?;
+        tx.commit().await.at("commit")?;
         let commit = steps.next();
         // Where a write's time goes (RUST_LOG=vigia_sink=trace).
         tracing::trace!(
@@ -180,20 +309,25 @@ impl Writer {
                 list.push_bind(*host);
             }
             select.push(") ORDER BY host FOR UPDATE");
-            for row in select.build().fetch_all(&mut *conn).await? {
-                stored.insert(
-                    row.try_get("host")?,
-                    StoredHost {
-                        last_seen: row.try_get("last_seen")?,
-                        first_seen: row.try_get("first_seen")?,
-                        boot: row.try_get("boot")?,
-                        status: row.try_get("status")?,
-                        offline_since: row.try_get("offline_since")?,
-                        procs_ts: row.try_get("procs_ts")?,
-                        interval_ms: row.try_get("interval_ms")?,
-                        procs_interval_ms: row.try_get("procs_interval_ms")?,
-                    },
-                );
+            let found = select.build().fetch_all(&mut *conn).await.at("hosts")?;
+            for row in found {
+                let read = || -> Result<_, sqlx::Error> {
+                    Ok((
+                        row.try_get("host")?,
+                        StoredHost {
+                            last_seen: row.try_get("last_seen")?,
+                            first_seen: row.try_get("first_seen")?,
+                            boot: row.try_get("boot")?,
+                            status: row.try_get("status")?,
+                            offline_since: row.try_get("offline_since")?,
+                            procs_ts: row.try_get("procs_ts")?,
+                            interval_ms: row.try_get("interval_ms")?,
+                            procs_interval_ms: row.try_get("procs_interval_ms")?,
+                        },
+                    ))
+                };
+                let (host, old) = read().at("hosts")?;
+                stored.insert(host, old);
             }
         }
 
@@ -261,6 +395,7 @@ impl Writer {
         }
         insert(
             conn,
+            &self.packet,
             "INSERT INTO hosts (host, boot, status, first_seen, last_seen, offline_since, \
              agent_version, kernel, os, cpus, ram_total, booted_at, source, interval_ms, \
              procs_interval_ms, procs_boot, procs_seq, procs_ts) ",
@@ -329,6 +464,7 @@ impl Writer {
         // keys deletes the row and inserts the new one, which is all we want.
         insert_sized(
             conn,
+            &self.packet,
             "REPLACE INTO process_lists (host, boot, seq, ts, processes) ",
             5,
             "",
@@ -347,13 +483,16 @@ impl Writer {
         plan: &Plan<'_>,
     ) -> Result<(), WriteError> {
         const NO_OP: &str = " ON DUPLICATE KEY UPDATE seq = seq";
-        insert(
+        insert_sized(
             conn,
+            &self.packet,
             "INSERT INTO cpu_samples (host, boot, seq, ts, busy_pct, user_pct, system_pct, \
              iowait_pct, steal_pct, idle_pct, load1, load5, load15, cpus, per_cpu_busy_pct) ",
             15,
             NO_OP,
             &plan.cpu,
+            // A per-CPU value is at most 15 bytes of JSON ("-1.2345678e-10,").
+            |(_, c)| 15 * BYTES_PER_COLUMN + 16 * c.per_cpu_busy_pct.len(),
             |b, (s, c)| {
                 let per_cpu =
                     serde_json::to_string(&c.per_cpu_busy_pct).unwrap_or_else(|_| "[]".into());
@@ -374,6 +513,7 @@ impl Writer {
         .await?;
         insert(
             conn,
+            &self.packet,
             "INSERT INTO ram_samples (host, boot, seq, ts, total, used, free, available, \
              buffers, cached, swap_total, swap_free) ",
             12,
@@ -394,6 +534,7 @@ impl Writer {
         .await?;
         insert(
             conn,
+            &self.packet,
             "INSERT INTO procs_snapshots (host, boot, seq, ts, processes, running, sleeping, \
              blocked, zombie, other) ",
             10,
@@ -422,6 +563,7 @@ impl Writer {
             .collect();
         insert(
             conn,
+            &self.packet,
             "INSERT INTO process_samples (host, boot, seq, ts, pid, name, user, state, rss, \
              mem_pct, cpu_pct, threads) ",
             12,
@@ -442,6 +584,7 @@ impl Writer {
         .await?;
         insert(
             conn,
+            &self.packet,
             "INSERT INTO host_events (host, boot, seq, ts, kind, detail) ",
             6,
             NO_OP,
@@ -466,13 +609,16 @@ impl Writer {
         // The audit trail of process control (schemas/README.md, "Process control"); texts cut
         // to the columns so a long claim in a request cannot make MySQL
         // reject the batch.
-        insert(
+        insert_sized(
             conn,
+            &self.packet,
             "INSERT INTO commands (host, boot, seq, ts, action, pid, process_name, signal_name, \
              requested_by, nats_user, outcome, error) ",
             12,
             NO_OP,
             &plan.commands,
+            // Texts cut to their columns: 1,678 characters of 4 bytes at most.
+            |_| 12 * BYTES_PER_COLUMN + 4 * 1_678,
             |b, (s, e)| {
                 envelope(b, s)
                     .push_bind(fit(&e.action, 64))
@@ -505,25 +651,35 @@ fn clamp_ms(ms: u64) -> u32 {
     ms.clamp(1, u32::MAX as u64) as u32
 }
 
+/// What [`insert`] counts for a row of `columns` values: more than any
+/// row of fixed-size values and strings cut to their columns takes.
+const BYTES_PER_COLUMN: usize = 200;
+
 /// Multi-row INSERTs of `rows`, in chunks that keep under MySQL's
-/// placeholder limit.
+/// placeholder limit and under the server's max_allowed_packet.
+#[allow(clippy::too_many_arguments)]
 async fn insert<'q, T>(
     conn: &mut MySqlConnection,
+    packet: &PacketLimit,
     head: &'static str,
     columns: usize,
     tail: &'static str,
     rows: &'q [T],
     bind: impl Fn(&mut Separated<'_, 'q, MySql, &'static str>, &'q T),
 ) -> Result<(), WriteError> {
-    insert_sized(conn, head, columns, tail, rows, |_| 0, bind).await
+    let row_bytes = columns * BYTES_PER_COLUMN;
+    insert_sized(conn, packet, head, columns, tail, rows, |_| row_bytes, bind).await
 }
 
 /// [`insert`] for rows whose size varies a lot (JSON lists): a statement
-/// also ends once its rows' `size` adds up to [`MAX_STATEMENT_BYTES`], so
-/// it stays under MySQL's max_allowed_packet (16 MiB by default) however
-/// many hosts a batch holds.
+/// also ends once its rows' `size` adds up to the statement budget (at
+/// most [`MAX_STATEMENT_BYTES`]), so it stays under the server's
+/// max_allowed_packet however many hosts a batch holds; a row that cannot
+/// fit on its own is [`WriteError::TooLarge`], before MySQL sees it.
+#[allow(clippy::too_many_arguments)]
 async fn insert_sized<'q, T>(
     conn: &mut MySqlConnection,
+    packet: &PacketLimit,
     head: &'static str,
     columns: usize,
     tail: &'static str,
@@ -531,15 +687,22 @@ async fn insert_sized<'q, T>(
     size: impl Fn(&T) -> usize,
     bind: impl Fn(&mut Separated<'_, 'q, MySql, &'static str>, &'q T),
 ) -> Result<(), WriteError> {
+    let table = table_of(head);
     let most_rows = (MAX_PARAMS / columns).min(MAX_ROWS);
+    let (row_budget, statement_budget) = (packet.row_budget(), packet.statement_budget());
     let mut rest = rows;
     while !rest.is_empty() {
-        let mut n = 0;
-        let mut bytes = 0;
-        while n < rest.len()
-            && n < most_rows
-            && (n == 0 || bytes + size(&rest[n]) <= MAX_STATEMENT_BYTES)
-        {
+        let mut bytes = size(&rest[0]);
+        if bytes > row_budget {
+            return Err(WriteError::TooLarge {
+                at: table,
+                bytes,
+                budget: row_budget,
+                packet: packet.get(),
+            });
+        }
+        let mut n = 1;
+        while n < rest.len() && n < most_rows && bytes + size(&rest[n]) <= statement_budget {
             bytes += size(&rest[n]);
             n += 1;
         }
@@ -547,8 +710,36 @@ async fn insert_sized<'q, T>(
         let mut query = QueryBuilder::<'q, MySql>::new(head);
         query.push_values(part, |mut b, row| bind(&mut b, row));
         query.push(tail);
-        query.build().execute(&mut *conn).await?;
+        query.build().execute(&mut *conn).await.at(table)?;
         rest = tail_rows;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_is_named_by_its_table() {
+        assert_eq!(
+            table_of("INSERT INTO cpu_samples (host, boot) "),
+            "cpu_samples"
+        );
+        assert_eq!(
+            table_of("REPLACE INTO process_lists (host) "),
+            "process_lists"
+        );
+    }
+
+    #[test]
+    fn budgets_follow_the_servers_packet() {
+        let packet = PacketLimit::default();
+        assert_eq!(packet.row_budget(), 0, "nothing fits before it is read");
+        packet.set(16 << 20);
+        assert_eq!(packet.row_budget(), (14 << 20) - PACKET_HEADROOM);
+        assert_eq!(packet.statement_budget(), MAX_STATEMENT_BYTES);
+        packet.set(1 << 20);
+        assert_eq!(packet.statement_budget(), (7 << 17) - PACKET_HEADROOM);
+    }
 }

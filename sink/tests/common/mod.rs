@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod inproc;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -92,6 +94,19 @@ pub type LastSeqs = BTreeMap<String, BTreeMap<String, u64>>;
 
 /// Reads every `bye` in the TELEMETRY stream: host → kind → last seq.
 pub async fn byes(nats_url: &str) -> LastSeqs {
+    byes_on(nats_url, "telemetry.*.bye").await
+}
+
+/// [`byes`] of `hosts` only (other clients may send byes too).
+pub async fn byes_of(nats_url: &str, hosts: &[&str]) -> LastSeqs {
+    let mut out = LastSeqs::new();
+    for host in hosts {
+        out.extend(byes_on(nats_url, &format!("telemetry.{host}.bye")).await);
+    }
+    out
+}
+
+async fn byes_on(nats_url: &str, filter: &str) -> LastSeqs {
     use futures::StreamExt;
     let client = async_nats::connect(nats_url)
         .await
@@ -100,7 +115,7 @@ pub async fn byes(nats_url: &str) -> LastSeqs {
     let stream = js.get_stream("TELEMETRY").await.expect("stream TELEMETRY");
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: "telemetry.*.bye".into(),
+            filter_subject: filter.into(),
             ..Default::default()
         })
         .await
@@ -124,6 +139,19 @@ pub async fn byes(nats_url: &str) -> LastSeqs {
     out
 }
 
+/// How many messages the DEADLETTER stream holds.
+pub async fn dead_letters(nats_url: &str) -> u64 {
+    let client = async_nats::connect(nats_url)
+        .await
+        .expect("connecting to NATS");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream("DEADLETTER")
+        .await
+        .expect("stream DEADLETTER");
+    stream.info().await.expect("stream info").state.messages
+}
+
 /// Every seq of `table` for `host`, in order, with repeats kept.
 pub async fn seqs(pool: &MySqlPool, table: &str, host: &str) -> Vec<u64> {
     sqlx::query(&format!(
@@ -138,16 +166,12 @@ pub async fn seqs(pool: &MySqlPool, table: &str, host: &str) -> Vec<u64> {
     .collect()
 }
 
-const TABLES: [(&str, &str); 3] = [
-    ("cpu", "cpu_samples"),
-    ("ram", "ram_samples"),
-    ("procs", "procs_snapshots"),
-];
-
 /// Waits until MySQL holds, for each host, every seq 1..=last of each kind
 /// its bye announced, then checks there is nothing else: no gap, no
-/// duplicate, no extra boot.
+/// duplicate, no extra boot, one hello and one bye. The check itself is
+/// `vigia_testkit::completeness`, shared with the fleet simulator.
 pub async fn assert_complete(pool: &MySqlPool, last: &LastSeqs, hosts: &[&str]) {
+    use vigia_testkit::completeness::{wait_for_complete, Expected, SAMPLED};
     assert_eq!(
         last.keys().map(String::as_str).collect::<BTreeSet<_>>(),
         hosts.iter().copied().collect::<BTreeSet<_>>(),
@@ -155,67 +179,20 @@ pub async fn assert_complete(pool: &MySqlPool, last: &LastSeqs, hosts: &[&str]) 
     );
     let deadline = Instant::now() + Duration::from_secs(150);
     for host in hosts {
-        for (kind, table) in TABLES {
-            let n = last[*host].get(kind).copied().unwrap_or(0);
+        let last_seq = SAMPLED.map(|(kind, _)| last[*host].get(kind).copied().unwrap_or(0));
+        for ((kind, _), n) in SAMPLED.iter().zip(last_seq) {
             assert!(n >= 3, "{host} stamped only {n} {kind} samples");
-            let expected: Vec<u64> = (1..=n).collect();
-            loop {
-                let got = seqs(pool, table, host).await;
-                if got == expected {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{host} {kind}: expected seq 1..={n}, MySQL has {} rows: {:?}",
-                    got.len(),
-                    summarize(&got)
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
         }
-        let boots: i64 =
-            sqlx::query_scalar("SELECT COUNT(DISTINCT boot) FROM cpu_samples WHERE host = ?")
-                .bind(host)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        assert_eq!(boots, 1, "{host}: one boot");
-        loop {
-            let events: Vec<String> = sqlx::query_scalar(
-                "SELECT CAST(kind AS CHAR) FROM host_events WHERE host = ? ORDER BY ts",
-            )
-            .bind(host)
-            .fetch_all(pool)
+        let expected = Expected {
+            last_seq: Some(last_seq),
+            at_least: [3; 3],
+            bye: true,
+        };
+        let (_, verdict) = wait_for_complete(pool, host, &expected, deadline)
             .await
-            .unwrap();
-            if events == ["hello", "bye"] {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{host}: expected one hello and one bye, got {events:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            .expect("reading a host's rows");
+        assert!(verdict.is_complete(), "{}", verdict.problems().join("\n"));
     }
-}
-
-/// Runs of consecutive numbers, to keep failure messages short.
-fn summarize(seqs: &[u64]) -> String {
-    let mut out = Vec::new();
-    let mut iter = seqs.iter().copied().peekable();
-    while let Some(start) = iter.next() {
-        let mut end = start;
-        while iter.peek() == Some(&(end + 1)) {
-            end = iter.next().unwrap_or(end);
-        }
-        out.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-    }
-    out.join(",")
 }
 
 /// SIGTERMs each publisher and checks it exits 0 within 10 s.

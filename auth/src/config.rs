@@ -1,0 +1,79 @@
+//! vigia-auth's settings; every flag also reads an environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigia-auth",
+    version,
+    about = "NATS auth callout for vigia: verifies each connection's identity and grants only its role's permissions"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Answer the server's authorization requests.
+    Serve(Box<ServeArgs>),
+    /// Make the issuer and service keys in a directory and print the
+    /// nats-server configuration that uses them.
+    Init(InitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// NATS server (its callout account AUTH).
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// The service's own user nkey seed file (listed in auth_users).
+    #[arg(long, env = "VIGIA_AUTH_NKEY")]
+    pub nkey: PathBuf,
+
+    /// The issuer account nkey seed file: signs every response.
+    #[arg(long, env = "VIGIA_AUTH_ISSUER")]
+    pub issuer: PathBuf,
+
+    /// CA certificate to verify the NATS server with (TLS).
+    #[arg(long, env = "VIGIA_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+
+    /// The enrolled identities (`vigiactl enroll` writes it).
+    #[arg(
+        long,
+        env = "VIGIA_IDENTITIES",
+        default_value = "/etc/vigia/identities"
+    )]
+    pub registry: PathBuf,
+
+    /// Audience GCE identity tokens must carry (vigia's NATS endpoint, e.g.
+    /// nats://10.0.0.2:4222); without it GCE tokens are refused.
+    #[arg(long, env = "VIGIA_GCE_AUDIENCE")]
+    pub gce_audience: Option<String>,
+
+    /// GCP projects whose VMs may connect as hosts, comma-separated.
+    #[arg(long, env = "VIGIA_GCE_PROJECTS", value_delimiter = ',')]
+    pub gce_projects: Vec<String>,
+
+    /// Where Google publishes the keys that sign identity tokens (JWKS).
+    #[arg(long, env = "VIGIA_GCE_JWKS_URL", default_value = crate::gce::GOOGLE_JWKS_URL)]
+    pub gce_jwks_url: String,
+
+    /// JetStream names the sink's permissions name.
+    #[arg(long, env = "VIGIA_STREAM", default_value = "TELEMETRY")]
+    pub stream: String,
+    #[arg(long, env = "VIGIA_CONSUMER", default_value = "sink")]
+    pub consumer: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Directory for issuer.nk and service.nk (mode 0600); existing keys
+    /// are kept.
+    #[arg(long)]
+    pub dir: PathBuf,
+}
