@@ -34,6 +34,7 @@ fn kill_pid_1() -> CommandRequest {
         pid: Some(1),
         signal: Some(SignalSpec::Name("TERM".into())),
         requested_by: Some("bob@laptop".into()),
+        boot: None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sqlx::mysql::MySqlPool;
+use vigia_schema::subject::STREAM;
 use vigia_testkit::{Child, NatsServer, TempDir, TestDatabase};
 
 use crate::sibling;
@@ -109,15 +110,15 @@ impl SinkRig {
     }
 }
 
-/// Returns once the sink has created the TELEMETRY stream, which it does
+/// Returns once the sink has created its stream, which it does
 /// after migrating the database: publishing earlier finds no stream.
 async fn wait_for_stream(nats_url: &str) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(async_nats::connect(nats_url).await?);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while js.get_stream("TELEMETRY").await.is_err() {
+    while js.get_stream(STREAM).await.is_err() {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the sink did not create stream TELEMETRY within 60 s"
+            "the sink did not create stream {STREAM} on {nats_url} within 60 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -20,7 +20,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ask a host's publisher to signal one of its processes. Exit code 0
-    /// when signalled, 1 when refused, 2 when no answer came within 5 s.
+    /// when signalled, 1 when refused (or the host token is shared and no
+    /// --boot names a machine), 2 when no answer came within 5 s.
     Kill(KillArgs),
     /// The hosts heard from recently, with their source, CPUs, RAM and the
     /// age of their last sample.
@@ -124,6 +125,12 @@ pub struct KillArgs {
     /// The process to signal.
     #[arg(long, allow_negative_numbers = true)]
     pub pid: i64,
+
+    /// The boot (one run of a publisher) to send the kill to, as `vigiactl
+    /// hosts` lists them; needed when two machines share the host token.
+    /// Default: the one publisher that answers on cmd.<host>.
+    #[arg(long)]
+    pub boot: Option<String>,
 
     /// TERM, KILL, INT, HUP (with or without SIG), or a signal number.
     #[arg(long, default_value = "TERM")]

@@ -33,12 +33,56 @@ pub fn to_json(payload: &[u8], pretty: bool) -> anyhow::Result<String> {
     } else {
         serde_json::to_string(&sample)
     };
-    json.context("writing the sample as JSON")
+    json.map(|json| terminal_safe(&json))
+        .context("writing the sample as JSON")
+}
+
+/// `json` with every character a terminal would obey (DEL, C1 controls,
+/// bidi overrides; serde_json already escapes C0) written as a JSON
+/// `\uXXXX` escape: the same JSON value, safe on a screen. All of them are
+/// in the Basic Multilingual Plane, so one escape each.
+fn terminal_safe(json: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if vigia_schema::text::is_unsafe(c) {
+            // Writing into a String cannot fail.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_escapes_and_bidi_overrides_leave_as_json_escapes() {
+        use vigia_schema::{HelloBody, Sample, SampleBody, SCHEMA_VERSION};
+        let hostile = "\u{1b}]0;pwned\u{7}\u{9b}2J evil\u{202e}gpj\u{7f}";
+        let sample = Sample {
+            v: SCHEMA_VERSION,
+            host: "web-1".into(),
+            boot: "b".into(),
+            seq: 1,
+            ts: 1,
+            body: SampleBody::Hello(HelloBody {
+                source: hostile.into(),
+                ..HelloBody::default()
+            }),
+        };
+        let json = to_json(&sample.encode(), false).unwrap();
+        assert!(!json.chars().any(vigia_schema::text::is_unsafe), "{json:?}");
+        assert!(
+            json.contains(r#""source":"\u001b]0;pwned\u0007\u009b2J evil\u202egpj\u007f""#),
+            "{json}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["body"]["source"], hostile);
+    }
 
     #[test]
     fn garbage_is_a_one_line_error() {

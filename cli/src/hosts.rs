@@ -18,7 +18,7 @@ use vigia_schema::{subject, Kind, Sample, SampleBody};
 
 use crate::args::HostsArgs;
 use crate::connect::connect;
-use crate::render::bytes;
+use crate::render::{bytes, shown};
 
 /// The stream vigia-sink creates for `telemetry.>`.
 pub const STREAM: &str = "TELEMETRY";
@@ -35,6 +35,9 @@ pub struct HostRow {
     pub ram_total: Option<u64>,
     /// Since the last sample arrived.
     pub age: Duration,
+    /// When two or more machines publish under this host token now: each
+    /// one's boot, and its host name when it said (`who`).
+    pub shared_by: Vec<String>,
 }
 
 pub async fn run(args: &HostsArgs) -> anyhow::Result<()> {
@@ -84,6 +87,7 @@ pub async fn live(client: &async_nats::Client, within: Duration) -> anyhow::Resu
             cpus: None,
             ram_total: None,
             age: Duration::MAX,
+            shared_by: Vec::new(),
         };
         let mut bye_age = None;
         for kind in [Kind::Hello, Kind::Cpu, Kind::Ram, Kind::Bye] {
@@ -125,10 +129,67 @@ pub async fn live(client: &async_nats::Client, within: Duration) -> anyhow::Resu
             rows.push(row);
         }
     }
+    // The stream shows one host per token; only asking on cmd.<host> shows
+    // how many machines stand behind it. All hosts at once: the whole
+    // listing waits one WHO_WINDOW, not one per host.
+    let asked = futures::future::join_all(
+        rows.iter()
+            .map(|row| machines(client, &row.host, row.status == "online")),
+    )
+    .await;
+    for (row, machines) in rows.iter_mut().zip(asked) {
+        if machines.len() > 1 {
+            row.status = SHARED.into();
+            row.shared_by = machines;
+        }
+    }
     Ok(rows)
 }
 
-/// host, status, source, cpus, ram_total, microseconds since last_seen.
+/// How long the live listing waits for a host's first answer to `who`.
+const WHO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `boot (host name)` of every publisher that answers `who` on
+/// `cmd.<host>`, in boot order; nothing for a host not `online`, or whose
+/// publishers do not answer (down, or older than `who`).
+async fn machines(client: &async_nats::Client, host: &str, online: bool) -> Vec<String> {
+    if !online {
+        return Vec::new();
+    }
+    let Ok(token) = vigia_schema::HostToken::parse(host) else {
+        return Vec::new();
+    };
+    let who = vigia_schema::CommandRequest {
+        action: vigia_schema::command::ACTION_WHO.to_owned(),
+        ..vigia_schema::CommandRequest::default()
+    };
+    let answers = crate::gather::all(
+        client,
+        &subject::command(&token),
+        &who,
+        WHO_TIMEOUT,
+        crate::gather::WHO_WINDOW,
+    )
+    .await
+    .unwrap_or_default();
+    let mut machines: Vec<String> = answers
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|reply| {
+            let boot = reply.boot?;
+            Some(format!(
+                "{boot} ({})",
+                reply.hostname.as_deref().unwrap_or("?")
+            ))
+        })
+        .collect();
+    machines.sort();
+    machines.dedup();
+    machines
+}
+
+/// host, status, source, cpus, ram_total, microseconds since last_seen,
+/// the live boots of a shared host (comma-separated).
 type HostsTableRow = (
     String,
     String,
@@ -136,6 +197,7 @@ type HostsTableRow = (
     Option<u32>,
     Option<u64>,
     i64,
+    Option<String>,
 );
 
 /// Every host in the sink's `hosts` table.
@@ -145,29 +207,64 @@ pub async fn from_database(url: &str) -> anyhow::Result<Vec<HostRow>> {
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to the database at {shown}: timed out"))?
         .with_context(|| format!("cannot connect to the database at {shown}"))?;
-    let rows: Vec<HostsTableRow> = sqlx::query_as(
-        "SELECT host, CAST(status AS CHAR), source, cpus, ram_total, \
-                    GREATEST(TIMESTAMPDIFF(MICROSECOND, last_seen, UTC_TIMESTAMP(6)), 0) \
-             FROM hosts ORDER BY host",
+    // A database the sink has not migrated to 0006 yet has no live_boots:
+    // its hosts are listed all the same, without the shared marker.
+    let has_boots: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.views \
+         WHERE table_schema = DATABASE() AND table_name = 'live_boots'",
     )
+    .fetch_one(&mut db)
+    .await
+    .with_context(|| format!("reading the schema at {shown}"))?;
+    let shared_by = if has_boots > 0 {
+        "(SELECT GROUP_CONCAT(b.boot ORDER BY b.boot SEPARATOR ',') FROM live_boots b \
+          WHERE b.host = h.host AND b.shared)"
+    } else {
+        "NULL"
+    };
+    let rows: Vec<HostsTableRow> = sqlx::query_as(&format!(
+        "SELECT h.host, CAST(h.status AS CHAR), h.source, h.cpus, h.ram_total, \
+                GREATEST(TIMESTAMPDIFF(MICROSECOND, h.last_seen, UTC_TIMESTAMP(6)), 0), \
+                {shared_by} \
+         FROM hosts h ORDER BY h.host"
+    ))
     .fetch_all(&mut db)
     .await
     .with_context(|| format!("reading table hosts at {shown}"))?;
     let _ = db.close().await;
     Ok(rows
         .into_iter()
-        .map(|(host, status, source, cpus, ram_total, age_us)| HostRow {
-            host,
-            status,
-            source,
-            cpus,
-            ram_total,
-            age: Duration::from_micros(age_us.max(0) as u64),
-        })
+        .map(
+            |(host, status, source, cpus, ram_total, age_us, shared_by)| {
+                let shared_by: Vec<String> = shared_by
+                    .iter()
+                    .flat_map(|boots| boots.split(','))
+                    .map(str::to_owned)
+                    .collect();
+                HostRow {
+                    host,
+                    status: if shared_by.is_empty() {
+                        status
+                    } else {
+                        SHARED.into()
+                    },
+                    source,
+                    cpus,
+                    ram_total,
+                    age: Duration::from_micros(age_us.max(0) as u64),
+                    shared_by,
+                }
+            },
+        )
         .collect())
 }
 
-/// The listing, with a header, aligned.
+/// The status of a host token that two or more machines publish under
+/// now: its samples interleave and a kill must name a boot.
+pub const SHARED: &str = "shared";
+
+/// The listing, with a header, aligned. The SHARED BY column (each boot of
+/// a shared host) shows only when a host is shared.
 pub fn table(rows: &[HostRow]) -> String {
     let mut lines = vec![[
         "HOST".to_owned(),
@@ -176,19 +273,36 @@ pub fn table(rows: &[HostRow]) -> String {
         "CPUS".to_owned(),
         "RAM".to_owned(),
         "LAST SAMPLE".to_owned(),
+        if rows.iter().any(|r| !r.shared_by.is_empty()) {
+            "SHARED BY".to_owned()
+        } else {
+            String::new()
+        },
     ]];
+    // Host, status and source come from publishers (a hello's `source` is
+    // whatever its sender wrote): escaped, so a cell cannot clear the
+    // screen or reorder the line.
     for r in rows {
         lines.push([
-            r.host.clone(),
-            r.status.clone(),
-            r.source.clone().unwrap_or_else(|| "-".into()),
+            shown(&r.host).into_owned(),
+            shown(&r.status).into_owned(),
+            r.source
+                .as_deref()
+                .map_or_else(|| "-".into(), |s| shown(s).into_owned()),
             r.cpus.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             r.ram_total.map(bytes).unwrap_or_else(|| "-".into()),
             format!("{:.1} s ago", r.age.as_secs_f64()),
+            shown(&r.shared_by.join(", ")).into_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for line in lines {
@@ -235,6 +349,64 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_source_is_shown_escaped() {
+        let text = table(&[HostRow {
+            host: "web-1".into(),
+            status: "online".into(),
+            source: Some("\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202e}".into()),
+            cpus: None,
+            ram_total: None,
+            age: Duration::ZERO,
+            shared_by: Vec::new(),
+        }]);
+        assert!(
+            text.contains(r"\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202e}"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .chars()
+                .filter(|c| *c != '\n')
+                .any(vigia_schema::text::is_unsafe),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn a_shared_host_lists_its_boots() {
+        let row = |host: &str, shared_by: &[&str]| HostRow {
+            host: host.into(),
+            status: if shared_by.is_empty() {
+                "online"
+            } else {
+                SHARED
+            }
+            .into(),
+            source: Some("procfs".into()),
+            cpus: Some(2),
+            ram_total: Some(8 << 30),
+            age: Duration::from_millis(400),
+            shared_by: shared_by.iter().map(|b| b.to_string()).collect(),
+        };
+        let text = table(&[
+            row(
+                "col",
+                &["5f3a9c0d2e1b4a67 (col.x)", "9b1c000000000000 (col.y)"],
+            ),
+            row("web-1", &[]),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "HOST   STATUS  SOURCE  CPUS  RAM      LAST SAMPLE  SHARED BY",
+                "col    shared  procfs  2     8.0 GiB  0.4 s ago    5f3a9c0d2e1b4a67 (col.x), 9b1c000000000000 (col.y)",
+                "web-1  online  procfs  2     8.0 GiB  0.4 s ago",
+            ]
+        );
+    }
+
+    #[test]
     fn the_table_aligns() {
         let text = table(&[HostRow {
             host: "web-1".into(),
@@ -243,6 +415,7 @@ mod tests {
             cpus: Some(2),
             ram_total: Some(8 << 30),
             age: Duration::from_millis(400),
+            shared_by: Vec::new(),
         }]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(

@@ -1,5 +1,12 @@
-//! `vigiactl kill`: one request on `cmd.<host>`, one line out, an exit code
-//! a script can branch on.
+//! `vigiactl kill`: one machine signalled, one line out, an exit code a
+//! script can branch on.
+//!
+//! Two machines whose names reduce to one host token both listen on
+//! `cmd.<host>`. So kill first asks `who` and gathers every answer for a
+//! moment ([`gather::WHO_WINDOW`]): one boot answers, and the kill is sent
+//! for that boot; two or more, and nothing is sent until the operator names
+//! one with `--boot`. The kill itself names its boot, so a publisher of any
+//! other boot refuses it even if it answered `who` too late to be counted.
 //!
 //! The request goes as MessagePack, the encoding the contract prefers
 //! between programs (a person with `nats req` sends JSON; the publisher
@@ -7,11 +14,13 @@
 
 use std::time::Duration;
 
-use async_nats::RequestErrorKind;
-use vigia_schema::{subject, CommandReply, CommandRequest, Encoding, HostToken, SignalSpec};
+use vigia_schema::command::{ACTION_KILL, ACTION_WHO};
+use vigia_schema::text::Escaped;
+use vigia_schema::{subject, CommandReply, CommandRequest, HostToken, SignalSpec};
 
 use crate::args::KillArgs;
 use crate::connect::connect;
+use crate::gather::{self, Answer, Silence, WHO_WINDOW};
 
 /// What came of a kill.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,35 +30,62 @@ pub enum KillOutcome {
         host: String,
         reply: CommandReply,
     },
+    /// More than one publisher holds the host token and no `--boot` chose
+    /// one: nothing was sent. Their answers to `who`.
+    Shared {
+        host: String,
+        publishers: Vec<CommandReply>,
+    },
     /// No answer: the host is down or unknown, NATS is away, or the
     /// arguments could not be sent at all.
     NoAnswer(String),
 }
 
 impl KillOutcome {
-    /// 0 signalled, 1 refused, 2 no answer.
+    /// 0 signalled, 1 refused (by the publisher, or here for a shared
+    /// host), 2 no answer.
     pub fn exit_code(&self) -> u8 {
         match self {
             KillOutcome::Signalled(_) => 0,
-            KillOutcome::Refused { .. } => 1,
+            KillOutcome::Refused { .. } | KillOutcome::Shared { .. } => 1,
             KillOutcome::NoAnswer(_) => 2,
         }
     }
 
-    /// The one line printed for the operator.
+    /// The one line printed for the operator. Every text in a reply comes
+    /// from whoever answered on `cmd.<host>`: shown escaped.
     pub fn line(&self) -> String {
         match self {
             KillOutcome::Signalled(r) => format!(
                 "signalled pid {} ({}) with SIG{}",
                 r.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
-                r.name.as_deref().unwrap_or("?"),
-                r.signal.as_deref().unwrap_or("?"),
+                Escaped(r.name.as_deref().unwrap_or("?")),
+                Escaped(r.signal.as_deref().unwrap_or("?")),
             ),
             KillOutcome::Refused { host, reply } => format!(
-                "refused by {host}: {}",
-                reply.error.as_deref().unwrap_or("no reason given")
+                "refused by {}: {}",
+                Escaped(host),
+                Escaped(reply.error.as_deref().unwrap_or("no reason given"))
             ),
-            KillOutcome::NoAnswer(why) => format!("no answer: {why}"),
+            KillOutcome::Shared { host, publishers } => {
+                let each: Vec<String> = publishers
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "boot {} ({})",
+                            Escaped(p.boot.as_deref().unwrap_or("?")),
+                            Escaped(p.hostname.as_deref().unwrap_or("?"))
+                        )
+                    })
+                    .collect();
+                format!(
+                    "refused: {} publishers share host {}: {}; name one with --boot; nothing was sent",
+                    publishers.len(),
+                    Escaped(host),
+                    each.join(", ")
+                )
+            }
+            KillOutcome::NoAnswer(why) => format!("no answer: {}", Escaped(why)),
         }
     }
 }
@@ -59,11 +95,12 @@ pub async fn run(args: &KillArgs) -> KillOutcome {
         Ok(host) => host,
         Err(e) => return KillOutcome::NoAnswer(format!("--host: {e}")),
     };
-    let request = CommandRequest {
-        action: vigia_schema::command::ACTION_KILL.to_owned(),
+    let mut request = CommandRequest {
+        action: ACTION_KILL.to_owned(),
         pid: Some(args.pid),
         signal: Some(signal_spec(&args.signal)),
         requested_by: Some(args.requested_by.clone().unwrap_or_else(default_requester)),
+        boot: args.boot.clone(),
     };
     let acting_as = match crate::connect::acting_as(&args.nats) {
         Ok(name) => name,
@@ -73,59 +110,121 @@ pub async fn run(args: &KillArgs) -> KillOutcome {
         Ok(client) => client,
         Err(e) => return KillOutcome::NoAnswer(e.to_string()),
     };
-    // With an enrolled key the request goes in this operator's name, which
+    // With an enrolled key the requests go in this operator's name, which
     // the server checks and the host records as the verified requester.
     let subject = match &acting_as {
         Some(name) => vigia_schema::identity::command_from(&host, name),
         None => subject::command(&host),
     };
-    request_on(&client, &host, subject, &request, args.timeout).await
+    if request.boot.is_none() {
+        match choose_boot(&client, &host, &subject, args.timeout).await {
+            Ok(boot) => request.boot = boot,
+            Err(outcome) => return outcome,
+        }
+    }
+    request_reply(&client, &host, &subject, &request, args.timeout).await
 }
 
-/// Sends `request` to `host` and reads the answer within `timeout`.
+/// The boot to send the kill to, from the answers to `who`: the one
+/// publisher's boot; `None` for one publisher too old to name its boot
+/// (the kill then goes as it always did). Two or more, and the outcome is
+/// [`KillOutcome::Shared`].
+pub async fn choose_boot(
+    client: &async_nats::Client,
+    host: &HostToken,
+    subject: &str,
+    timeout: Duration,
+) -> Result<Option<String>, KillOutcome> {
+    let who = CommandRequest {
+        action: ACTION_WHO.to_owned(),
+        ..CommandRequest::default()
+    };
+    let answers = gather::all(client, subject, &who, timeout, WHO_WINDOW)
+        .await
+        .map_err(|silence| no_answer(host, subject, timeout, &silence, &[]))?;
+    let replies: Vec<CommandReply> = answers.iter().filter_map(|a| a.clone().ok()).collect();
+    // One entry per boot (a publisher answers once, but count machines, not
+    // messages); answers without a boot come from publishers older than
+    // `who`, one machine each.
+    let (mut named, unnamed): (Vec<CommandReply>, Vec<CommandReply>) =
+        replies.into_iter().partition(|r| r.boot.is_some());
+    named.sort_by(|a, b| a.boot.cmp(&b.boot));
+    named.dedup_by(|a, b| a.boot == b.boot);
+    match (named.len(), unnamed.len()) {
+        (1, 0) if named[0].ok => Ok(named[0].boot.clone()),
+        // A refusal (the rate limit, say) says why better than anything.
+        (1, 0) => Err(KillOutcome::Refused {
+            host: host.to_string(),
+            reply: named.remove(0),
+        }),
+        (0, 1) => Ok(None),
+        (0, 0) => Err(no_answer(
+            host,
+            subject,
+            timeout,
+            &Silence::TimedOut,
+            &answers,
+        )),
+        _ => Err(KillOutcome::Shared {
+            host: host.to_string(),
+            publishers: named.into_iter().chain(unnamed).collect(),
+        }),
+    }
+}
+
+/// Sends `request` to `host` and reads the answer of the boot it names
+/// within `timeout`.
 pub async fn request_reply(
     client: &async_nats::Client,
     host: &HostToken,
+    subject: &str,
     request: &CommandRequest,
     timeout: Duration,
 ) -> KillOutcome {
-    request_on(client, host, subject::command(host), request, timeout).await
-}
-
-/// Sends `request` for `host` on `subject` (bare, or naming the requester).
-pub async fn request_on(
-    client: &async_nats::Client,
-    host: &HostToken,
-    subject: String,
-    request: &CommandRequest,
-    timeout: Duration,
-) -> KillOutcome {
-    let payload = request.encode(Encoding::MessagePack);
-    let answer =
-        tokio::time::timeout(timeout, client.request(subject.clone(), payload.into())).await;
-    let message = match answer {
-        Err(_) => {
-            return KillOutcome::NoAnswer(format!(
-                "{host} did not answer within {} (publisher down or host unknown)",
-                humantime::format_duration(timeout)
-            ))
-        }
-        Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
-            return KillOutcome::NoAnswer(format!(
-                "no publisher listens on {subject} (host down or unknown)"
-            ))
-        }
-        Ok(Err(e)) => return KillOutcome::NoAnswer(format!("request to {subject} failed: {e}")),
-        Ok(Ok(message)) => message,
-    };
-    match CommandReply::decode(&message.payload) {
-        Ok(reply) if reply.ok => KillOutcome::Signalled(reply),
-        Ok(reply) => KillOutcome::Refused {
+    match gather::from_boot(client, subject, request, timeout).await {
+        Ok((reply, _)) if reply.ok => KillOutcome::Signalled(reply),
+        Ok((reply, _)) => KillOutcome::Refused {
             host: host.to_string(),
             reply,
         },
-        Err(e) => KillOutcome::NoAnswer(format!("{host} answered something unreadable: {e}")),
+        Err((silence, others)) => {
+            let mut outcome = no_answer(host, subject, timeout, &silence, &others);
+            if let (KillOutcome::NoAnswer(why), Some(boot)) = (&mut outcome, &request.boot) {
+                if !others.is_empty() {
+                    why.push_str(&format!(
+                        "; the publisher of boot {boot} did not answer, {} other(s) on {subject} did",
+                        others.len()
+                    ));
+                }
+            }
+            outcome
+        }
     }
+}
+
+/// Why nothing usable came back, for the operator.
+fn no_answer(
+    host: &HostToken,
+    subject: &str,
+    timeout: Duration,
+    silence: &Silence,
+    answers: &[Answer],
+) -> KillOutcome {
+    if let Some(Err(unreadable)) = answers.iter().find(|a| a.is_err()) {
+        return KillOutcome::NoAnswer(format!(
+            "{host} answered something unreadable: {unreadable}"
+        ));
+    }
+    KillOutcome::NoAnswer(match silence {
+        Silence::NoResponders => {
+            format!("no publisher listens on {subject} (host down or unknown)")
+        }
+        Silence::TimedOut => format!(
+            "{host} did not answer within {} (publisher down or host unknown)",
+            humantime::format_duration(timeout)
+        ),
+        Silence::Failed(e) => format!("request to {subject} failed: {e}"),
+    })
 }
 
 /// A number stays a number, so that the publisher judges it as one.
@@ -165,7 +264,7 @@ mod tests {
             pid: Some(1234),
             name: Some("sleep".into()),
             signal: Some("TERM".into()),
-            error: None,
+            ..CommandReply::default()
         });
         assert_eq!(ok.line(), "signalled pid 1234 (sleep) with SIGTERM");
         assert_eq!(ok.exit_code(), 0);
@@ -184,6 +283,23 @@ mod tests {
         );
         assert_eq!(refused.exit_code(), 1);
         assert_eq!(KillOutcome::NoAnswer("x".into()).exit_code(), 2);
+        let shared = KillOutcome::Shared {
+            host: "col".into(),
+            publishers: ["a1", "b2"]
+                .iter()
+                .map(|boot| CommandReply {
+                    ok: true,
+                    boot: Some((*boot).into()),
+                    hostname: Some(format!("col.{boot}\u{202e}")),
+                    ..CommandReply::default()
+                })
+                .collect(),
+        };
+        assert_eq!(
+            shared.line(),
+            r"refused: 2 publishers share host col: boot a1 (col.a1\u{202e}), boot b2 (col.b2\u{202e}); name one with --boot; nothing was sent"
+        );
+        assert_eq!(shared.exit_code(), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod args;
 pub mod connect;
 pub mod decode;
 pub mod enroll;
+pub mod gather;
 pub mod hosts;
 pub mod kill;
 pub mod render;
@@ -33,7 +34,10 @@ pub async fn run(cli: Cli) -> u8 {
     match result {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("vigiactl: {error:#}");
+            // An error may quote the wire (a decode error names the map
+            // key it failed on): escaped, so it stays one line.
+            let error = format!("{error:#}");
+            eprintln!("vigiactl: {}", vigia_schema::text::Escaped(&error));
             1
         }
     }

@@ -103,20 +103,11 @@ pub fn line(sample: &Sample) -> String {
 }
 
 /// Text from the wire as it is safe to print: control characters (say, a
-/// terminal escape sequence in a process name) shown escaped, not obeyed.
+/// terminal escape sequence in a process name) and bidirectional overrides
+/// shown escaped, not obeyed — the contract's one rule
+/// ([`vigia_schema::text`]), so the CLI and the logs show the same text.
 pub fn shown(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    vigia_schema::text::escape(text)
 }
 
 /// Unix nanoseconds as `HH:MM:SS.mmm` UTC.
@@ -207,9 +198,25 @@ mod tests {
             ..ProcessEntry::default()
         }];
         let text = line(&sample(SampleBody::Procs(ProcsBody { processes })));
-        assert!(text.contains(r"9 \u{1b}[2Jevil\nname 1.0%"), "{text}");
+        assert!(text.contains(r"9 \u{1b}[2Jevil\u{a}name 1.0%"), "{text}");
         assert!(!text.chars().any(char::is_control), "{text:?}");
         assert_eq!(shown("plain ñame"), "plain ñame");
+    }
+
+    #[test]
+    fn bidi_overrides_from_the_wire_are_shown_not_obeyed() {
+        let processes = vec![ProcessEntry {
+            pid: 9,
+            name: "evil\u{202e}gpj.sh".into(),
+            cpu_pct: 1.0,
+            ..ProcessEntry::default()
+        }];
+        let mut s = sample(SampleBody::Procs(ProcsBody { processes }));
+        s.host = "h\u{2066}x".into();
+        let text = line(&s);
+        assert!(text.contains(r"9 evil\u{202e}gpj.sh 1.0%"), "{text}");
+        assert!(text.contains(r" h\u{2066}x procs"), "{text}");
+        assert!(!text.chars().any(vigia_schema::text::is_unsafe), "{text:?}");
     }
 
     #[test]

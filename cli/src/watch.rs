@@ -5,6 +5,7 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use vigia_schema::text::Escaped;
 use vigia_schema::{HostToken, Sample};
 
 use crate::args::WatchArgs;
@@ -51,7 +52,13 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<()> {
                     return Ok(());
                 }
             }
-            Err(error) => eprintln!("{}: undecodable payload: {error}", message.subject),
+            // Subject and error (which may quote a map key) come from
+            // whoever published: escaped like every text from the wire.
+            Err(error) => eprintln!(
+                "{}: undecodable payload: {}",
+                Escaped(&message.subject),
+                Escaped(&error.to_string())
+            ),
         }
     }
     Ok(())

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use sqlx::Executor as _;
 use vigia_schema::{
-    ByeBody, CpuBody, EventBody, HelloBody, Outcome, ProcessEntry, ProcsBody, RamBody, Sample,
-    SampleBody, SCHEMA_VERSION,
+    ByeBody, CommandReply, CommandRequest, CpuBody, Encoding, EventBody, HelloBody, Outcome,
+    ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SCHEMA_VERSION,
 };
 use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
 use vigia_testkit::vigia::{start_publisher, start_sink};
@@ -523,4 +523,459 @@ fn decode_rejects_what_is_not_a_sample() {
     );
     assert_eq!(text.lines().count(), 1);
     assert!(stdout(&out).is_empty());
+}
+
+/// What an attacker who can publish puts where a name goes: a screen clear,
+/// a terminal title, a bell, and a bidi override.
+const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}evil\u{202e}gpj.sh";
+const HOSTILE_SHOWN: &str = r"\u{1b}[2J\u{1b}]0;pwned\u{7}evil\u{202e}gpj.sh";
+
+fn assert_safe(text: &str) {
+    assert!(
+        !text
+            .chars()
+            .filter(|c| *c != '\n')
+            .any(vigia_schema::text::is_unsafe),
+        "{text:?}"
+    );
+}
+
+fn hostile_sample(host: &str, body: SampleBody) -> Sample {
+    Sample {
+        v: SCHEMA_VERSION,
+        host: host.into(),
+        boot: "0123456789abcdef".into(),
+        seq: 1,
+        ts: chrono::Utc::now().timestamp_nanos_opt().unwrap(),
+        body,
+    }
+}
+
+#[tokio::test]
+async fn hosts_shows_a_hostile_hello_source_escaped() {
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    create_telemetry_stream(&client).await;
+    let host = unique_name("cli-evil-hello");
+    let hello = hostile_sample(
+        &host,
+        SampleBody::Hello(HelloBody {
+            source: HOSTILE.into(),
+            cpus: 2,
+            ram_total: 1 << 30,
+            ..HelloBody::default()
+        }),
+    );
+    async_nats::jetstream::new(client.clone())
+        .publish(format!("telemetry.{host}.hello"), hello.encode().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--nats-url", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_safe(&text);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&host))
+        .unwrap_or_else(|| panic!("{host} not listed:\n{text}"));
+    assert!(line.contains(HOSTILE_SHOWN), "{line}");
+}
+
+#[tokio::test]
+async fn watch_shows_a_bidi_override_escaped() {
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    let host = unique_name("cli-evil-watch");
+    let url = server.url();
+    let watched = host.clone();
+    let watch = tokio::task::spawn_blocking(move || {
+        vigiactl(&[
+            "watch",
+            "--nats-url",
+            &url,
+            "--host",
+            &watched,
+            "--count",
+            "1",
+        ])
+    });
+    server.wait_for_subscription(&format!("telemetry.{host}.*"));
+    let procs = hostile_sample(
+        &host,
+        SampleBody::Procs(ProcsBody {
+            processes: vec![ProcessEntry {
+                pid: 4242,
+                name: HOSTILE.into(),
+                cpu_pct: 50.0,
+                ..ProcessEntry::default()
+            }],
+        }),
+    );
+    // First something undecodable on a subject that clears the screen: the
+    // complaint about it is escaped too.
+    client
+        .publish(format!("telemetry.{host}.x\u{1b}[2J"), "\u{202e}".into())
+        .await
+        .unwrap();
+    client
+        .publish(format!("telemetry.{host}.procs"), procs.encode().into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let out = watch.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_safe(&text);
+    assert!(
+        text.contains(&format!("4242 {HOSTILE_SHOWN} 50.0%")),
+        "{text}"
+    );
+    let complaint = stderr(&out);
+    assert_safe(&complaint);
+    assert!(
+        complaint.starts_with(&format!(
+            "telemetry.{host}.x\\u{{1b}}[2J: undecodable payload: "
+        )),
+        "{complaint}"
+    );
+}
+
+#[tokio::test]
+async fn kill_shows_a_hostile_reply_escaped() {
+    use futures::StreamExt as _;
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    let host = unique_name("cli-evil-reply");
+    // Whoever answers on cmd.<host> writes the reply: here, an impostor.
+    let mut requests = client.subscribe(format!("cmd.{host}")).await.unwrap();
+    let responder = client.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let ask = vigia_schema::CommandRequest::decode(&request.payload).unwrap();
+            let reply = vigia_schema::CommandReply {
+                ok: false,
+                pid: ask.pid,
+                boot: ask.boot.clone(),
+                error: Some(format!("nope\n{HOSTILE}")),
+                ..Default::default()
+            };
+            let bytes = reply.encode(vigia_schema::Encoding::MessagePack);
+            if let Some(to) = request.reply {
+                responder.publish(to, bytes.into()).await.unwrap();
+            }
+        }
+    });
+    client.flush().await.unwrap();
+    let url = server.url();
+    let target = host.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        vigiactl(&["kill", "--nats-url", &url, "--host", &target, "--pid", "5"])
+    })
+    .await
+    .unwrap();
+    answering.abort();
+    let text = stdout(&out);
+    assert_safe(&text);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(&format!(r"nope\u{{a}}{HOSTILE_SHOWN}")),
+        "{text}"
+    );
+}
+
+/// The answers to `who` on `cmd.<token>` once `count` publishers answer it
+/// (they subscribe a moment after they start), sorted by host name.
+async fn who(client: &async_nats::Client, token: &str, count: usize) -> Vec<CommandReply> {
+    use futures::StreamExt as _;
+    let request = CommandRequest {
+        action: "who".into(),
+        ..CommandRequest::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let inbox = client.new_inbox();
+        let mut answers = client.subscribe(inbox.clone()).await.unwrap();
+        client
+            .publish_with_reply(
+                format!("cmd.{token}"),
+                inbox,
+                request.encode(Encoding::MessagePack).into(),
+            )
+            .await
+            .unwrap();
+        let mut replies = Vec::new();
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(500), answers.next()).await
+        {
+            if let Ok(reply) = CommandReply::decode(&message.payload) {
+                replies.push(reply);
+            }
+        }
+        if replies.len() >= count {
+            replies.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+            return replies;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {count} publishers answer on cmd.{token}",
+            replies.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn kill_refuses_a_shared_host_unless_told_which_boot() {
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    create_telemetry_stream(&client).await;
+    // `col.x` and `col.y`: two machines, one token.
+    let token = unique_name("cli-col");
+    let _machines: Vec<Child> = ["x", "y"]
+        .iter()
+        .map(|zone| start_publisher(&server.url(), &format!("{token}.{zone}"), &[]))
+        .collect();
+    let answers = who(&client, &token, 2).await;
+    let boots: Vec<String> = answers.iter().map(|a| a.boot.clone().unwrap()).collect();
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+
+    // Without --boot: refused here, nothing sent, the process lives. The
+    // publishers are listed in boot order, each with its host name.
+    let out = kill(&server, &token, &pid, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let mut listed = [(&boots[0], "x"), (&boots[1], "y")];
+    listed.sort();
+    let listed: Vec<String> = listed
+        .iter()
+        .map(|(boot, zone)| format!("boot {boot} ({token}.{zone})"))
+        .collect();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "refused: 2 publishers share host {token}: {}; name one with --boot; nothing was sent\n",
+            listed.join(", ")
+        )
+    );
+    assert!(matches!(sleeper.try_wait(), Ok(None)), "sleep still runs");
+
+    // With --boot: exactly that machine signals.
+    let out = kill(&server, &token, &pid, &["--boot", &boots[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("signalled pid {pid} (sleep) with SIGTERM\n")
+    );
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(15));
+
+    // One kill reached both: the named boot did it, the other refused it.
+    let events = stored_samples(
+        &client,
+        &format!("telemetry.{token}.event"),
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut outcomes: Vec<(String, Outcome)> = events
+        .iter()
+        .map(|s| match &s.body {
+            SampleBody::Event(e) => (s.boot.clone(), e.outcome),
+            other => panic!("not an event: {other:?}"),
+        })
+        .collect();
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (boots[1].clone(), Outcome::Ok),
+        (boots[0].clone(), Outcome::Refused),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(outcomes, expected);
+
+    // A boot nobody has: no answer, and it says the others refused.
+    let out = kill(&server, &token, &pid, &["--boot", "0000000000000000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("the publisher of boot 0000000000000000 did not answer, 2 other(s)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn kill_fills_in_the_one_live_boot() {
+    use futures::StreamExt as _;
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    let host = unique_name("cli-one-boot");
+    // A stand-in publisher that records what each request named.
+    let mut requests = client.subscribe(format!("cmd.{host}")).await.unwrap();
+    client.flush().await.unwrap();
+    let responder = client.clone();
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(message) = requests.next().await {
+            let request = CommandRequest::decode(&message.payload).unwrap();
+            let reply = CommandReply {
+                ok: true,
+                pid: request.pid,
+                name: request.pid.map(|_| "sleep".to_owned()),
+                signal: request.pid.map(|_| "TERM".to_owned()),
+                boot: Some("00c0ffee00c0ffee".into()),
+                hostname: (request.action == "who").then(|| "one.zone".to_owned()),
+                ..CommandReply::default()
+            };
+            responder
+                .publish(
+                    message.reply.unwrap(),
+                    reply.encode(Encoding::MessagePack).into(),
+                )
+                .await
+                .unwrap();
+            seen.push((request.action.clone(), request.boot.clone()));
+            if request.action == "kill" {
+                return seen;
+            }
+        }
+        seen
+    });
+    // The runtime's one thread must stay free for the stand-in.
+    let url = server.url();
+    let target = host.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        vigiactl(&[
+            "kill",
+            "--nats-url",
+            &url,
+            "--host",
+            &target,
+            "--pid",
+            "4242",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "signalled pid 4242 (sleep) with SIGTERM\n");
+    assert_eq!(
+        seen.await.unwrap(),
+        [
+            ("who".to_owned(), None),
+            ("kill".to_owned(), Some("00c0ffee00c0ffee".to_owned()))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn hosts_marks_a_token_two_live_machines_share() {
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    create_telemetry_stream(&client).await;
+    let token = unique_name("cli-hosts-col");
+    let _machines: Vec<Child> = ["x", "y"]
+        .iter()
+        .map(|zone| start_publisher(&server.url(), &format!("{token}.{zone}"), &[]))
+        .collect();
+    let answers = who(&client, &token, 2).await;
+    stored_samples(
+        &client,
+        &format!("telemetry.{token}.ram"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let url = server.url();
+    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--nats-url", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with("SHARED BY"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&token))
+        .unwrap_or_else(|| panic!("{token} not listed:\n{text}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[1], "shared", "{line}");
+    let mut machines: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({})",
+                a.boot.as_deref().unwrap(),
+                a.hostname.as_deref().unwrap()
+            )
+        })
+        .collect();
+    machines.sort();
+    assert!(line.ends_with(&machines.join(", ")), "{line}");
+}
+
+#[tokio::test]
+async fn hosts_from_the_database_marks_a_shared_host_with_its_boots() {
+    let db = TestDatabase::new("cli_hosts_shared");
+    let mut server = connect_db(SHARED_MYSQL).await;
+    server
+        .execute(format!("CREATE DATABASE `{}`", db.name).as_str())
+        .await
+        .unwrap();
+    let mut conn = connect_db(&db.url()).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../mysql/migrations");
+    let mut migrations: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    migrations.sort();
+    for file in migrations {
+        let sql = std::fs::read_to_string(&file).unwrap();
+        sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+    }
+    conn.execute(
+        "INSERT INTO hosts (host, boot, status, first_seen, last_seen, source, cpus, ram_total) \
+         VALUES ('col', 'b2', 'online', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
+                 UTC_TIMESTAMP(6), 'procfs', 4, 8589934592), \
+                ('web-1', 'w1', 'online', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
+                 UTC_TIMESTAMP(6), 'procfs', 4, 8589934592)",
+    )
+    .await
+    .unwrap();
+    // col: two boots live side by side; web-1: a restart, one after the
+    // other (its old boot still within its grace, but not overlapping).
+    conn.execute(
+        "INSERT INTO host_boots (host, boot, first_seen, last_seen, live_until) VALUES \
+         ('col', 'b1', UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE, UTC_TIMESTAMP(6), \
+          UTC_TIMESTAMP(6) + INTERVAL 1 HOUR), \
+         ('col', 'b2', UTC_TIMESTAMP(6) - INTERVAL 5 MINUTE, UTC_TIMESTAMP(6), \
+          UTC_TIMESTAMP(6) + INTERVAL 1 HOUR), \
+         ('web-1', 'w0', UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE, \
+          UTC_TIMESTAMP(6) - INTERVAL 2 MINUTE, UTC_TIMESTAMP(6) + INTERVAL 1 HOUR), \
+         ('web-1', 'w1', UTC_TIMESTAMP(6) - INTERVAL 1 MINUTE, UTC_TIMESTAMP(6), \
+          UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)",
+    )
+    .await
+    .unwrap();
+    let url = db.url();
+    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--database-url", &url]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0].last(), Some(&"BY"), "{text}");
+    assert_eq!(lines[1][..2], ["col", "shared"], "{text}");
+    assert_eq!(lines[1][9..], ["b1,", "b2"], "{text}");
+    assert_eq!(lines[2][..2], ["web-1", "online"], "{text}");
+    assert_eq!(lines[2][7..], ["s", "ago"], "{text}");
 }

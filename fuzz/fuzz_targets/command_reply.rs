@@ -30,5 +30,7 @@ fuzz_target!(|data: &[u8]| {
             reply,
         }
     };
-    let _ = outcome.line();
+    // Whatever the reply held, the line shows no control or bidi character.
+    let line = outcome.line();
+    assert!(!line.chars().any(vigia_schema::text::is_unsafe), "{line:?}");
 });

@@ -12,7 +12,7 @@ use vigia_schema::{ByeBody, HostToken, Role, SampleBody};
 
 use crate::config::Config;
 use crate::control::audit::Audit;
-use crate::control::handler::Handler;
+use crate::control::handler::{Handler, Identity};
 use crate::control::policy::Policy;
 use crate::forward::Forwarder;
 use crate::outbox::Outbox;
@@ -26,12 +26,20 @@ const FLUSH_FOR: Duration = Duration::from_secs(5);
 
 /// The host token from `--host`, or from this machine's host name.
 pub fn host_token(config: &Config) -> anyhow::Result<HostToken> {
+    let name = host_name(config)?;
     match &config.host {
-        Some(name) => HostToken::from_hostname(name).with_context(|| format!("--host {name:?}")),
-        None => {
-            let name = crate::hostinfo::hostname().context("reading this machine's host name")?;
-            HostToken::from_hostname(&name).context("this machine's host name")
-        }
+        Some(_) => HostToken::from_hostname(&name).with_context(|| format!("--host {name:?}")),
+        None => HostToken::from_hostname(&name).context("this machine's host name"),
+    }
+}
+
+/// The name the host token is made from: `--host`, or this machine's host
+/// name. `who` answers with it, so that machines whose names reduce to one
+/// token can be told apart.
+pub fn host_name(config: &Config) -> anyhow::Result<String> {
+    match &config.host {
+        Some(name) => Ok(name.clone()),
+        None => crate::hostinfo::hostname().context("reading this machine's host name"),
     }
 }
 
@@ -74,6 +82,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handler = Handler::new(
         Policy::new(!config.no_control, config.deny.clone()),
         config.control_rate,
+        Identity {
+            boot: sampler.stamper_mut().boot().to_owned(),
+            hostname: host_name(&config)?,
+        },
     );
     let sampling = {
         let outbox = outbox.clone();

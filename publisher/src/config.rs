@@ -102,7 +102,7 @@ pub struct Config {
         long,
         env = "VIGIA_DENY",
         value_delimiter = ',',
-        default_value = "sshd,systemd,vigia-publisher"
+        default_values = crate::control::policy::DEFAULT_DENY
     )]
     pub deny: Vec<String>,
 

@@ -111,7 +111,12 @@ async fn a_hand_written_json_request_gets_a_json_reply_and_kills() {
             .unwrap();
 
     let text = String::from_utf8(reply).expect("a text reply");
-    let json: serde_json::Value = serde_json::from_str(&text).expect("a JSON reply");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("a JSON reply");
+    // Every reply names the boot that answered (the events' boot, below).
+    let boot = json
+        .as_object_mut()
+        .and_then(|o| o.remove("boot"))
+        .expect("the reply names its boot");
     assert_eq!(
         json,
         serde_json::json!({"ok": true, "pid": pid, "name": "sleep", "signal": "TERM"}),
@@ -129,6 +134,7 @@ async fn a_hand_written_json_request_gets_a_json_reply_and_kills() {
     .await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].seq, 1);
+    assert_eq!(boot, events[0].boot.as_str());
     assert_eq!(
         events[0].body,
         SampleBody::Event(EventBody {
@@ -169,9 +175,7 @@ async fn malformed_requests_and_unknown_actions_get_errors_and_publishing_goes_o
         (
             CommandRequest {
                 action: "dance".into(),
-                pid: None,
-                signal: None,
-                requested_by: None,
+                ..CommandRequest::default()
             }
             .encode(Encoding::MessagePack),
             Encoding::MessagePack,
@@ -414,4 +418,255 @@ async fn kernel_threads_and_pid_1_are_refused() {
     let init_now = std::fs::read_to_string("/proc/1/stat").unwrap();
     let start = |stat: &str| stat.split(' ').nth(21).map(str::to_owned);
     assert_eq!(start(&init_started), start(&init_now));
+}
+
+/// A copy of `sleep` run under `name`, so that both its comm and its
+/// executable's file name are `name` (as a real sshd-session's are).
+fn spawn_sleep_named(name: &str) -> (std::process::Child, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(unique_name("vigia-named"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sleep = which("sleep");
+    let exe = dir.join(name);
+    std::fs::copy(sleep, &exe).unwrap();
+    let child = Command::new(&exe).arg("1000").spawn().expect("spawning");
+    (child, dir)
+}
+
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|path| path.exists())
+        })
+        .unwrap_or_else(|| panic!("{program} not on PATH"))
+}
+
+#[tokio::test]
+async fn openssh_login_processes_are_denied_by_default() {
+    let (_server, client, publisher) = setup("ctl-sshd", &[]).await;
+    for name in ["sshd-session", "sshd-auth"] {
+        let (mut process, dir) = spawn_sleep_named(name);
+        let pid = process.id();
+        let bytes = ask(
+            &client,
+            &publisher.host,
+            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
+        )
+        .await;
+        let reply = CommandReply::decode(&bytes).unwrap();
+        assert!(!reply.ok, "{reply:?}");
+        assert_eq!(reply.name.as_deref(), Some(name));
+        let error = reply.error.unwrap_or_default();
+        assert!(
+            error.contains(&format!("deny list (rule \"{name}\")")),
+            "{error}"
+        );
+        assert!(matches!(process.try_wait(), Ok(None)), "{name} still runs");
+        let _ = process.kill();
+        let _ = process.wait();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    // Exact, not a prefix: a name that merely starts alike is no login.
+    let (mut process, dir) = spawn_sleep_named("sshd-sessionx");
+    let pid = process.id();
+    let bytes = ask(
+        &client,
+        &publisher.host,
+        format!(r#"{{"action":"kill","pid":{pid}}}"#).into_bytes(),
+    )
+    .await;
+    let reply = CommandReply::decode(&bytes).unwrap();
+    assert!(reply.ok, "{reply:?}");
+    let status = process.wait().unwrap();
+    assert_eq!(status.signal(), Some(15));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_megabyte_where_the_pid_goes_gets_a_small_reply_and_audit_row() {
+    let (_server, client, publisher) = setup("ctl-huge", &[]).await;
+    let huge = "7".repeat(1_000_000);
+    let pid = serde_json::json!({"action": "kill", "pid": huge});
+    let signal = serde_json::json!({"action": "kill", "pid": 5, "signal": huge});
+    // (payload, encoding, whether the decoder's error quotes the string)
+    let cases = [
+        (pid.to_string().into_bytes(), Encoding::Json, true),
+        (signal.to_string().into_bytes(), Encoding::Json, true),
+        (
+            rmp_serde::to_vec_named(&pid).expect("encoding"),
+            Encoding::MessagePack,
+            false,
+        ),
+    ];
+    let count = cases.len();
+    for (payload, encoding, quoted) in cases {
+        let sent = payload.len();
+        let bytes = ask(&client, &publisher.host, payload).await;
+        assert_eq!(Encoding::detect(&bytes), encoding);
+        assert!(
+            bytes.len() <= 1100,
+            "a {sent}-byte request got a {}-byte reply",
+            bytes.len()
+        );
+        let reply = CommandReply::decode(&bytes).unwrap();
+        assert!(!reply.ok);
+        let error = reply.error.unwrap_or_default();
+        assert!(
+            error.starts_with("malformed request") || error.starts_with("unknown signal"),
+            "{error}"
+        );
+        assert_eq!(error.ends_with('…'), quoted, "cut, and says so: {error}");
+    }
+    let events = stored_samples(
+        &client,
+        &format!("telemetry.{}.event", publisher.host),
+        count,
+        Duration::from_secs(10),
+    )
+    .await;
+    for event in events {
+        let SampleBody::Event(e) = event.body else {
+            panic!("not an event");
+        };
+        assert_eq!(e.outcome, Outcome::Invalid);
+        let error = e.error.unwrap_or_default();
+        assert!(error.len() <= 1024, "{} bytes", error.len());
+    }
+}
+
+/// Sends `request` on `subject` and gathers every reply until `count` have
+/// come (two publishers answer one request).
+async fn gather(
+    client: &async_nats::Client,
+    subject: &str,
+    request: &CommandRequest,
+    count: usize,
+) -> Vec<CommandReply> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    client
+        .publish_with_reply(
+            subject.to_owned(),
+            inbox,
+            request.encode(Encoding::MessagePack).into(),
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(5), replies.next())
+            .await
+            .expect("every publisher answers within 5 s")
+            .unwrap();
+        got.push(CommandReply::decode(&message.payload).unwrap());
+    }
+    got
+}
+
+#[tokio::test]
+async fn two_machines_on_one_token_answer_who_and_only_the_named_boot_acts() {
+    let server = NatsServer::start();
+    let client = connect(&server.url()).await;
+    create_telemetry_stream(&client).await;
+    // Two machines, one short name: `col.x` and `col.y` both become `col`.
+    let token = unique_name("ctl-col");
+    let names = [format!("{token}.x"), format!("{token}.y")];
+    let _machines: Vec<Child> = names
+        .iter()
+        .map(|name| start_publisher(&server.url(), name, &[]))
+        .collect();
+    let subject = format!("cmd.{token}");
+    // Both subscriptions, not just one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let who = CommandRequest {
+            action: "who".into(),
+            ..CommandRequest::default()
+        };
+        let inbox = client.new_inbox();
+        let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+        client
+            .publish_with_reply(subject.clone(), inbox, who.encode(Encoding::Json).into())
+            .await
+            .unwrap();
+        let mut heard = 0;
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(500), replies.next()).await
+        {
+            heard += 1;
+        }
+        if heard == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two publishers on {subject}"
+        );
+    }
+
+    let who = CommandRequest {
+        action: "who".into(),
+        ..CommandRequest::default()
+    };
+    let mut answers = gather(&client, &subject, &who, 2).await;
+    answers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    let hostnames: Vec<&str> = answers
+        .iter()
+        .map(|a| a.hostname.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(hostnames, [names[0].as_str(), names[1].as_str()]);
+    let boots: Vec<String> = answers.iter().map(|a| a.boot.clone().unwrap()).collect();
+    assert_ne!(boots[0], boots[1], "each machine has its own boot");
+    assert!(answers.iter().all(|a| a.ok));
+
+    // A kill for the first boot: that machine signals, the other refuses.
+    let mut sleeper = spawn_sleep();
+    let pid = sleeper.id();
+    let kill = CommandRequest {
+        action: "kill".into(),
+        pid: Some(i64::from(pid)),
+        boot: Some(boots[0].clone()),
+        ..CommandRequest::default()
+    };
+    let replies = gather(&client, &subject, &kill, 2).await;
+    let done: Vec<&CommandReply> = replies.iter().filter(|r| r.ok).collect();
+    assert_eq!(done.len(), 1, "{replies:#?}");
+    assert_eq!(done[0].boot.as_deref(), Some(boots[0].as_str()));
+    assert_eq!(done[0].name.as_deref(), Some("sleep"));
+    let refused = replies.iter().find(|r| !r.ok).unwrap();
+    assert_eq!(refused.boot.as_deref(), Some(boots[1].as_str()));
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(&format!("this command is for boot {:?}", boots[0])),
+        "{refused:?}"
+    );
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(15));
+
+    // Each machine audited what it did with the request, under its boot.
+    let events = stored_samples(
+        &client,
+        &format!("telemetry.{token}.event"),
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut outcomes: Vec<(String, Outcome)> = events
+        .iter()
+        .map(|s| match &s.body {
+            SampleBody::Event(e) => (s.boot.clone(), e.outcome),
+            other => panic!("not an event: {other:?}"),
+        })
+        .collect();
+    outcomes.sort_by_key(|(boot, _)| boots.iter().position(|b| b == boot));
+    assert_eq!(
+        outcomes,
+        [
+            (boots[0].clone(), Outcome::Ok),
+            (boots[1].clone(), Outcome::Refused)
+        ]
+    );
 }

@@ -14,8 +14,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The one action a publisher takes today.
+/// Signal a process: the one action that changes anything.
 pub const ACTION_KILL: &str = "kill";
+
+/// Name yourself: every publisher listening on `cmd.<host>` answers with
+/// its boot and the host name its token came from, and nothing else
+/// happens. Two machines whose names reduce to one token both listen on
+/// the same subject; gathering the answers to `who` is how a client learns
+/// that, and which boot to name in the command it sends.
+pub const ACTION_WHO: &str = "who";
 
 /// How a request (and so its reply) is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +66,7 @@ impl std::fmt::Display for SignalSpec {
 
 /// A request on `cmd.<host>`. Unknown fields are ignored, as everywhere in
 /// the contract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CommandRequest {
     /// `kill`; anything else is refused.
     pub action: String,
@@ -71,6 +78,12 @@ pub struct CommandRequest {
     /// Who asks, for the audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// The boot (one run of one publisher) the command is meant for; a
+    /// publisher of any other boot refuses it. Absent, any publisher on
+    /// the subject acts — what a request written before boots were named
+    /// means, and safe only while one machine holds the host token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
 }
 
 /// The answer to a request. On success `pid`, `name` and `signal` say what
@@ -87,6 +100,15 @@ pub struct CommandReply {
     pub signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The boot of the publisher that answers: with two machines on one
+    /// host token, it says which one this reply is from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+    /// In the answer to `who`: the host name the publisher's token was made
+    /// from (`--host`, or the machine's name), so an operator can tell
+    /// machines that share a token apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// Why a request or a reply could not be read.
@@ -170,10 +192,12 @@ mod tests {
             name: Some("stress".into()),
             signal: Some("TERM".into()),
             error: None,
+            boot: Some("5f3a9c0d2e1b4a67".into()),
+            hostname: None,
         };
         assert_eq!(
             String::from_utf8(reply.encode(Encoding::Json)).unwrap(),
-            r#"{"ok":true,"pid":1234,"name":"stress","signal":"TERM"}"#
+            r#"{"ok":true,"pid":1234,"name":"stress","signal":"TERM","boot":"5f3a9c0d2e1b4a67"}"#
         );
     }
 
@@ -182,14 +206,31 @@ mod tests {
         let request = CommandRequest {
             action: "kill".into(),
             pid: Some(5),
-            signal: None,
-            requested_by: None,
+            boot: Some("b00t".into()),
+            ..CommandRequest::default()
         };
         let bytes = request.encode(Encoding::MessagePack);
         assert_eq!(Encoding::detect(&bytes), Encoding::MessagePack);
         let value = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
         assert!(value.is_map());
         assert_eq!(CommandRequest::decode(&bytes).unwrap(), request);
+    }
+
+    #[test]
+    fn a_request_without_a_boot_reads_as_before_and_writes_no_boot() {
+        // Wire compatibility both ways: an old client's request reads with
+        // no boot, and a request without one is written as it always was.
+        let r = CommandRequest::decode(br#"{"action":"kill","pid":7}"#).unwrap();
+        assert_eq!(r.boot, None);
+        assert_eq!(
+            String::from_utf8(r.encode(Encoding::Json)).unwrap(),
+            r#"{"action":"kill","pid":7}"#
+        );
+        let r = CommandRequest::decode(br#"{"action":"who","boot":"ab12"}"#).unwrap();
+        assert_eq!(
+            (r.action.as_str(), r.boot.as_deref()),
+            (ACTION_WHO, Some("ab12"))
+        );
     }
 
     #[test]
@@ -227,8 +268,9 @@ mod tests {
             pid in any::<Option<i64>>(),
             signal in signal(),
             requested_by in proptest::option::of(".{0,20}"),
+            boot in proptest::option::of("[0-9a-f]{1,16}"),
         ) {
-            let r = CommandRequest { action, pid, signal, requested_by };
+            let r = CommandRequest { action, pid, signal, requested_by, boot };
             for encoding in [Encoding::Json, Encoding::MessagePack] {
                 let bytes = r.encode(encoding);
                 prop_assert_eq!(Encoding::detect(&bytes), encoding);
@@ -243,8 +285,10 @@ mod tests {
             name in proptest::option::of(".{0,15}"),
             signal in proptest::option::of("[A-Z]{1,6}"),
             error in proptest::option::of(".{0,40}"),
+            boot in proptest::option::of("[0-9a-f]{1,16}"),
+            hostname in proptest::option::of(".{0,20}"),
         ) {
-            let r = CommandReply { ok, pid, name, signal, error };
+            let r = CommandReply { ok, pid, name, signal, error, boot, hostname };
             for encoding in [Encoding::Json, Encoding::MessagePack] {
                 prop_assert_eq!(&CommandReply::decode(&r.encode(encoding)).unwrap(), &r);
             }

@@ -150,6 +150,7 @@ fn requests() -> Vec<(String, Vec<u8>)> {
         pid,
         signal,
         requested_by: Some("alice@ops".into()),
+        boot: None,
     };
     let mut seeds = vec![
         (
@@ -181,6 +182,20 @@ fn requests() -> Vec<(String, Vec<u8>)> {
                 ..kill(Some(1), None)
             },
         ),
+        (
+            "who",
+            CommandRequest {
+                action: "who".into(),
+                ..CommandRequest::default()
+            },
+        ),
+        (
+            "for-a-boot",
+            CommandRequest {
+                boot: Some("5f3a9c0d2e1b4a67".into()),
+                ..kill(Some(999_999_999), None)
+            },
+        ),
     ];
     for (name, request) in cases {
         seeds.push((format!("{name}.json"), request.encode(Encoding::Json)));
@@ -199,6 +214,13 @@ fn replies() -> Vec<(String, Vec<u8>)> {
         name: Some("stress".into()),
         signal: Some("TERM".into()),
         error: None,
+        ..CommandReply::default()
+    };
+    let who = CommandReply {
+        ok: true,
+        boot: Some("5f3a9c0d2e1b4a67".into()),
+        hostname: Some("web-1.us-central1-a.c.my-project.internal".into()),
+        ..CommandReply::default()
     };
     let refused = CommandReply {
         ok: false,
@@ -207,7 +229,7 @@ fn replies() -> Vec<(String, Vec<u8>)> {
         ..CommandReply::default()
     };
     let mut seeds = Vec::new();
-    for (name, reply) in [("ok", ok), ("refused", refused)] {
+    for (name, reply) in [("ok", ok), ("refused", refused), ("who", who)] {
         seeds.push((format!("{name}.json"), reply.encode(Encoding::Json)));
         seeds.push((
             format!("{name}.msgpack"),

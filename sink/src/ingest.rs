@@ -33,6 +33,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use vigia_schema::bounds::TimeWindow;
+use vigia_schema::text::Escaped;
 use vigia_schema::Sample;
 
 use crate::classify::{classify, Rejection};
@@ -527,9 +528,9 @@ impl Ingest {
         // A broken publisher can send thousands: the first of each minute
         // is a warning, the rest are counted (logged with the stats).
         if self.dead_letter_log.allow() {
-            tracing::warn!(subject = %message.subject, reason = %rejection, "dead-lettered a message");
+            tracing::warn!(subject = %Escaped(&message.subject), reason = %rejection, "dead-lettered a message");
         } else {
-            tracing::debug!(subject = %message.subject, reason = %rejection, "dead-lettered a message");
+            tracing::debug!(subject = %Escaped(&message.subject), reason = %rejection, "dead-lettered a message");
         }
         true
     }

@@ -86,7 +86,7 @@ pub async fn run(pool: MySqlPool, mut consumer: PullConsumer, backlog: u64, metr
                 failing = false;
                 if !hosts.is_empty() {
                     tracing::info!(
-                        hosts = %hosts.join(","),
+                        hosts = %vigia_schema::text::Escaped(&hosts.join(",")),
                         "hosts went offline (no sample for {MISSED_INTERVALS} intervals)"
                     );
                 }

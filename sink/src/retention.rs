@@ -47,6 +47,9 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
         let sql = format!("DELETE FROM {table} WHERE ts < ? LIMIT {CHUNK}");
         deleted += in_chunks(pool, &sql, None, cutoff).await?;
     }
+    // Boots (0006_host_boots.sql) last heard of before the horizon.
+    let sql = format!("DELETE FROM host_boots WHERE last_seen < ? LIMIT {CHUNK}");
+    deleted += in_chunks(pool, &sql, None, cutoff).await?;
     // A host unheard of for the whole retention period is gone, and so is
     // its last process list.
     for host in &hosts {

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use rustix::io::Errno;
 use rustix::process::{kill_process, Pid};
-use vigia_schema::command::ACTION_KILL;
+use vigia_schema::command::{ACTION_KILL, ACTION_WHO};
+use vigia_schema::text::{truncate, Escaped};
 use vigia_schema::{CommandReply, CommandRequest, Encoding, EventBody, Outcome};
 
 use super::policy::Policy;
@@ -39,17 +40,38 @@ pub struct Handled {
     pub event: Option<EventBody>,
 }
 
+/// Which publisher answers: every reply carries the boot, so that a client
+/// hearing from two machines on one host token can tell them apart, and a
+/// command naming another boot is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// This run's boot id, as in every sample's envelope.
+    pub boot: String,
+    /// The host name the token was made from (`--host`, or the machine's).
+    pub hostname: String,
+}
+
 /// Decides and acts on requests; owns the rate limiter's state.
 pub struct Handler {
     policy: Policy,
     limiter: PerRequester,
+    identity: Identity,
+}
+
+/// What a request that passed every check did.
+enum Done {
+    /// A `kill`: the process was signalled.
+    Signalled,
+    /// A `who`: answered with the identity, nothing else done or audited.
+    Identified,
 }
 
 impl Handler {
-    pub fn new(policy: Policy, per_second: u32) -> Self {
+    pub fn new(policy: Policy, per_second: u32, identity: Identity) -> Self {
         Self {
             policy,
             limiter: PerRequester::new(per_second),
+            identity,
         }
     }
 
@@ -64,9 +86,21 @@ impl Handler {
         };
         let requester = event.nats_user.clone();
         let result = self.decide(payload, requester.as_deref(), &mut event);
-        let audited = !matches!(result, Err(Denial::RateLimited { first: false }));
+        // `who` changes nothing and is asked before every vigiactl kill: it
+        // is answered (and rate-limited) but leaves no audit record.
+        let audited = !matches!(
+            result,
+            Err(Denial::RateLimited { first: false }) | Ok(Done::Identified)
+        );
+        let boot = Some(self.identity.boot.clone());
         let reply = match result {
-            Ok(()) => {
+            Ok(Done::Identified) => CommandReply {
+                ok: true,
+                boot,
+                hostname: Some(self.identity.hostname.clone()),
+                ..CommandReply::default()
+            },
+            Ok(Done::Signalled) => {
                 event.outcome = Outcome::Ok;
                 CommandReply {
                     ok: true,
@@ -74,18 +108,27 @@ impl Handler {
                     name: event.name.clone(),
                     signal: event.signal.clone(),
                     error: None,
+                    boot,
+                    hostname: None,
                 }
             }
             Err(denial) => {
                 let (outcome, error) = denial.explain(self.limiter.per_second());
+                // An error may quote the request (a 1 MB string where the
+                // pid goes comes back inside serde's message): the reply
+                // and the audit row get the same bounded sentence, never
+                // more than the table holds, whatever was sent.
+                let error = truncate(&error, MAX_ERROR - '…'.len_utf8()).into_owned();
                 event.outcome = outcome;
-                event.error = Some(clip(&error, MAX_ERROR));
+                event.error = Some(error.clone());
                 CommandReply {
                     ok: false,
                     pid: event.pid,
                     name: event.name.clone(),
                     signal: None,
                     error: Some(error),
+                    boot,
+                    hostname: None,
                 }
             }
         };
@@ -104,20 +147,36 @@ impl Handler {
         payload: &[u8],
         requester: Option<&str>,
         event: &mut EventBody,
-    ) -> Result<(), Denial> {
+    ) -> Result<Done, Denial> {
         if let Admission::Refused { first } = self.limiter.admit(requester, Instant::now()) {
             // The payload is not read: a flood costs no parsing.
             return Err(Denial::RateLimited { first });
         }
-        self.policy.check_enabled().map_err(Denial::Refused)?;
         let request = CommandRequest::decode(payload)
             .map_err(|e| Denial::Invalid(format!("malformed request: {e}")))?;
         event.action = clip(&request.action, MAX_ACTION);
         event.pid = request.pid;
         event.requested_by = request.requested_by.as_deref().map(|r| clip(r, MAX_TEXT));
+        // Naming oneself controls nothing, so it is answered even under
+        // --no-control: the operator learns which machine refuses.
+        if request.action == ACTION_WHO {
+            return Ok(Done::Identified);
+        }
+        self.policy.check_enabled().map_err(Denial::Refused)?;
+        if let Some(boot) = request.boot.as_deref() {
+            if boot != self.identity.boot {
+                return Err(Denial::Refused(format!(
+                    "this command is for boot {:?}; this publisher is boot {} ({}), \
+                     another machine under the same host token",
+                    clip(boot, MAX_ACTION),
+                    self.identity.boot,
+                    self.identity.hostname
+                )));
+            }
+        }
         if request.action != ACTION_KILL {
             return Err(Denial::Refused(format!(
-                "unknown action {:?}: the only action is \"kill\"",
+                "unknown action {:?}: the actions are \"kill\" and \"who\"",
                 event.action
             )));
         }
@@ -152,14 +211,17 @@ impl Handler {
                 other => format!("kill({pid}, SIG{signal_name}) failed: {other}"),
             })
         })?;
+        // The name is whatever the process called itself and the requester
+        // is the request's claim: both shown escaped, so neither can forge
+        // a log line.
         tracing::info!(
             pid,
-            name = %target.name,
+            name = %Escaped(&target.name),
             signal = signal_name,
-            requested_by = request.requested_by.as_deref().unwrap_or("-"),
+            requested_by = %Escaped(event.requested_by.as_deref().unwrap_or("-")),
             "signalled a process on request"
         );
-        Ok(())
+        Ok(Done::Signalled)
     }
 }
 
@@ -189,8 +251,66 @@ impl Denial {
 mod tests {
     use super::*;
 
+    fn me() -> Identity {
+        Identity {
+            boot: "5f3a9c0d2e1b4a67".into(),
+            hostname: "col.x".into(),
+        }
+    }
+
     fn handler() -> Handler {
-        Handler::new(Policy::new(true, vec!["sshd".into()]), 100)
+        Handler::new(Policy::new(true, vec!["sshd".into()]), 100, me())
+    }
+
+    #[test]
+    fn who_names_the_boot_and_host_name_and_is_not_audited() {
+        for h in [
+            &mut handler(),
+            &mut Handler::new(Policy::new(false, vec![]), 100, me()),
+        ] {
+            let handled = h.handle(br#"{"action":"who"}"#, None);
+            assert_eq!(
+                handled.reply,
+                CommandReply {
+                    ok: true,
+                    boot: Some(me().boot),
+                    hostname: Some("col.x".into()),
+                    ..CommandReply::default()
+                }
+            );
+            assert_eq!(handled.event, None);
+        }
+    }
+
+    #[test]
+    fn a_command_for_another_boot_is_refused_and_audited() {
+        let handled = handler().handle(
+            br#"{"action":"kill","pid":999999999,"boot":"0000000000000000"}"#,
+            None,
+        );
+        assert!(!handled.reply.ok);
+        assert_eq!(handled.reply.boot, Some(me().boot));
+        let error = handled.reply.error.unwrap();
+        assert!(
+            error.starts_with("this command is for boot \"0000000000000000\""),
+            "{error}"
+        );
+        let event = handled.event.unwrap();
+        assert_eq!(event.outcome, Outcome::Refused);
+        assert_eq!(event.pid, Some(999_999_999));
+        // Its own boot passes this check and reaches the next.
+        let handled = handler().handle(
+            format!(
+                r#"{{"action":"kill","pid":999999999,"boot":"{}"}}"#,
+                me().boot
+            )
+            .as_bytes(),
+            None,
+        );
+        assert_eq!(
+            handled.reply.error.as_deref(),
+            Some("no process with pid 999999999")
+        );
     }
 
     #[test]
@@ -208,6 +328,22 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_string_where_the_pid_goes_gets_a_small_reply() {
+        let huge = "9".repeat(1 << 20);
+        for payload in [
+            serde_json::json!({"action": "kill", "pid": huge}).to_string(),
+            serde_json::json!({"action": "kill", "pid": 5, "signal": huge}).to_string(),
+        ] {
+            let handled = handler().handle(payload.as_bytes(), None);
+            let reply = handled.reply.encode(handled.encoding);
+            assert!(reply.len() < 2 * MAX_ERROR, "{} bytes", reply.len());
+            let error = handled.reply.error.unwrap();
+            assert!(error.len() <= MAX_ERROR && error.ends_with('…'), "{error}");
+            assert_eq!(handled.event.unwrap().error, Some(error));
+        }
+    }
+
+    #[test]
     fn kill_without_a_pid_is_invalid_and_names_the_signal_it_got_to() {
         let handled = handler().handle(br#"{"action":"kill","signal":9}"#, None);
         assert_eq!(handled.encoding, Encoding::Json);
@@ -222,7 +358,7 @@ mod tests {
 
     #[test]
     fn refusals_beyond_the_first_of_a_burst_are_not_audited() {
-        let mut h = Handler::new(Policy::new(true, vec![]), 1);
+        let mut h = Handler::new(Policy::new(true, vec![]), 1, me());
         let request = br#"{"action":"kill","pid":999999999}"#;
         let audited: Vec<bool> = (0..4)
             .map(|_| h.handle(request, None).event.is_some())

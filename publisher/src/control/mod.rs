@@ -83,7 +83,13 @@ pub async fn serve(
                 // A requester that went away, or NATS dropping now, costs
                 // the reply only; the audit record is already queued.
                 if let Err(error) = client.publish(reply_to, payload.into()).await {
-                    tracing::warn!(%error, "could not send a command's reply");
+                    // The reply subject is the requester's: escaped, should
+                    // the error quote it.
+                    let error = error.to_string();
+                    tracing::warn!(
+                        error = %vigia_schema::text::Escaped(&error),
+                        "could not send a command's reply"
+                    );
                 }
             }
             None => tracing::debug!("command without a reply subject; answered by audit only"),

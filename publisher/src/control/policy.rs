@@ -10,8 +10,18 @@ use super::target::Target;
 
 /// Names refused when `--deny` is not given: the way into the host, its
 /// init, and the publisher itself (another instance, or this one restarted
-/// under a new pid).
-pub const DEFAULT_DENY: &[&str] = &["sshd", "systemd", "vigia-publisher"];
+/// under a new pid). OpenSSH 9.8 and later run each login as a process of
+/// its own, `sshd-session` (and authenticate in `sshd-auth`): killing one
+/// cuts an operator off as surely as killing `sshd`. Names match exactly,
+/// so each is listed rather than matched by an `sshd*` prefix that would
+/// also cover unrelated programs.
+pub const DEFAULT_DENY: &[&str] = &[
+    "sshd",
+    "sshd-session",
+    "sshd-auth",
+    "systemd",
+    "vigia-publisher",
+];
 
 /// The publisher's own rules.
 #[derive(Debug, Clone)]
@@ -173,7 +183,14 @@ mod tests {
     #[test]
     fn deny_list_by_name_exe_or_prefix() {
         let p = policy();
-        for name in ["sshd", "systemd", "vigia-publisher", "kubelet"] {
+        for name in [
+            "sshd",
+            "sshd-session",
+            "sshd-auth",
+            "systemd",
+            "vigia-publisher",
+            "kubelet",
+        ] {
             let e = p.check_target(&target(500, name)).unwrap_err();
             assert!(e.contains("deny list"), "{name}: {e}");
         }
@@ -187,6 +204,8 @@ mod tests {
         // Exact match unless the rule ends in '*'.
         assert!(p.check_target(&target(503, "systemd-journal")).is_ok());
         assert!(p.check_target(&target(504, "sshd2")).is_ok());
+        assert!(p.check_target(&target(505, "sshd-sessionx")).is_ok());
+        assert!(p.check_target(&target(506, "sshd-aut")).is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! MySQL: connecting, migrating, and writing batches.
 
+mod boots;
 mod db;
 mod lists;
 mod migrate;

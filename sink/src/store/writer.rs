@@ -266,6 +266,7 @@ impl Writer {
                 .set(read_packet(&mut tx).await.at("max_allowed_packet")?);
         }
         let (procs_winners, procs_before) = self.write_hosts(&mut tx, &plan).await?;
+        super::boots::record(&mut tx, samples).await?;
         let hosts = steps.next();
         self.write_processes(&mut tx, &procs_winners, lists).await?;
         let process_lists = steps.next();
