@@ -8,7 +8,9 @@
 //! - a signal the publisher resolves resolves again by its name and by its
 //!   number to the same signal;
 //! - the handler answers in the request's encoding with a reply that reads
-//!   back, and audits it with texts cut to what the commands table holds.
+//!   back, and audits it with texts cut to what the commands table holds;
+//! - a `who` is answered ok with this publisher's boot and host name, and
+//!   leaves no audit record.
 //!
 //! The handler is only run on requests that cannot reach kill(2): ones that
 //! do not decode, are not `kill`, name no known signal, or carry no pid or a
@@ -18,10 +20,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigia_publisher::control::handler::{Handler, MAX_ACTION, MAX_ERROR, MAX_TEXT};
+use vigia_publisher::control::handler::{Handler, Identity, MAX_ACTION, MAX_ERROR, MAX_TEXT};
 use vigia_publisher::control::policy::Policy;
 use vigia_publisher::control::signal;
-use vigia_schema::command::ACTION_KILL;
+use vigia_schema::command::{ACTION_KILL, ACTION_WHO};
 use vigia_schema::{CommandReply, CommandRequest, Encoding, Outcome, SignalSpec};
 
 /// Linux's PID_MAX_LIMIT on 64-bit: /proc/sys/kernel/pid_max is at most this.
@@ -62,8 +64,19 @@ fuzz_target!(|data: &[u8]| {
     if !cannot_reach_kill(request.as_ref()) {
         return;
     }
-    let handled = Handler::new(Policy::new(true, Vec::new()), 10).handle(data, None);
+    let identity = Identity {
+        boot: "fuzzboot".into(),
+        hostname: "fuzz-host".into(),
+    };
+    let handled = Handler::new(Policy::new(true, Vec::new()), 10, identity).handle(data, None);
     assert_eq!(handled.encoding, encoding);
+    if request.as_ref().is_some_and(|r| r.action == ACTION_WHO) {
+        assert!(handled.reply.ok, "a who was refused: {:?}", handled.reply);
+        assert_eq!(handled.reply.boot.as_deref(), Some("fuzzboot"));
+        assert_eq!(handled.reply.hostname.as_deref(), Some("fuzz-host"));
+        assert!(handled.event.is_none(), "a who was audited");
+        return;
+    }
     assert!(
         !handled.reply.ok,
         "a request that cannot kill was answered ok"
