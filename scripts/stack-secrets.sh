@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes everything the secure compose stack (docker-compose.yml) mounts, under
+# Makes everything the secure compose stack (docker-compose.secure.yml) mounts, under
 # ./secrets (git-ignored), once; running it again keeps existing keys and the
 # CA and renews the server certificate only:
 #   secrets/tls/        CA and NATS server certificate (scripts/tls-certs.sh);

