@@ -41,15 +41,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let own = read_seed(&args.nkey, "--nkey")?;
-    let gce = match &args.gce_audience {
+    // An empty value (compose passes VIGIA_GCE_AUDIENCE= when unset) means
+    // "no GCE", never "any audience" or "the project named ''".
+    let projects: Vec<String> = args
+        .gce_projects
+        .iter()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect();
+    let gce = match args.gce_audience.as_deref().filter(|a| !a.is_empty()) {
         Some(audience) => {
-            if args.gce_projects.is_empty() {
+            if projects.is_empty() {
                 anyhow::bail!("--gce-audience {audience:?} needs --gce-projects (the allow-list)");
             }
             Some(GceVerifier::new(
                 args.gce_jwks_url.clone(),
-                audience.clone(),
-                args.gce_projects.clone(),
+                audience.to_owned(),
+                projects,
             ))
         }
         None => None,
