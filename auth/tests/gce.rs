@@ -269,6 +269,6 @@ async fn a_gce_vm_publishes_as_its_instance_with_no_enrolment_and_a_fresh_token_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     publisher
-        .terminate(Duration::from_secs(15))
+        .terminate(Duration::from_secs(30))
         .expect("the publisher stops");
 }
