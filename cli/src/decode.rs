@@ -40,12 +40,14 @@ pub fn to_json(payload: &[u8], pretty: bool) -> anyhow::Result<String> {
 /// `json` with every character a terminal would obey (DEL, C1 controls,
 /// bidi overrides; serde_json already escapes C0) written as a JSON
 /// `\uXXXX` escape: the same JSON value, safe on a screen. All of them are
-/// in the Basic Multilingual Plane, so one escape each.
+/// in the Basic Multilingual Plane, so one escape each. A raw newline can
+/// only be `--pretty`'s own layout (serde_json escapes C0 inside strings),
+/// so it stays a newline.
 fn terminal_safe(json: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        if vigia_schema::text::is_unsafe(c) {
+        if c != '\n' && vigia_schema::text::is_unsafe(c) {
             // Writing into a String cannot fail.
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
@@ -58,6 +60,27 @@ fn terminal_safe(json: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pretty_json_keeps_its_lines_and_stays_json() {
+        use vigia_schema::{ByeBody, Sample, SampleBody, SCHEMA_VERSION};
+        let sample = Sample {
+            v: SCHEMA_VERSION,
+            host: "web-1".into(),
+            boot: "b1".into(),
+            seq: 1,
+            ts: 1,
+            body: SampleBody::Bye(ByeBody {
+                reason: "line\nbreak\u{202e}".into(),
+                ..ByeBody::default()
+            }),
+        };
+        let pretty = to_json(&sample.encode(), true).unwrap();
+        assert!(pretty.lines().count() > 3, "{pretty}");
+        assert!(!pretty.contains('\u{202e}'), "{pretty}");
+        let value: serde_json::Value = serde_json::from_str(&pretty).unwrap();
+        assert_eq!(value["body"]["reason"], "line\nbreak\u{202e}");
+    }
 
     #[test]
     fn terminal_escapes_and_bidi_overrides_leave_as_json_escapes() {
