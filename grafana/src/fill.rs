@@ -450,7 +450,7 @@ async fn write_part(writer: &Writer, plan: &Plan, part: u32) -> Result<(Report, 
 /// letters of each class, batch write times and a small lag.
 async fn sink_health(pool: &sqlx::MySqlPool, plan: &Plan, report: &Report) -> Result<()> {
     use std::sync::atomic::Ordering;
-    use vigia_sink::metrics::{Lag, Metrics};
+    use vigia_sink::metrics::{DeadLetterClass, Lag, Metrics};
     let end = Utc::now();
     let span = chrono::Duration::from_std(plan.span)?;
     let started = (end - span).naive_utc();
@@ -463,14 +463,7 @@ async fn sink_health(pool: &sqlx::MySqlPool, plan: &Plan, report: &Report) -> Re
             metrics.stored.store(share, Ordering::Relaxed);
             metrics.batches.store(share / 500 + 1, Ordering::Relaxed);
             if row % 40 == 7 {
-                metrics.dead_lettered_because(
-                    [
-                        "bad cpu body",
-                        "host mismatch",
-                        "seq must start at 1",
-                        "MySQL rejected it",
-                    ][(row / 40 % 4) as usize],
-                );
+                metrics.dead_lettered(DeadLetterClass::ALL[(row / 40 % 4) as usize]);
             }
             for ms in [8 + i as u64, 12, 30 + row % 20] {
                 metrics.write_times.observe(Duration::from_millis(ms));

@@ -11,10 +11,26 @@ use vigia_schema::bounds::{self, TimeWindow, MAX_BOOT_LEN};
 use vigia_schema::text::{escape, truncate};
 use vigia_schema::{subject, HostToken, Kind, Sample};
 
-/// Why a message was not stored.
+use crate::metrics::DeadLetterClass;
+
+/// Why a message was not stored: the reason in words for the dead letter's
+/// header, and its class for the counters, decided where the reason is
+/// written rather than guessed back from its wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Rejection(pub String);
+#[error("{reason}")]
+pub struct Rejection {
+    pub class: DeadLetterClass,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(class: DeadLetterClass, reason: impl Into<String>) -> Self {
+        Self {
+            class,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// Longest piece of wire text (a subject, a host) a reason quotes.
 const QUOTED_MAX: usize = 128;
@@ -35,32 +51,41 @@ fn quoted(text: &str) -> String {
 /// keeps (it would be deleted at once), nothing from the future.
 pub fn classify(subject: &str, payload: &[u8], window: &TimeWindow) -> Result<Sample, Rejection> {
     let (host, kind) = subject::split_telemetry(subject).ok_or_else(|| {
-        Rejection(format!(
-            "subject {} is not telemetry.<host>.<kind>",
-            quoted(subject)
-        ))
+        Rejection::new(
+            DeadLetterClass::Mismatch,
+            format!("subject {} is not telemetry.<host>.<kind>", quoted(subject)),
+        )
     })?;
-    let sample = Sample::decode(payload).map_err(|e| Rejection(escaped(&e.to_string())))?;
+    let sample = Sample::decode(payload)
+        .map_err(|e| Rejection::new(DeadLetterClass::Decode, escaped(&e.to_string())))?;
     if sample.host != host {
-        return Err(Rejection(format!(
-            "host mismatch: subject says {}, payload says {}",
-            quoted(host),
-            quoted(&sample.host)
-        )));
+        return Err(Rejection::new(
+            DeadLetterClass::Mismatch,
+            format!(
+                "host mismatch: subject says {}, payload says {}",
+                quoted(host),
+                quoted(&sample.host)
+            ),
+        ));
     }
     if Kind::from_token(kind) != Some(sample.kind()) {
-        return Err(Rejection(format!(
-            "kind mismatch: subject says {}, payload says {:?}",
-            quoted(kind),
-            sample.kind().as_str()
-        )));
+        return Err(Rejection::new(
+            DeadLetterClass::Mismatch,
+            format!(
+                "kind mismatch: subject says {}, payload says {:?}",
+                quoted(kind),
+                sample.kind().as_str()
+            ),
+        ));
     }
     validate(&sample, window)?;
     Ok(sample)
 }
 
+/// What the contract forbids in a sample that decoded: class `invalid`.
 fn validate(sample: &Sample, window: &TimeWindow) -> Result<(), Rejection> {
-    HostToken::parse(&sample.host).map_err(|e| Rejection(escaped(&e.to_string())))?;
+    let invalid = |reason: String| Rejection::new(DeadLetterClass::Invalid, reason);
+    HostToken::parse(&sample.host).map_err(|e| invalid(escaped(&e.to_string())))?;
     let boot_ok = !sample.boot.is_empty()
         && sample.boot.len() <= MAX_BOOT_LEN
         && sample
@@ -68,18 +93,18 @@ fn validate(sample: &Sample, window: &TimeWindow) -> Result<(), Rejection> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !boot_ok {
-        return Err(Rejection(format!(
+        return Err(invalid(format!(
             "boot {} must be 1 to {MAX_BOOT_LEN} characters of [A-Za-z0-9_-]",
             quoted(&sample.boot)
         )));
     }
     if sample.seq == 0 {
-        return Err(Rejection("seq must start at 1".into()));
+        return Err(invalid("seq must start at 1".into()));
     }
     // The contract's bounds (vigia_schema::bounds): sizes, ranges and the
     // time window, so that nothing MySQL would refuse or that would
     // overflow the rollup reaches it.
-    bounds::check(sample, window).map_err(|e| Rejection(escaped(&e.to_string())))
+    bounds::check(sample, window).map_err(|e| invalid(escaped(&e.to_string())))
 }
 
 #[cfg(test)]
@@ -111,7 +136,7 @@ mod tests {
     }
 
     fn reason(subject: &str, payload: &[u8]) -> String {
-        classify(subject, payload, &window()).unwrap_err().0
+        classify(subject, payload, &window()).unwrap_err().reason
     }
 
     #[test]
@@ -121,6 +146,44 @@ mod tests {
             classify("telemetry.a.bye", &s.encode(), &window()).unwrap(),
             s
         );
+    }
+
+    /// The class an operator acts on (the dead-letter counters and the
+    /// Pipeline dashboard): a broken publisher, the wrong subject, a value
+    /// the contract forbids.
+    #[test]
+    fn rejections_fall_in_the_class_an_operator_acts_on() {
+        let class = |subject: &str, payload: &[u8]| {
+            classify(subject, payload, &window()).unwrap_err().class
+        };
+        let bye = sample("a", SampleBody::Bye(ByeBody::default()));
+        let mut future = bye.clone();
+        future.v = 9;
+        let mut unnumbered = bye.clone();
+        unnumbered.seq = 0;
+        let nan = sample(
+            "a",
+            SampleBody::Cpu(CpuBody {
+                busy_pct: f32::NAN,
+                ..CpuBody::default()
+            }),
+        );
+        let cases = [
+            ("telemetry.a.bye", b"\xc1".to_vec(), DeadLetterClass::Decode),
+            ("telemetry.a.bye", future.encode(), DeadLetterClass::Decode),
+            ("x", bye.encode(), DeadLetterClass::Mismatch),
+            ("telemetry.b.bye", bye.encode(), DeadLetterClass::Mismatch),
+            ("telemetry.a.cpu", bye.encode(), DeadLetterClass::Mismatch),
+            ("telemetry.a.cpu", nan.encode(), DeadLetterClass::Invalid),
+            (
+                "telemetry.a.bye",
+                unnumbered.encode(),
+                DeadLetterClass::Invalid,
+            ),
+        ];
+        for (subject, payload, expected) in cases {
+            assert_eq!(class(subject, &payload), expected, "{subject} {payload:?}");
+        }
     }
 
     #[test]

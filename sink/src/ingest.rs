@@ -509,7 +509,7 @@ impl Ingest {
                 &message.subject,
                 &id,
                 message.payload.clone(),
-                &rejection.0,
+                &rejection.reason,
             )
             .await
             {
@@ -524,7 +524,7 @@ impl Ingest {
         }
         let _ = message.ack_with(AckKind::Term).await;
         Metrics::add(&self.metrics.dead_lettered, 1);
-        self.metrics.dead_lettered_because(&rejection.0);
+        self.metrics.dead_lettered(rejection.class);
         // A broken publisher can send thousands: the first of each minute
         // is a warning, the rest are counted (logged with the stats).
         if self.dead_letter_log.allow() {

@@ -58,22 +58,6 @@ impl DeadLetterClass {
             DeadLetterClass::Mysql => "mysql",
         }
     }
-
-    /// The class of a rejection, from the reason the sink wrote for it
-    /// (classify.rs and ingest.rs word them).
-    pub fn of(reason: &str) -> DeadLetterClass {
-        const DECODE: [&str; 3] = ["not a vigia sample", "unsupported schema version", "bad "];
-        const MISMATCH: [&str; 3] = ["subject ", "host mismatch", "kind mismatch"];
-        if reason.starts_with("MySQL rejected") {
-            DeadLetterClass::Mysql
-        } else if DECODE.iter().any(|p| reason.starts_with(p)) {
-            DeadLetterClass::Decode
-        } else if MISMATCH.iter().any(|p| reason.starts_with(p)) {
-            DeadLetterClass::Mismatch
-        } else {
-            DeadLetterClass::Invalid
-        }
-    }
 }
 
 /// The consumer's lag, as JetStream tells it.
@@ -194,8 +178,7 @@ impl Metrics {
     }
 
     /// Counts one dead letter in its class (the total is counted apart).
-    pub fn dead_lettered_because(&self, reason: &str) {
-        let class = DeadLetterClass::of(reason);
+    pub fn dead_lettered(&self, class: DeadLetterClass) {
         Self::add(&self.dead_by_class[class as usize], 1);
     }
 
@@ -228,46 +211,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reasons_fall_in_the_class_an_operator_acts_on() {
-        let cases = [
-            (
-                "not a vigia sample: invalid marker",
-                DeadLetterClass::Decode,
-            ),
-            (
-                "unsupported schema version 9 (this build reads 1 to 1)",
-                DeadLetterClass::Decode,
-            ),
-            (
-                "bad cpu body: busy_pct: invalid type",
-                DeadLetterClass::Decode,
-            ),
-            (
-                "subject \"x\" is not telemetry.<host>.<kind>",
-                DeadLetterClass::Mismatch,
-            ),
-            (
-                "host mismatch: subject says \"a\"",
-                DeadLetterClass::Mismatch,
-            ),
-            (
-                "kind mismatch: subject says \"cpu\"",
-                DeadLetterClass::Mismatch,
-            ),
-            (
-                "busy_pct is NaN, not a finite number",
-                DeadLetterClass::Invalid,
-            ),
-            ("seq must start at 1", DeadLetterClass::Invalid),
-            ("MySQL rejected it: Data too long", DeadLetterClass::Mysql),
-        ];
-        for (reason, class) in cases {
-            assert_eq!(DeadLetterClass::of(reason), class, "{reason}");
-        }
+    fn dead_letters_count_in_their_class() {
         let metrics = Metrics::default();
-        metrics.dead_lettered_because("seq must start at 1");
-        metrics.dead_lettered_because("MySQL rejected it: x");
-        metrics.dead_lettered_because("MySQL rejected it: y");
+        metrics.dead_lettered(DeadLetterClass::Invalid);
+        metrics.dead_lettered(DeadLetterClass::Mysql);
+        metrics.dead_lettered(DeadLetterClass::Mysql);
         assert_eq!(metrics.dead_by_class(), [0, 0, 1, 2]);
     }
 

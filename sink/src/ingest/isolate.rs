@@ -32,6 +32,7 @@ use vigia_schema::text::{escape, truncate, Escaped};
 
 use super::{Classified, Health, Ingest, Stop, BACKOFF_MAX, BACKOFF_START};
 use crate::classify::Rejection;
+use crate::metrics::DeadLetterClass;
 use crate::metrics::Metrics;
 use crate::store::{ProcessLists, WriteError};
 
@@ -85,7 +86,10 @@ impl Outage {
 /// The reason a sample MySQL refused is dead-lettered with.
 fn reason(error: &WriteError) -> Rejection {
     let text = format!("MySQL rejected it: {error}");
-    Rejection(escape(&truncate(&text, REASON_MAX)).into_owned())
+    Rejection::new(
+        DeadLetterClass::Mysql,
+        escape(&truncate(&text, REASON_MAX)).into_owned(),
+    )
 }
 
 impl Ingest {
