@@ -279,3 +279,38 @@ async fn pipeline_counts_follow_the_sinks_and_publishers() -> Result<()> {
     );
     Ok(())
 }
+
+/// A publisher's `dropped` is cumulative per boot, but the sink stores
+/// whatever a host sends: one host whose counter goes down (a bug, a
+/// forged sample from a stolen VM) must not take the fleet's panels down
+/// with it. `dropped - LAG(dropped)` on BIGINT UNSIGNED is MariaDB error
+/// 1690 when it would be negative.
+#[tokio::test]
+async fn a_publisher_counter_going_down_breaks_no_pipeline_panel() -> Result<()> {
+    let db = filled("pipeline_down").await?;
+    let mut conn = runner::connect(&db.url()).await?;
+    runner::query(
+        &mut conn,
+        "INSERT INTO publisher_health (host, boot, seq, ts, dropped, outbox_depth, \
+         reconnects, source, agent_version) VALUES \
+         ('evil', 'b', 1, UTC_TIMESTAMP(6) - INTERVAL 90 SECOND, 18446744073709551615, \
+          18446744073709551615, 18446744073709551615, 'procfs', 'x'), \
+         ('evil', 'b', 2, UTC_TIMESTAMP(6) - INTERVAL 30 SECOND, 0, 0, 0, 'procfs', 'x')",
+    )
+    .await?;
+    let pipeline = dashboard::load(&dashboard::dashboards_dir().join("pipeline.json"))?;
+    let window = last_hour()?;
+    let vars = runner::resolve_variables(&mut conn, &pipeline, &window).await?;
+    for p in &pipeline.panels {
+        runner::run_panel(&mut conn, p, &vars, &window)
+            .await
+            .with_context(|| format!("panel {}", p.title))?;
+    }
+    // The honest host that dropped samples still counts; the one whose
+    // counter went down lost nothing that can be told.
+    assert_eq!(
+        single_number(&mut conn, &pipeline, "Publishers dropping").await?,
+        1
+    );
+    Ok(())
+}
