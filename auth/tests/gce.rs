@@ -223,7 +223,10 @@ async fn forged_identity_tokens_are_refused_and_a_genuine_one_admits_its_instanc
     assert!(stack.auth_log().contains(&format!("host:{INSTANCE}")));
 }
 
-#[tokio::test]
+// Multi-threaded: the stand-in metadata server is a task of this runtime,
+// and `terminate` blocks the test's thread while the publisher drains; a
+// publisher that reconnects meanwhile must still get its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gce_vm_publishes_as_its_instance_with_no_enrolment_and_a_fresh_token_at_each_connect() {
     let dir = TempDir::new("vigia-gce-keys");
     let google = Arc::new(Signer::new(&dir, "google"));
