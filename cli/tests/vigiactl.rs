@@ -7,9 +7,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use sqlx::Executor as _;
+use vigia_schema::stamp::unix_nanos;
 use vigia_schema::{
     ByeBody, CommandReply, CommandRequest, CpuBody, Encoding, EventBody, HelloBody, Outcome,
-    ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SCHEMA_VERSION,
+    ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
 };
 use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
 use vigia_testkit::vigia::{start_publisher, start_sink};
@@ -465,13 +466,14 @@ fn every_kind() -> Vec<Sample> {
     bodies
         .into_iter()
         .enumerate()
-        .map(|(i, body)| Sample {
-            v: SCHEMA_VERSION,
-            host: "web-1".into(),
-            boot: "5f3a9c0d2e1b4a67".into(),
-            seq: i as u64 + 1,
-            ts: 1_764_000_000_123_456_789,
-            body,
+        .map(|(i, body)| {
+            Sample::new(
+                "web-1",
+                "5f3a9c0d2e1b4a67",
+                i as u64 + 1,
+                1_764_000_000_123_456_789,
+                body,
+            )
         })
         .collect()
 }
@@ -541,14 +543,7 @@ fn assert_safe(text: &str) {
 }
 
 fn hostile_sample(host: &str, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: host.into(),
-        boot: "0123456789abcdef".into(),
-        seq: 1,
-        ts: chrono::Utc::now().timestamp_nanos_opt().unwrap(),
-        body,
-    }
+    Sample::new(host, "0123456789abcdef", 1, unix_nanos(), body)
 }
 
 #[tokio::test]

@@ -13,26 +13,15 @@ use sqlx::Row;
 use vigia_dashboards::dashboard::{self, Dashboard};
 use vigia_dashboards::template::Variables;
 use vigia_dashboards::{runner, QueryWindow};
-use vigia_schema::{ByeBody, CpuBody, HelloBody, Sample, SampleBody, SCHEMA_VERSION};
+use vigia_schema::{ByeBody, CpuBody, HelloBody, Sample, SampleBody};
 use vigia_sink::store::Writer;
-
-fn sample(host: &str, boot: &str, seq: u64, ts: i64, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: host.into(),
-        boot: boot.into(),
-        seq,
-        ts,
-        body,
-    }
-}
 
 /// A boot's hello and a cpu sample a second later, starting at `ts`. A
 /// one-minute interval keeps the boot live for three minutes after its
 /// last sample, far longer than the test takes.
 fn boot(host: &str, boot: &str, ts: i64) -> Vec<Sample> {
     vec![
-        sample(
+        Sample::new(
             host,
             boot,
             1,
@@ -45,7 +34,7 @@ fn boot(host: &str, boot: &str, ts: i64) -> Vec<Sample> {
                 ..HelloBody::default()
             }),
         ),
-        sample(
+        Sample::new(
             host,
             boot,
             1,
@@ -122,7 +111,7 @@ async fn a_host_token_two_machines_share_shows_on_the_fleet_dashboard() -> Resul
     );
 
     // col.x stops cleanly: col is one machine's again.
-    let bye = sample(
+    let bye = Sample::new(
         "col",
         "aaaa000000000001",
         1,
