@@ -64,9 +64,9 @@ pub struct ServeArgs {
     pub gce_jwks_url: String,
 
     /// JetStream names the sink's permissions name.
-    #[arg(long, env = "VIGIA_STREAM", default_value = "TELEMETRY")]
+    #[arg(long, env = "VIGIA_STREAM", default_value = vigia_schema::subject::STREAM)]
     pub stream: String,
-    #[arg(long, env = "VIGIA_CONSUMER", default_value = "sink")]
+    #[arg(long, env = "VIGIA_CONSUMER", default_value = vigia_schema::subject::CONSUMER)]
     pub consumer: String,
 }
 

@@ -258,7 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     let in_stream = runtime.block_on(async {
-        let mut stream = js.get_stream("TELEMETRY").await?;
+        let mut stream = js.get_stream(vigia_schema::subject::STREAM).await?;
         anyhow::Ok(stream.info().await?.state.messages)
     })?;
     let exits: Vec<_> = measured

@@ -39,7 +39,7 @@ pub struct Config {
     pub database_url: String,
 
     /// JetStream stream holding the telemetry (created or updated at start).
-    #[arg(long, env = "VIGIA_STREAM", default_value = "TELEMETRY")]
+    #[arg(long, env = "VIGIA_STREAM", default_value = vigia_schema::subject::STREAM)]
     pub stream: String,
 
     /// How long the stream keeps telemetry that no sink has taken.
@@ -59,7 +59,7 @@ pub struct Config {
     pub stream_replicas: u8,
 
     /// Durable consumer shared by every sink.
-    #[arg(long, env = "VIGIA_CONSUMER", default_value = "sink")]
+    #[arg(long, env = "VIGIA_CONSUMER", default_value = vigia_schema::subject::CONSUMER)]
     pub consumer: String,
 
     /// Most messages written in one transaction.
