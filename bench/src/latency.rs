@@ -23,9 +23,9 @@ use std::time::Duration;
 use crate::rig::SinkRig;
 use sqlx::Row;
 use tokio::time::Instant;
-use vigia_schema::{ProcsBody, SampleBody};
+use vigia_schema::stamp::unix_nanos;
 
-use crate::fleet::{self, HISTORY_ROWS};
+use crate::fleet::{self, Hosts, HISTORY_ROWS};
 use crate::stats::{quantile, weighted_quantile};
 
 #[derive(clap::Args)]
@@ -112,7 +112,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let sent: Sent = Arc::new(Mutex::new(vec![vec![Vec::new(); args.hosts]; 3]));
     let start = Instant::now();
-    let start_ns = fleet::now_ns();
+    let start_ns = unix_nanos();
     let generator = tokio::spawn(generate(
         client.clone(),
         sent.clone(),
@@ -134,7 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     loop {
         ticker.tick().await;
         for (k, table) in TABLES.iter().enumerate() {
-            let polled_at = fleet::now_ns();
+            let polled_at = unix_nanos();
             let rows = sqlx::query(&format!(
                 "SELECT host, MAX(seq) AS top FROM {table} GROUP BY host, boot"
             ))
@@ -144,11 +144,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             for row in rows {
                 let host: String = row.try_get("host")?;
                 let top: u64 = row.try_get("top")?;
-                let Some(h) = host
-                    .strip_prefix("sim-")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|&h| h < args.hosts)
-                else {
+                let Some(h) = fleet::host_index(&host).filter(|&h| h < args.hosts) else {
                     continue;
                 };
                 let top = (top as usize).min(sent[k][h].len());
@@ -242,12 +238,6 @@ fn report(what: &str, values: &[f64]) {
 }
 
 /// One message due at `at` (ms into the cycle).
-struct Event {
-    at_ms: u64,
-    host: usize,
-    kind: usize,
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn generate(
     client: async_nats::Client,
@@ -259,53 +249,19 @@ async fn generate(
     interval_ms: u64,
     procs_interval_ms: u64,
 ) -> anyhow::Result<()> {
-    let bodies: Vec<ProcsBody> = (0..hosts).map(|h| fleet::processes(h, processes)).collect();
-    let names: Vec<String> = (0..hosts).map(fleet::host_name).collect();
-    let boots: Vec<String> = (0..hosts).map(|h| fleet::boot_id(h, "lat")).collect();
-    // One procs cycle's events, in time order.
-    let mut cycle = Vec::new();
-    for h in 0..hosts {
-        let fast_offset = h as u64 * interval_ms / hosts as u64;
-        for tick in 0..procs_interval_ms / interval_ms {
-            for kind in [0, 1] {
-                cycle.push(Event {
-                    at_ms: tick * interval_ms + fast_offset,
-                    host: h,
-                    kind,
-                });
-            }
-        }
-        cycle.push(Event {
-            at_ms: h as u64 * procs_interval_ms / hosts as u64,
-            host: h,
-            kind: 2,
-        });
-    }
-    cycle.sort_by_key(|e| e.at_ms);
-    let mut seqs = vec![[0u64; 3]; hosts];
+    let mut fleet = Hosts::new("lat", processes);
+    fleet.grow(hosts)?;
+    let cycle = fleet::cycle(hosts, interval_ms, procs_interval_ms);
     for n in 0.. {
-        for e in &cycle {
-            let due = start + Duration::from_millis(n * procs_interval_ms + e.at_ms);
+        for &(at_ms, h, kind) in &cycle {
+            let due = start + Duration::from_millis(n * procs_interval_ms + at_ms);
             if due - start >= duration {
                 return Ok(());
             }
             tokio::time::sleep_until(due).await;
-            seqs[e.host][e.kind] += 1;
-            let seq = seqs[e.host][e.kind];
-            let body = match e.kind {
-                0 => SampleBody::Cpu(fleet::cpu_body()),
-                1 => SampleBody::Ram(fleet::ram_body()),
-                _ => SampleBody::Procs(bodies[e.host].clone()),
-            };
-            let ts = fleet::now_ns();
-            let message = fleet::message(&fleet::sample(
-                &names[e.host],
-                &boots[e.host],
-                seq,
-                ts,
-                body,
-            ));
-            sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[e.kind][e.host].push(ts);
+            let sample = fleet.sample(h, kind);
+            let message = fleet::message(&sample);
+            sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[kind.index()][h].push(sample.ts);
             client
                 .publish_with_headers(message.subject, message.headers, message.payload)
                 .await?;

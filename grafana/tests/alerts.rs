@@ -200,7 +200,7 @@ async fn every_rule_query_runs_on_an_empty_schema_and_fires_nothing() -> Result<
     Ok(())
 }
 
-/// On a churning fleet (grafana/src/fill.rs: one host left with a bye, one
+/// On a churning fleet (testkit/src/fleet.rs: one host left with a bye, one
 /// went silent), every query runs; the silent host is the one offline
 /// alert, and quiet hosts raise nothing else.
 #[tokio::test]
