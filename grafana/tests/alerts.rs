@@ -191,7 +191,7 @@ fn a_macro_without_its_dollar_escape_is_caught() {
 #[tokio::test]
 async fn every_rule_query_runs_on_an_empty_schema_and_fires_nothing() -> Result<()> {
     let db = common::TestDb::create("alerts_empty").await?;
-    db.migrate_from_files().await?;
+    db.migrate().await?;
     let mut conn = runner::connect(&db.url()).await?;
     for rule in &rules().rules {
         let found = evaluate::evaluate(&mut conn, rule, Utc::now()).await?;

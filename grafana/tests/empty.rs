@@ -15,7 +15,7 @@ use vigia_dashboards::QueryWindow;
 #[tokio::test]
 async fn every_panel_query_runs_on_an_empty_schema() -> anyhow::Result<()> {
     let db = common::TestDb::create("empty").await?;
-    db.migrate_from_files().await?;
+    db.migrate().await?;
     let mut conn = runner::connect(&db.url()).await?;
     let window = QueryWindow::for_range(
         Utc::now(),

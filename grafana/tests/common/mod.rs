@@ -4,12 +4,9 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use sqlx::migrate::MigrateDatabase;
-use sqlx::mysql::{MySql, MySqlConnection};
-use sqlx::Connection;
+use sqlx::mysql::MySql;
 use vigia_testkit::TestDatabase;
 
 pub struct TestDb {
@@ -31,23 +28,13 @@ impl TestDb {
         self.db.url()
     }
 
-    /// Applies the repository's migrations in order, as the sink does at
-    /// start.
-    pub async fn migrate_from_files(&self) -> Result<()> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mysql/migrations");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        files.retain(|p| p.extension().is_some_and(|e| e == "sql"));
-        files.sort();
-        let mut conn = MySqlConnection::connect(&self.url()).await?;
-        for f in files {
-            let sql = std::fs::read_to_string(&f)?;
-            sqlx::raw_sql(&sql)
-                .execute(&mut conn)
-                .await
-                .with_context(|| format!("applying {}", f.display()))?;
-        }
+    /// Brings the schema up to date with the sink's own migrator, as the
+    /// sink does at start (`vigia_sink::store::connect`).
+    pub async fn migrate(&self) -> Result<()> {
+        vigia_sink::store::connect(&self.url(), 1)
+            .await?
+            .close()
+            .await;
         Ok(())
     }
 }
