@@ -83,6 +83,13 @@ pub struct Config {
     #[arg(long, env = "VIGIA_RETENTION", default_value = "7d", value_parser = parse_positive)]
     pub retention: Duration,
 
+    /// How long the `commands` table (the audit trail of process control)
+    /// is kept; unset, it is kept forever. Apart from --retention on
+    /// purpose: who signalled what is asked after the telemetry around it
+    /// has expired (see retention.rs).
+    #[arg(long, env = "VIGIA_COMMANDS_RETENTION", value_parser = parse_positive)]
+    pub commands_retention: Option<Duration>,
+
     /// Processes kept in the history per snapshot: the top N by CPU and the
     /// top N by RSS.
     #[arg(long, env = "VIGIA_HISTORY_TOP", default_value_t = 10,
@@ -137,6 +144,7 @@ mod tests {
         assert_eq!(c.batch_wait, Duration::from_millis(200));
         assert_eq!(c.batch_max_mib, 8);
         assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.commands_retention, None, "the audit trail is kept");
         assert_eq!(c.stream, "TELEMETRY");
         assert_eq!(c.consumer, "sink");
         assert_eq!(c.stream_replicas, 1);
@@ -168,6 +176,13 @@ mod tests {
     fn bad_values_name_the_flag_and_the_value() {
         let e = parse(&["--retention", "forever"]).unwrap_err();
         assert!(e.contains("--retention") && e.contains("'forever'"), "{e}");
+        let c = parse(&["--commands-retention", "400d"]).unwrap();
+        assert_eq!(
+            c.commands_retention,
+            Some(Duration::from_secs(400 * 86_400))
+        );
+        let e = parse(&["--commands-retention", "0s"]).unwrap_err();
+        assert!(e.contains("--commands-retention"), "{e}");
         let e = parse(&["--batch-size", "0"]).unwrap_err();
         assert!(e.contains("--batch-size") && e.contains("'0'"), "{e}");
         let e = parse(&["--batch-max-mib", "1000"]).unwrap_err();
