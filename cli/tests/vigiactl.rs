@@ -12,6 +12,7 @@ use vigia_schema::{
     ByeBody, CommandReply, CommandRequest, CpuBody, Encoding, EventBody, HelloBody, Outcome,
     ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
 };
+use vigia_testkit::commands::{event_outcomes, who};
 use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
 use vigia_testkit::vigia::{start_publisher, start_sink};
 use vigia_testkit::{free_port, unique_name, Child, NatsServer, TestDatabase};
@@ -661,46 +662,6 @@ async fn kill_shows_a_hostile_reply_escaped() {
     );
 }
 
-/// The answers to `who` on `cmd.<token>` once `count` publishers answer it
-/// (they subscribe a moment after they start), sorted by host name.
-async fn who(client: &async_nats::Client, token: &str, count: usize) -> Vec<CommandReply> {
-    use futures::StreamExt as _;
-    let request = CommandRequest {
-        action: "who".into(),
-        ..CommandRequest::default()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let inbox = client.new_inbox();
-        let mut answers = client.subscribe(inbox.clone()).await.unwrap();
-        client
-            .publish_with_reply(
-                format!("cmd.{token}"),
-                inbox,
-                request.encode(Encoding::MessagePack).into(),
-            )
-            .await
-            .unwrap();
-        let mut replies = Vec::new();
-        while let Ok(Some(message)) =
-            tokio::time::timeout(Duration::from_millis(500), answers.next()).await
-        {
-            if let Ok(reply) = CommandReply::decode(&message.payload) {
-                replies.push(reply);
-            }
-        }
-        if replies.len() >= count {
-            replies.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-            return replies;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {count} publishers answer on cmd.{token}",
-            replies.len()
-        );
-    }
-}
-
 /// `<token>.x` and `<token>.y`: two machines publishing as one token,
 /// both taking commands, on a server with the telemetry stream. (Bind
 /// `_machines` when taking it apart: they stop when it drops.)
@@ -775,20 +736,7 @@ async fn kill_refuses_a_shared_host_unless_told_which_boot() {
     assert_eq!(sleeper.wait().unwrap().signal(), Some(15));
 
     // One kill reached both: the named boot did it, the other refused it.
-    let events = stored_samples(
-        &client,
-        &format!("telemetry.{token}.event"),
-        2,
-        Duration::from_secs(10),
-    )
-    .await;
-    let mut outcomes: Vec<(String, Outcome)> = events
-        .iter()
-        .map(|s| match &s.body {
-            SampleBody::Event(e) => (s.boot.clone(), e.outcome),
-            other => panic!("not an event: {other:?}"),
-        })
-        .collect();
+    let mut outcomes = event_outcomes(&client, &token, 2).await;
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     let mut expected = vec![
         (boots[1].clone(), Outcome::Ok),

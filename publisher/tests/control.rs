@@ -11,6 +11,7 @@ use futures::StreamExt as _;
 use vigia_schema::{
     CommandReply, CommandRequest, Encoding, EventBody, Outcome, Sample, SampleBody,
 };
+use vigia_testkit::commands::{event_outcomes, gather, who};
 use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
 use vigia_testkit::vigia::start_publisher;
 use vigia_testkit::{unique_name, Child, NatsServer};
@@ -535,35 +536,6 @@ async fn a_megabyte_where_the_pid_goes_gets_a_small_reply_and_audit_row() {
     }
 }
 
-/// Sends `request` on `subject` and gathers every reply until `count` have
-/// come (two publishers answer one request).
-async fn gather(
-    client: &async_nats::Client,
-    subject: &str,
-    request: &CommandRequest,
-    count: usize,
-) -> Vec<CommandReply> {
-    let inbox = client.new_inbox();
-    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
-    client
-        .publish_with_reply(
-            subject.to_owned(),
-            inbox,
-            request.encode(Encoding::MessagePack).into(),
-        )
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    while got.len() < count {
-        let message = tokio::time::timeout(Duration::from_secs(5), replies.next())
-            .await
-            .expect("every publisher answers within 5 s")
-            .unwrap();
-        got.push(CommandReply::decode(&message.payload).unwrap());
-    }
-    got
-}
-
 #[tokio::test]
 async fn two_machines_on_one_token_answer_who_and_only_the_named_boot_acts() {
     let server = NatsServer::start();
@@ -577,40 +549,8 @@ async fn two_machines_on_one_token_answer_who_and_only_the_named_boot_acts() {
         .map(|name| start_publisher(&server.url(), name, &[]))
         .collect();
     let subject = format!("cmd.{token}");
-    // Both subscriptions, not just one.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let who = CommandRequest {
-            action: "who".into(),
-            ..CommandRequest::default()
-        };
-        let inbox = client.new_inbox();
-        let mut replies = client.subscribe(inbox.clone()).await.unwrap();
-        client
-            .publish_with_reply(subject.clone(), inbox, who.encode(Encoding::Json).into())
-            .await
-            .unwrap();
-        let mut heard = 0;
-        while let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(500), replies.next()).await
-        {
-            heard += 1;
-        }
-        if heard == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "two publishers on {subject}"
-        );
-    }
-
-    let who = CommandRequest {
-        action: "who".into(),
-        ..CommandRequest::default()
-    };
-    let mut answers = gather(&client, &subject, &who, 2).await;
-    answers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    // Both subscriptions, not just one: who asks until both answer.
+    let answers = who(&client, &token, 2).await;
     let hostnames: Vec<&str> = answers
         .iter()
         .map(|a| a.hostname.as_deref().unwrap_or_default())
@@ -647,20 +587,7 @@ async fn two_machines_on_one_token_answer_who_and_only_the_named_boot_acts() {
     assert_eq!(sleeper.wait().unwrap().signal(), Some(15));
 
     // Each machine audited what it did with the request, under its boot.
-    let events = stored_samples(
-        &client,
-        &format!("telemetry.{token}.event"),
-        2,
-        Duration::from_secs(10),
-    )
-    .await;
-    let mut outcomes: Vec<(String, Outcome)> = events
-        .iter()
-        .map(|s| match &s.body {
-            SampleBody::Event(e) => (s.boot.clone(), e.outcome),
-            other => panic!("not an event: {other:?}"),
-        })
-        .collect();
+    let mut outcomes = event_outcomes(&client, &token, 2).await;
     outcomes.sort_by_key(|(boot, _)| boots.iter().position(|b| b == boot));
     assert_eq!(
         outcomes,
