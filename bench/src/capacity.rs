@@ -57,7 +57,7 @@ use vigia_schema::subject::{CONSUMER, STREAM};
 use vigia_schema::Kind;
 use vigia_testkit::{Mariadbd, TestDatabase};
 
-use crate::fleet::{self, Hosts};
+use crate::fleet::{self, publish_for, Cadence, Hosts};
 use crate::rig::SinkRig;
 use crate::stats::quantile;
 
@@ -75,12 +75,8 @@ pub struct Args {
     warmup: u64,
     #[arg(long, default_value_t = 400)]
     processes: usize,
-    /// cpu and ram interval, ms.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
-    /// procs interval, ms (a multiple of --interval-ms).
-    #[arg(long, default_value_t = 5000)]
-    procs_interval_ms: u64,
+    #[command(flatten)]
+    cadence: Cadence,
     /// How often `hosts.last_seen` is read: latencies are upper bounds,
     /// at most one poll late.
     #[arg(long, default_value_t = 100)]
@@ -151,10 +147,7 @@ struct Counters {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.procs_interval_ms.is_multiple_of(args.interval_ms),
-        "--procs-interval-ms must be a multiple of --interval-ms"
-    );
+    args.cadence.check()?;
     anyhow::ensure!(
         !args.steps.is_empty() && args.steps.windows(2).all(|w| w[0] < w[1]),
         "--steps must be growing fleet sizes, e.g. 250,500,1000"
@@ -194,9 +187,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.steps,
         args.step_seconds,
         args.warmup,
-        args.interval_ms,
+        args.cadence.interval_ms,
         args.processes,
-        args.procs_interval_ms,
+        args.cadence.procs_interval_ms,
         args.poll_ms,
         rig.sink_bin.display(),
         rig.sink_args,
@@ -235,8 +228,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             pending.clone(),
             step_start,
             Duration::from_secs(args.step_seconds),
-            args.interval_ms,
-            args.procs_interval_ms,
+            args.cadence,
         ));
         let mut latencies: Vec<f64> = Vec::new();
         let mut ticker = tokio::time::interval(Duration::from_millis(args.poll_ms));
@@ -303,26 +295,21 @@ async fn generate(
     pending: Pending,
     start: Instant,
     duration: Duration,
-    interval_ms: u64,
-    procs_interval_ms: u64,
+    cadence: Cadence,
 ) -> anyhow::Result<Hosts> {
-    let cycle = fleet::cycle(fleet.len(), interval_ms, procs_interval_ms);
-    for n in 0.. {
-        for &(at_ms, h, kind) in &cycle {
-            let due = start + Duration::from_millis(n * procs_interval_ms + at_ms);
-            if due - start >= duration {
-                return Ok(fleet);
-            }
-            tokio::time::sleep_until(due).await;
-            let sample = fleet.sample(h, kind);
-            let message = fleet::message(&sample);
+    publish_for(
+        &client,
+        &mut fleet,
+        cadence,
+        start,
+        duration,
+        |h, sample| {
             pending.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[h]
-                .push_back((kind, sample.ts));
-            client
-                .publish_with_headers(message.subject, message.headers, message.payload)
-                .await?;
-        }
-    }
+                .push_back((sample.kind(), sample.ts));
+            Ok(())
+        },
+    )
+    .await?;
     Ok(fleet)
 }
 

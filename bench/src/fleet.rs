@@ -1,8 +1,12 @@
 //! The benchmarks' simulated hosts: the synthetic fleet's steady bodies
 //! (`vigia_testkit::fleet`), stamped and published as the publisher does.
 
+use std::time::Duration;
+
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use tokio::time::Instant;
+use vigia_schema::sample::{DEFAULT_INTERVAL, DEFAULT_PROCS_INTERVAL};
 use vigia_schema::stamp::unix_nanos;
 use vigia_schema::subject::{CONTENT_TYPE_MSGPACK, HEADER_CONTENT_TYPE, HEADER_MSG_ID};
 use vigia_schema::{HostToken, Kind, ProcsBody, Sample, SampleBody, Stamper};
@@ -78,21 +82,81 @@ impl Hosts {
     }
 }
 
-/// One procs interval of a fleet's samples at the publisher's cadence, in
-/// time order: (ms into the cycle, host, kind). Hosts are spread evenly
-/// over each interval, as unsynchronised publishers are.
-pub fn cycle(hosts: usize, interval_ms: u64, procs_interval_ms: u64) -> Vec<(u64, usize, Kind)> {
-    let mut cycle = Vec::new();
-    for h in 0..hosts {
-        let offset = h as u64 * interval_ms / hosts as u64;
-        for tick in 0..procs_interval_ms / interval_ms {
-            cycle.push((tick * interval_ms + offset, h, Kind::Cpu));
-            cycle.push((tick * interval_ms + offset, h, Kind::Ram));
-        }
-        cycle.push((h as u64 * procs_interval_ms / hosts as u64, h, Kind::Procs));
+/// How often each simulated host samples: the publisher's defaults unless
+/// told otherwise.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct Cadence {
+    /// cpu and ram interval, ms.
+    #[arg(long, default_value_t = DEFAULT_INTERVAL.as_millis() as u64)]
+    pub interval_ms: u64,
+    /// procs interval, ms (a multiple of --interval-ms).
+    #[arg(long, default_value_t = DEFAULT_PROCS_INTERVAL.as_millis() as u64)]
+    pub procs_interval_ms: u64,
+}
+
+impl Cadence {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.interval_ms > 0 && self.procs_interval_ms.is_multiple_of(self.interval_ms),
+            "--procs-interval-ms must be a multiple of --interval-ms"
+        );
+        Ok(())
     }
-    cycle.sort_by_key(|e| e.0);
-    cycle
+
+    /// Messages a second from `hosts` hosts.
+    pub fn messages_per_s(&self, hosts: usize) -> f64 {
+        hosts as f64
+            * 1000.0
+            * (2.0 / self.interval_ms as f64 + 1.0 / self.procs_interval_ms as f64)
+    }
+
+    /// One procs interval of `hosts` hosts' samples, in time order: (ms
+    /// into the cycle, host, kind). Hosts are spread evenly over each
+    /// interval, as unsynchronised publishers are.
+    pub fn cycle(&self, hosts: usize) -> Vec<(u64, usize, Kind)> {
+        let (every, procs_every) = (self.interval_ms, self.procs_interval_ms);
+        let mut cycle = Vec::new();
+        for h in 0..hosts {
+            let offset = h as u64 * every / hosts as u64;
+            for tick in 0..procs_every / every {
+                cycle.push((tick * every + offset, h, Kind::Cpu));
+                cycle.push((tick * every + offset, h, Kind::Ram));
+            }
+            cycle.push((h as u64 * procs_every / hosts as u64, h, Kind::Procs));
+        }
+        cycle.sort_by_key(|e| e.0);
+        cycle
+    }
+}
+
+/// Publishes every host's samples at `cadence` from `start` for
+/// `duration`, each stamped right before it goes out; `sent` sees each
+/// (host, sample) just before it is published.
+pub async fn publish_for(
+    client: &async_nats::Client,
+    hosts: &mut Hosts,
+    cadence: Cadence,
+    start: Instant,
+    duration: Duration,
+    mut sent: impl FnMut(usize, &Sample) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let cycle = cadence.cycle(hosts.len());
+    for n in 0.. {
+        for &(at_ms, h, kind) in &cycle {
+            let due = start + Duration::from_millis(n * cadence.procs_interval_ms + at_ms);
+            if due - start >= duration {
+                return Ok(());
+            }
+            tokio::time::sleep_until(due).await;
+            let sample = hosts.sample(h, kind);
+            let message = message(&sample);
+            sent(h, &sample)?;
+            client
+                .publish_with_headers(message.subject, message.headers, message.payload)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Subject, headers (with `Nats-Msg-Id`) and payload, as the publisher
@@ -120,7 +184,11 @@ mod tests {
 
     #[test]
     fn a_cycle_holds_every_hosts_samples_of_one_procs_interval_in_order() {
-        let cycle = cycle(4, 1000, 5000);
+        let cadence = Cadence {
+            interval_ms: 1000,
+            procs_interval_ms: 5000,
+        };
+        let cycle = cadence.cycle(4);
         assert_eq!(cycle.len(), 4 * (5 * 2 + 1));
         assert!(cycle.windows(2).all(|w| w[0].0 <= w[1].0));
         assert!(cycle.iter().all(|e| e.0 < 5000));

@@ -25,7 +25,7 @@ use sqlx::Row;
 use tokio::time::Instant;
 use vigia_schema::stamp::unix_nanos;
 
-use crate::fleet::{self, Hosts, HISTORY_ROWS};
+use crate::fleet::{self, publish_for, Cadence, Hosts, HISTORY_ROWS};
 use crate::stats::{quantile, weighted_quantile};
 
 #[derive(clap::Args)]
@@ -34,12 +34,8 @@ pub struct Args {
     hosts: usize,
     #[arg(long, default_value_t = 400)]
     processes: usize,
-    /// cpu and ram interval, ms.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
-    /// procs interval, ms (a multiple of --interval-ms).
-    #[arg(long, default_value_t = 5000)]
-    procs_interval_ms: u64,
+    #[command(flatten)]
+    cadence: Cadence,
     /// How long the fleet sends.
     #[arg(long, default_value_t = 60)]
     seconds: u64,
@@ -61,18 +57,20 @@ const TABLES: [&str; 3] = ["cpu_samples", "ram_samples", "procs_snapshots"];
 type Sent = Arc<Mutex<Vec<Vec<Vec<i64>>>>>;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.procs_interval_ms.is_multiple_of(args.interval_ms) && args.hosts > 0,
-        "--procs-interval-ms must be a multiple of --interval-ms"
-    );
+    args.cadence.check()?;
+    anyhow::ensure!(args.hosts > 0, "--hosts must be at least 1");
     let rig = SinkRig::start("bench_latency", &args.sink_args, None).await?;
     let (sink, pool) = (&rig.sink, &rig.pool);
     let nats_url = rig.nats.url();
     let client = async_nats::connect(&nats_url).await?;
 
+    let Cadence {
+        interval_ms,
+        procs_interval_ms,
+    } = args.cadence;
     let per_s = args.hosts as f64 * 1000.0;
-    let rows_per_s = per_s * 2.0 / args.interval_ms as f64
-        + per_s * (1 + HISTORY_ROWS + 1) as f64 / args.procs_interval_ms as f64;
+    let rows_per_s = per_s * 2.0 / interval_ms as f64
+        + per_s * (1 + HISTORY_ROWS + 1) as f64 / procs_interval_ms as f64;
     println!("== latency, sample ts to committed row");
     println!(
         "config: {} hosts, each cpu + ram every {} ms and procs ({} processes) every {} ms, \
@@ -80,10 +78,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
          not counted; commit seen by polling max(seq) per host every {} ms; sink: {} \
          (release) with defaults{}; private nats-server {}, database {}",
         args.hosts,
-        args.interval_ms,
+        interval_ms,
         args.processes,
-        args.procs_interval_ms,
-        per_s * (2.0 / args.interval_ms as f64 + 1.0 / args.procs_interval_ms as f64),
+        procs_interval_ms,
+        args.cadence.messages_per_s(args.hosts),
         args.seconds,
         args.warmup,
         args.poll_ms,
@@ -120,8 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Duration::from_secs(args.seconds),
         args.hosts,
         args.processes,
-        args.interval_ms,
-        args.procs_interval_ms,
+        args.cadence,
     ));
 
     // (kind, ts, latency ms) of every sample seen committed.
@@ -237,8 +234,6 @@ fn report(what: &str, values: &[f64]) {
     );
 }
 
-/// One message due at `at` (ms into the cycle).
-#[allow(clippy::too_many_arguments)]
 async fn generate(
     client: async_nats::Client,
     sent: Sent,
@@ -246,26 +241,21 @@ async fn generate(
     duration: Duration,
     hosts: usize,
     processes: usize,
-    interval_ms: u64,
-    procs_interval_ms: u64,
+    cadence: Cadence,
 ) -> anyhow::Result<()> {
     let mut fleet = Hosts::new("lat", processes);
     fleet.grow(hosts)?;
-    let cycle = fleet::cycle(hosts, interval_ms, procs_interval_ms);
-    for n in 0.. {
-        for &(at_ms, h, kind) in &cycle {
-            let due = start + Duration::from_millis(n * procs_interval_ms + at_ms);
-            if due - start >= duration {
-                return Ok(());
-            }
-            tokio::time::sleep_until(due).await;
-            let sample = fleet.sample(h, kind);
-            let message = fleet::message(&sample);
-            sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[kind.index()][h].push(sample.ts);
-            client
-                .publish_with_headers(message.subject, message.headers, message.payload)
-                .await?;
-        }
-    }
-    Ok(())
+    publish_for(
+        &client,
+        &mut fleet,
+        cadence,
+        start,
+        duration,
+        |h, sample| {
+            sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[sample.kind().index()][h]
+                .push(sample.ts);
+            Ok(())
+        },
+    )
+    .await
 }
