@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use chrono::Utc;
 use sqlx::Row;
 use vigia_dashboards::dashboard::{self, Dashboard};
+use vigia_dashboards::runner;
 use vigia_dashboards::template::Variables;
-use vigia_dashboards::{runner, QueryWindow};
 use vigia_schema::{ByeBody, CpuBody, HelloBody, Sample, SampleBody};
 use vigia_sink::store::Writer;
 
@@ -57,12 +55,7 @@ async fn first_target(
         .iter()
         .find(|p| p.title == title)
         .with_context(|| format!("no panel {title}"))?;
-    let window = QueryWindow::for_range(
-        Utc::now(),
-        Duration::from_secs(3600),
-        1000,
-        Duration::from_secs(1),
-    )?;
+    let window = common::last(common::HOUR)?;
     let sql = vigia_dashboards::expand(&panel.targets[0].raw_sql, &Variables::new(), &window)?;
     runner::query(conn, &sql).await
 }

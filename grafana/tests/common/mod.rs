@@ -1,13 +1,26 @@
 //! A private database per test on the MariaDB at VIGIA_TEST_MYSQL
 //! (default mysql://root@127.0.0.1:3306), dropped when the test ends
-//! (vigia_testkit::TestDatabase), however it ends.
+//! (vigia_testkit::TestDatabase), however it ends; and the time window a
+//! dashboard asks for.
 
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
+use chrono::Utc;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::mysql::MySql;
+use vigia_dashboards::QueryWindow;
 use vigia_testkit::TestDatabase;
+
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// The last `range`, on a 1000-point panel with the data source's 1 s
+/// minimum interval, as Grafana asks for it.
+pub fn last(range: Duration) -> Result<QueryWindow> {
+    QueryWindow::for_range(Utc::now(), range, 1000, Duration::from_secs(1))
+}
 
 pub struct TestDb {
     db: TestDatabase,
