@@ -39,6 +39,18 @@ async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, async_nats::Client, 
     (server, client, Publisher { process, host })
 }
 
+/// A hand-written JSON kill of `pid` with `signal`, as a script would
+/// send it, and the reply.
+async fn kill(
+    client: &async_nats::Client,
+    host: &str,
+    pid: impl std::fmt::Display,
+    signal: &str,
+) -> CommandReply {
+    let request = format!(r#"{{"action":"kill","pid":{pid},"signal":"{signal}"}}"#);
+    CommandReply::decode(&ask(client, host, request.into_bytes()).await).unwrap()
+}
+
 async fn ask(client: &async_nats::Client, host: &str, payload: Vec<u8>) -> Vec<u8> {
     let reply = tokio::time::timeout(
         Duration::from_secs(5),
@@ -327,13 +339,7 @@ async fn the_publisher_and_its_parent_are_never_signalled() {
     let own = publisher.process.pid();
     let parent = std::process::id();
     for (pid, says) in [(own, "vigia-publisher itself"), (parent, "parent")] {
-        let bytes = ask(
-            &client,
-            &publisher.host,
-            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
-        )
-        .await;
-        let reply = CommandReply::decode(&bytes).unwrap();
+        let reply = kill(&client, &publisher.host, pid, "KILL").await;
         assert!(!reply.ok);
         assert!(
             reply.error.as_deref().unwrap_or_default().contains(says),
@@ -349,13 +355,7 @@ async fn a_denied_name_is_refused() {
     let (_server, client, publisher) = setup("ctl-deny", &["--deny", "sshd,sle*"]).await;
     let mut sleeper = spawn_sleep();
     let pid = sleeper.id();
-    let bytes = ask(
-        &client,
-        &publisher.host,
-        format!(r#"{{"action":"kill","pid":{pid}}}"#).into_bytes(),
-    )
-    .await;
-    let reply = CommandReply::decode(&bytes).unwrap();
+    let reply = kill(&client, &publisher.host, pid, "TERM").await;
     assert!(!reply.ok);
     assert_eq!(reply.name.as_deref(), Some("sleep"));
     assert!(
@@ -401,13 +401,7 @@ async fn kernel_threads_and_pid_1_are_refused() {
         (0, "not a process"),
         (-1, "not a process"),
     ] {
-        let bytes = ask(
-            &client,
-            &publisher.host,
-            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
-        )
-        .await;
-        let reply = CommandReply::decode(&bytes).unwrap();
+        let reply = kill(&client, &publisher.host, pid, "KILL").await;
         assert!(!reply.ok, "pid {pid}");
         assert!(
             reply.error.as_deref().unwrap_or_default().contains(says),
@@ -449,13 +443,7 @@ async fn openssh_login_processes_are_denied_by_default() {
     for name in ["sshd-session", "sshd-auth"] {
         let (mut process, dir) = spawn_sleep_named(name);
         let pid = process.id();
-        let bytes = ask(
-            &client,
-            &publisher.host,
-            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
-        )
-        .await;
-        let reply = CommandReply::decode(&bytes).unwrap();
+        let reply = kill(&client, &publisher.host, pid, "KILL").await;
         assert!(!reply.ok, "{reply:?}");
         assert_eq!(reply.name.as_deref(), Some(name));
         let error = reply.error.unwrap_or_default();
@@ -471,13 +459,7 @@ async fn openssh_login_processes_are_denied_by_default() {
     // Exact, not a prefix: a name that merely starts alike is no login.
     let (mut process, dir) = spawn_sleep_named("sshd-sessionx");
     let pid = process.id();
-    let bytes = ask(
-        &client,
-        &publisher.host,
-        format!(r#"{{"action":"kill","pid":{pid}}}"#).into_bytes(),
-    )
-    .await;
-    let reply = CommandReply::decode(&bytes).unwrap();
+    let reply = kill(&client, &publisher.host, pid, "TERM").await;
     assert!(reply.ok, "{reply:?}");
     let status = process.wait().unwrap();
     assert_eq!(status.signal(), Some(15));
