@@ -14,7 +14,7 @@ use vigia_schema::sample;
 )]
 pub struct Config {
     /// NATS server to publish to; several, comma-separated, for a cluster.
-    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = vigia_schema::servers::DEFAULT_URL)]
     pub nats_url: String,
 
     /// Token for NATS, when the server requires one.

@@ -13,7 +13,7 @@ use clap::Parser;
 pub struct Config {
     /// NATS server with JetStream; several, comma-separated, for a cluster
     /// (the sink fails over between them).
-    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = vigia_schema::servers::DEFAULT_URL)]
     pub nats_url: String,
 
     /// Token for NATS, when the server requires one.
