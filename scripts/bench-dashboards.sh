@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks every Grafana panel query over a big fleet: 100 hosts x 24 h at
 # the publisher's default rates (CPU and RAM every 1 s, processes every 5 s),
-# written through the sink's insert path by vigia-fill, then each panel query
-# timed (p50/p95) at the dashboards' 1 h default and over the full 24 h.
+# written through the sink's insert path (`vigia-bench fill`), then each
+# panel query timed (p50/p95) at the dashboards' 1 h default and over the
+# full 24 h (`vigia-bench dashboards`; bench/src/dashboards.rs).
 #
 # It runs its own mariadbd (port 3307, data in $VIGIA_BENCH_DIR, default
 # /tmp/vigia-bench-db) so the shared server is left alone, and stops it at the
 # end. VIGIA_BENCH_KEEP=1 keeps the filled data for another run. Arguments
-# go to vigia-dashboard-bench, e.g. `--dashboards DIR` to time another
-# version's dashboards on the same data.
+# go to `vigia-bench dashboards`, e.g. `--dashboards DIR` to time another
+# version's dashboards on the same data. `scripts/bench.sh dashboards` runs
+# this script.
 #   HOSTS=100 SPAN=24h bash scripts/bench-dashboards.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ POOL=${VIGIA_BENCH_BUFFER_POOL:-4G}
 URL="mysql://root@127.0.0.1:$PORT/vigia_bench"
 
 command -v mariadbd >/dev/null || bash scripts/services.sh
-cargo build --release --locked -p vigia-dashboards --bins
+cargo build --release --locked -p vigia-bench --bins
 
 fresh=
 if [ ! -d "$DIR/mysql" ]; then
@@ -50,7 +52,7 @@ done
 if [ -n "$fresh" ] || [ "${VIGIA_BENCH_REFILL:-0}" = 1 ]; then
   echo "== filling $HOSTS hosts x $SPAN through the sink's writer"
   mariadb -h127.0.0.1 -P"$PORT" -uroot -e 'DROP DATABASE IF EXISTS vigia_bench'
-  target/release/vigia-fill --database-url "$URL" --hosts "$HOSTS" --span "$SPAN"
+  target/release/vigia-bench fill --database-url "$URL" --hosts "$HOSTS" --span "$SPAN"
   mariadb -h127.0.0.1 -P"$PORT" -uroot -e "
     SELECT table_name, table_rows, ROUND((data_length + index_length) / 1048576) AS mib
     FROM information_schema.tables WHERE table_schema = 'vigia_bench' ORDER BY 3 DESC"
@@ -59,4 +61,4 @@ if [ -n "$fresh" ] || [ "${VIGIA_BENCH_REFILL:-0}" = 1 ]; then
 fi
 
 echo "== timing every panel query"
-target/release/vigia-dashboard-bench --database-url "$URL" --range 1h --range 6h --range 24h --runs "${RUNS:-20}" "$@"
+target/release/vigia-bench dashboards --database-url "$URL" --range 1h --range 6h --range 24h --runs "${RUNS:-20}" "$@"

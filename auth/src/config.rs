@@ -27,7 +27,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// NATS server (its callout account AUTH).
-    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = vigia_schema::servers::DEFAULT_URL)]
     pub nats_url: String,
 
     /// The service's own user nkey seed file (listed in auth_users).
@@ -43,11 +43,7 @@ pub struct ServeArgs {
     pub nats_ca: Option<PathBuf>,
 
     /// The enrolled identities (`vigiactl enroll` writes it).
-    #[arg(
-        long,
-        env = "VIGIA_IDENTITIES",
-        default_value = "/etc/vigia/identities"
-    )]
+    #[arg(long, env = "VIGIA_IDENTITIES", default_value = crate::registry::DEFAULT_PATH)]
     pub registry: PathBuf,
 
     /// Audience GCE identity tokens must carry (vigia's NATS endpoint, e.g.
@@ -64,9 +60,9 @@ pub struct ServeArgs {
     pub gce_jwks_url: String,
 
     /// JetStream names the sink's permissions name.
-    #[arg(long, env = "VIGIA_STREAM", default_value = "TELEMETRY")]
+    #[arg(long, env = "VIGIA_STREAM", default_value = vigia_schema::subject::STREAM)]
     pub stream: String,
-    #[arg(long, env = "VIGIA_CONSUMER", default_value = "sink")]
+    #[arg(long, env = "VIGIA_CONSUMER", default_value = vigia_schema::subject::CONSUMER)]
     pub consumer: String,
 }
 

@@ -16,6 +16,8 @@
 //! the only secrets are the issuer seed and the service's own nkey (both on
 //! the central VM), and the server still does all the enforcing.
 
+#![forbid(unsafe_code)]
+
 pub mod callout;
 pub mod config;
 pub mod gce;

@@ -15,7 +15,9 @@
 
 use serde::Serialize;
 use vigia_schema::identity::{inbox_prefix, Role};
-use vigia_schema::subject::{DEADLETTER_ALL, TELEMETRY, TELEMETRY_ALL};
+use vigia_schema::subject::{
+    CONSUMER, DEADLETTER_ALL, DEADLETTER_STREAM, STREAM, TELEMETRY, TELEMETRY_ALL,
+};
 use vigia_schema::HostToken;
 
 /// The streams and consumer the permissions name (the sink's defaults).
@@ -29,9 +31,9 @@ pub struct StreamNames {
 impl Default for StreamNames {
     fn default() -> Self {
         Self {
-            telemetry: "TELEMETRY".into(),
-            deadletter: "DEADLETTER".into(),
-            consumer: "sink".into(),
+            telemetry: STREAM.into(),
+            deadletter: DEADLETTER_STREAM.into(),
+            consumer: CONSUMER.into(),
         }
     }
 }

@@ -15,6 +15,10 @@ use vigia_schema::{HostToken, Role};
 
 use crate::Identity;
 
+/// Where vigia-auth reads the registry and `vigiactl enroll` writes it,
+/// unless told otherwise (`--registry`, `VIGIA_IDENTITIES`).
+pub const DEFAULT_PATH: &str = "/etc/vigia/identities";
+
 /// A registry larger than this is refused rather than read.
 const MAX_BYTES: u64 = 16 << 20;
 

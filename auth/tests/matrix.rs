@@ -8,6 +8,7 @@ use async_nats::jetstream;
 use common::{prepared, AuthStack, Probe};
 use futures::StreamExt as _;
 use vigia_schema::identity::command_from;
+use vigia_schema::subject::{CONSUMER, STREAM};
 use vigia_schema::{HostToken, Role};
 
 fn t(s: &str) -> HostToken {
@@ -18,7 +19,7 @@ fn t(s: &str) -> HostToken {
 /// message of one.
 async fn reads_the_stream_as_vigiactl_hosts_does(probe: &Probe) {
     let stream = jetstream::new(probe.client.clone())
-        .get_stream("TELEMETRY")
+        .get_stream(STREAM)
         .await
         .expect("stream info");
     let mut subjects = stream.info_with_subjects("telemetry.>").await.unwrap();
@@ -71,7 +72,7 @@ async fn a_host_publishes_its_own_telemetry_with_acks_and_nothing_else() {
         .unwrap()
         .await
         .expect("the stream acknowledges a host's own telemetry");
-    assert_eq!(ack.stream, "TELEMETRY");
+    assert_eq!(ack.stream, STREAM);
     js.publish("telemetry.web-1.event", "event".into())
         .await
         .unwrap()
@@ -85,13 +86,16 @@ async fn a_host_publishes_its_own_telemetry_with_acks_and_nothing_else() {
     host.publish_refused("cmd.web-2").await;
     host.publish_refused("cmd.web-2.web-1").await;
     host.publish_refused("deadletter.telemetry.web-1.cpu").await;
-    host.publish_refused("$JS.API.STREAM.INFO.TELEMETRY").await;
-    host.publish_refused("$JS.API.STREAM.DELETE.TELEMETRY")
+    host.publish_refused(&format!("$JS.API.STREAM.INFO.{STREAM}"))
         .await;
-    host.publish_refused("$JS.API.CONSUMER.MSG.NEXT.TELEMETRY.sink")
+    host.publish_refused(&format!("$JS.API.STREAM.DELETE.{STREAM}"))
         .await;
-    host.publish_refused("$JS.API.DIRECT.GET.TELEMETRY.telemetry.web-2.procs")
+    host.publish_refused(&format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{CONSUMER}"))
         .await;
+    host.publish_refused(&format!(
+        "$JS.API.DIRECT.GET.{STREAM}.telemetry.web-2.procs"
+    ))
+    .await;
     // Nor read anything but its own commands and inbox.
     host.subscribe_refused("telemetry.>").await;
     host.subscribe_refused("telemetry.web-1.cpu").await;
@@ -188,14 +192,15 @@ async fn the_sink_reads_the_stream_through_its_consumer_and_writes_dead_letters_
     // stream by other ways than its consumer.
     sink.publish_refused("telemetry.web-1.cpu").await;
     sink.publish_refused("cmd.web-1.sink-1").await;
-    sink.publish_refused("$JS.API.STREAM.DELETE.TELEMETRY")
+    sink.publish_refused(&format!("$JS.API.STREAM.DELETE.{STREAM}"))
         .await;
-    sink.publish_refused("$JS.API.STREAM.PURGE.TELEMETRY").await;
-    sink.publish_refused("$JS.API.CONSUMER.DELETE.TELEMETRY.sink")
+    sink.publish_refused(&format!("$JS.API.STREAM.PURGE.{STREAM}"))
         .await;
-    sink.publish_refused("$JS.API.CONSUMER.CREATE.TELEMETRY.other")
+    sink.publish_refused(&format!("$JS.API.CONSUMER.DELETE.{STREAM}.{CONSUMER}"))
         .await;
-    sink.publish_refused("$JS.API.DIRECT.GET.TELEMETRY.telemetry.web-1.cpu")
+    sink.publish_refused(&format!("$JS.API.CONSUMER.CREATE.{STREAM}.other"))
+        .await;
+    sink.publish_refused(&format!("$JS.API.DIRECT.GET.{STREAM}.telemetry.web-1.cpu"))
         .await;
     sink.subscribe_refused("telemetry.>").await;
     sink.subscribe_refused("cmd.>").await;
@@ -228,10 +233,10 @@ async fn an_operator_commands_in_its_own_name_and_watches() {
     operator.publish_refused("telemetry.web-1.event").await;
     operator.publish_refused("deadletter.x").await;
     operator
-        .publish_refused("$JS.API.STREAM.DELETE.TELEMETRY")
+        .publish_refused(&format!("$JS.API.STREAM.DELETE.{STREAM}"))
         .await;
     operator
-        .publish_refused("$JS.API.CONSUMER.MSG.NEXT.TELEMETRY.sink")
+        .publish_refused(&format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{CONSUMER}"))
         .await;
     operator.subscribe_refused("cmd.>").await;
     operator.subscribe_refused("cmd.web-1.*").await;
@@ -257,7 +262,7 @@ async fn a_watcher_only_watches() {
     watcher.publish_refused("telemetry.web-1.cpu").await;
     watcher.publish_refused("deadletter.x").await;
     watcher
-        .publish_refused("$JS.API.STREAM.DELETE.TELEMETRY")
+        .publish_refused(&format!("$JS.API.STREAM.DELETE.{STREAM}"))
         .await;
     watcher.subscribe_refused("cmd.>").await;
     watcher.subscribe_refused("_INBOX.>").await;

@@ -261,7 +261,7 @@ async fn connected_clients_keep_working_while_the_auth_service_is_down_and_new_o
     // Got in as the operator it is: it may read the stream's info.
     let js = async_nats::jetstream::new(late.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while js.get_stream("TELEMETRY").await.is_err() {
+    while js.get_stream(vigia_schema::subject::STREAM).await.is_err() {
         assert!(Instant::now() < deadline, "the waiting client never got in");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

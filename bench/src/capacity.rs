@@ -52,11 +52,12 @@ use std::time::Duration;
 use sqlx::mysql::MySqlPool;
 use sqlx::Row;
 use tokio::time::Instant;
+use vigia_schema::stamp::unix_nanos;
 use vigia_schema::subject::{CONSUMER, STREAM};
-use vigia_schema::{ProcsBody, SampleBody};
+use vigia_schema::Kind;
 use vigia_testkit::{Mariadbd, TestDatabase};
 
-use crate::fleet;
+use crate::fleet::{self, publish_for, Cadence, Hosts};
 use crate::rig::SinkRig;
 use crate::stats::quantile;
 
@@ -74,12 +75,8 @@ pub struct Args {
     warmup: u64,
     #[arg(long, default_value_t = 400)]
     processes: usize,
-    /// cpu and ram interval, ms.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
-    /// procs interval, ms (a multiple of --interval-ms).
-    #[arg(long, default_value_t = 5000)]
-    procs_interval_ms: u64,
+    #[command(flatten)]
+    cadence: Cadence,
     /// How often `hosts.last_seen` is read: latencies are upper bounds,
     /// at most one poll late.
     #[arg(long, default_value_t = 100)]
@@ -107,7 +104,7 @@ pub struct Args {
 const BOUNDED_LAG: Duration = Duration::from_secs(5);
 
 /// Samples sent and not yet seen committed, per host: (kind, ts).
-type Pending = Arc<Mutex<Vec<VecDeque<(u8, i64)>>>>;
+type Pending = Arc<Mutex<Vec<VecDeque<(Kind, i64)>>>>;
 
 /// What one step measured.
 struct Step {
@@ -150,10 +147,7 @@ struct Counters {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.procs_interval_ms.is_multiple_of(args.interval_ms),
-        "--procs-interval-ms must be a multiple of --interval-ms"
-    );
+    args.cadence.check()?;
     anyhow::ensure!(
         !args.steps.is_empty() && args.steps.windows(2).all(|w| w[0] < w[1]),
         "--steps must be growing fleet sizes, e.g. 250,500,1000"
@@ -193,9 +187,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.steps,
         args.step_seconds,
         args.warmup,
-        args.interval_ms,
+        args.cadence.interval_ms,
         args.processes,
-        args.procs_interval_ms,
+        args.cadence.procs_interval_ms,
         args.poll_ms,
         rig.sink_bin.display(),
         rig.sink_args,
@@ -215,11 +209,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ];
 
     let pending: Pending = Arc::new(Mutex::new(Vec::new()));
-    let mut fleet = Fleet::default();
+    let mut fleet = Hosts::new("cap", args.processes);
     let mut steps: Vec<Step> = Vec::new();
     let mut past_knee = 0;
     for &hosts in &args.steps {
-        fleet.grow(hosts, args.processes);
+        fleet.grow(hosts)?;
         pending
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -227,15 +221,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let lag_start = lag(&js, &pending).await;
         let before = counters(pool, &js, &pids, &sink_pids).await?;
         let step_start = Instant::now();
-        let counted_from = fleet::now_ns() + args.warmup as i64 * 1_000_000_000;
+        let counted_from = unix_nanos() + args.warmup as i64 * 1_000_000_000;
         let generator = tokio::spawn(generate(
             client.clone(),
             fleet,
             pending.clone(),
             step_start,
             Duration::from_secs(args.step_seconds),
-            args.interval_ms,
-            args.procs_interval_ms,
+            args.cadence,
         ));
         let mut latencies: Vec<f64> = Vec::new();
         let mut ticker = tokio::time::interval(Duration::from_millis(args.poll_ms));
@@ -248,7 +241,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let after = counters(pool, &js, &pids, &sink_pids).await?;
         let lag_end = lag(&js, &pending).await;
         // What the step sent and has not committed counts at its age now.
-        let now = fleet::now_ns();
+        let now = unix_nanos();
         let uncommitted: Vec<f64> = pending
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -294,78 +287,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The simulated hosts so far; it only grows.
-#[derive(Default)]
-struct Fleet {
-    names: Vec<String>,
-    boots: Vec<String>,
-    bodies: Vec<ProcsBody>,
-    /// Next seq per host and kind (cpu, ram, procs).
-    seqs: Vec<[u64; 3]>,
-}
-
-impl Fleet {
-    fn grow(&mut self, hosts: usize, processes: usize) {
-        for h in self.names.len()..hosts {
-            self.names.push(fleet::host_name(h));
-            self.boots.push(fleet::boot_id(h, "cap"));
-            self.bodies.push(fleet::processes(h, processes));
-            self.seqs.push([0; 3]);
-        }
-    }
-}
-
 /// Sends every host's samples for `duration`, evenly spread, and records
 /// each in `pending`. Returns the fleet with its seqs advanced.
 async fn generate(
     client: async_nats::Client,
-    mut fleet: Fleet,
+    mut fleet: Hosts,
     pending: Pending,
     start: Instant,
     duration: Duration,
-    interval_ms: u64,
-    procs_interval_ms: u64,
-) -> anyhow::Result<Fleet> {
-    let hosts = fleet.names.len();
-    // One procs cycle's events (at ms, host, kind), in time order.
-    let mut cycle: Vec<(u64, usize, usize)> = Vec::new();
-    for h in 0..hosts {
-        let offset = h as u64 * interval_ms / hosts as u64;
-        for tick in 0..procs_interval_ms / interval_ms {
-            cycle.push((tick * interval_ms + offset, h, 0));
-            cycle.push((tick * interval_ms + offset, h, 1));
-        }
-        cycle.push((h as u64 * procs_interval_ms / hosts as u64, h, 2));
-    }
-    cycle.sort_by_key(|e| e.0);
-    for n in 0.. {
-        for &(at_ms, h, kind) in &cycle {
-            let due = start + Duration::from_millis(n * procs_interval_ms + at_ms);
-            if due - start >= duration {
-                return Ok(fleet);
-            }
-            tokio::time::sleep_until(due).await;
-            fleet.seqs[h][kind] += 1;
-            let body = match kind {
-                0 => SampleBody::Cpu(fleet::cpu_body()),
-                1 => SampleBody::Ram(fleet::ram_body()),
-                _ => SampleBody::Procs(fleet.bodies[h].clone()),
-            };
-            let ts = fleet::now_ns();
-            let sample = fleet::sample(
-                &fleet.names[h],
-                &fleet.boots[h],
-                fleet.seqs[h][kind],
-                ts,
-                body,
-            );
-            let message = fleet::message(&sample);
-            pending.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[h].push_back((kind as u8, ts));
-            client
-                .publish_with_headers(message.subject, message.headers, message.payload)
-                .await?;
-        }
-    }
+    cadence: Cadence,
+) -> anyhow::Result<Hosts> {
+    publish_for(
+        &client,
+        &mut fleet,
+        cadence,
+        start,
+        duration,
+        |h, sample| {
+            pending.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[h]
+                .push_back((sample.kind(), sample.ts));
+            Ok(())
+        },
+    )
+    .await?;
     Ok(fleet)
 }
 
@@ -377,7 +321,7 @@ async fn poll(
     counted_from: i64,
     latencies: &mut Vec<f64>,
 ) -> anyhow::Result<()> {
-    let polled_at = fleet::now_ns();
+    let polled_at = unix_nanos();
     let rows = sqlx::query("SELECT host, last_seen FROM hosts")
         .fetch_all(pool)
         .await?;
@@ -385,11 +329,7 @@ async fn poll(
     for row in rows {
         let host: String = row.try_get("host")?;
         let last_seen: chrono::NaiveDateTime = row.try_get("last_seen")?;
-        let Some(queue) = host
-            .strip_prefix("sim-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .and_then(|h| pending.get_mut(h))
-        else {
+        let Some(queue) = fleet::host_index(&host).and_then(|h| pending.get_mut(h)) else {
             continue;
         };
         // DATETIME(6) keeps microseconds: a ts within the same microsecond
@@ -422,7 +362,7 @@ async fn lag(js: &async_nats::jetstream::Context, pending: &Pending) -> Lag {
         .lock()
         .ok()
         .and_then(|p| p.iter().filter_map(|q| q.front().map(|e| e.1)).min());
-    let seconds = oldest.map_or(0.0, |ts| (fleet::now_ns() - ts) as f64 / 1e9);
+    let seconds = oldest.map_or(0.0, |ts| (unix_nanos() - ts) as f64 / 1e9);
     Lag { messages, seconds }
 }
 

@@ -1,126 +1,162 @@
-//! Simulated hosts: samples that look like a real publisher's, made
-//! without reading /proc, and the messages that carry them.
+//! The benchmarks' simulated hosts: the synthetic fleet's steady bodies
+//! (`vigia_testkit::fleet`), stamped and published as the publisher does.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use tokio::time::Instant;
+use vigia_schema::sample::{DEFAULT_INTERVAL, DEFAULT_PROCS_INTERVAL};
+use vigia_schema::stamp::unix_nanos;
 use vigia_schema::subject::{CONTENT_TYPE_MSGPACK, HEADER_CONTENT_TYPE, HEADER_MSG_ID};
-use vigia_schema::{CpuBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SCHEMA_VERSION};
+use vigia_schema::{HostToken, Kind, ProcsBody, Sample, SampleBody, Stamper};
+use vigia_testkit::fleet::{self, cpu_body, ram_body, steady_processes};
 
-/// How many processes of each snapshot go to `process_samples` with the
-/// sink's default `--history-top 10`: the generated CPU and RSS orders are
-/// chosen so that the top 10 by CPU and the top 10 by RSS never overlap.
-pub const HISTORY_ROWS: usize = 20;
-pub const HISTORY_TOP: usize = 10;
+pub use vigia_testkit::fleet::{HISTORY_ROWS, HISTORY_TOP};
 
-const NAMES: [&str; 12] = [
-    "systemd",
-    "kworker/0:1-events",
-    "sshd",
-    "postgres",
-    "nginx",
-    "java",
-    "python3",
-    "containerd-shim",
-    "rsyslogd",
-    "node",
-    "bash",
-    "cron",
-];
-const USERS: [(u32, &str); 4] = [
-    (0, "root"),
-    (33, "www-data"),
-    (105, "postgres"),
-    (1000, "app"),
-];
+/// Every simulated host is `sim-<n>`.
+const PREFIX: &str = "sim";
 
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+pub fn host_name(h: usize) -> String {
+    fleet::host_name(PREFIX, h)
 }
 
-pub fn host_name(i: usize) -> String {
-    format!("sim-{i:04}")
+/// The `h` of a [`host_name`], when it is one.
+pub fn host_index(name: &str) -> Option<usize> {
+    fleet::host_index(name, PREFIX)
 }
 
-pub fn boot_id(i: usize, tag: &str) -> String {
-    format!("{tag}{i:012x}")
+/// A boot id naming the benchmark (`tag`) and the host.
+pub fn boot_id(h: usize, tag: &str) -> String {
+    format!("{tag}{h:012x}")
 }
 
-/// A process table of `n` processes. The first `HISTORY_TOP` are the
-/// busiest by CPU and small; the next `HISTORY_TOP` are the largest by
-/// RSS and idle; the rest are idle and small. So the history of a snapshot
-/// is exactly `HISTORY_ROWS` rows, and the bench can count every row.
-pub fn processes(host: usize, n: usize) -> ProcsBody {
-    let mut out = Vec::with_capacity(n);
-    for k in 0..n {
-        let pid = 1 + k as i32 * 7 + (host % 5) as i32;
-        let (cpu_pct, rss) = if k < HISTORY_TOP {
-            (90.0 - k as f32, 4 << 20)
-        } else if k < 2 * HISTORY_TOP {
-            (0.0, (2 << 30) - (k as u64) * (1 << 20))
-        } else {
-            (0.0, (1 << 20) + (k as u64) * 4096)
+/// A process table whose history the benchmarks count
+/// ([`steady_processes`]).
+pub fn processes(h: usize, n: usize) -> ProcsBody {
+    steady_processes(h, n)
+}
+
+/// Simulated hosts, each with its process table and its stamper; the
+/// fleet only grows.
+pub struct Hosts {
+    tag: &'static str,
+    processes: usize,
+    stampers: Vec<Stamper>,
+    bodies: Vec<ProcsBody>,
+}
+
+impl Hosts {
+    /// Hosts whose boots are named for `tag`, `processes` in each table.
+    pub fn new(tag: &'static str, processes: usize) -> Self {
+        Self {
+            tag,
+            processes,
+            stampers: Vec::new(),
+            bodies: Vec::new(),
+        }
+    }
+
+    pub fn grow(&mut self, hosts: usize) -> anyhow::Result<()> {
+        for h in self.stampers.len()..hosts {
+            let name = HostToken::parse(&host_name(h))?;
+            self.stampers.push(Stamper::new(name, boot_id(h, self.tag)));
+            self.bodies.push(processes(h, self.processes));
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.stampers.len()
+    }
+
+    /// Host `h`'s next sample of `kind` (cpu, ram or procs), taken now.
+    pub fn sample(&mut self, h: usize, kind: Kind) -> Sample {
+        let ts = unix_nanos();
+        let body = match kind {
+            Kind::Cpu => SampleBody::Cpu(cpu_body(h as u64, ts)),
+            Kind::Ram => SampleBody::Ram(ram_body(h as u64, ts)),
+            _ => SampleBody::Procs(self.bodies[h].clone()),
         };
-        let (uid, user) = USERS[k % USERS.len()];
-        out.push(ProcessEntry {
-            pid,
-            ppid: if k == 0 { 0 } else { 1 },
-            name: NAMES[k % NAMES.len()].to_owned(),
-            uid,
-            user: user.to_owned(),
-            state: if k % 50 == 0 { "R" } else { "S" }.to_owned(),
-            rss,
-            mem_pct: rss as f32 / (16u64 << 30) as f32 * 100.0,
-            cpu_pct,
-            threads: 1 + (k % 8) as u32,
-            start_ts: 1_700_000_000_000_000_000 + k as i64 * 1_000_000_000,
-        });
-    }
-    ProcsBody { processes: out }
-}
-
-pub fn cpu_body() -> CpuBody {
-    CpuBody {
-        busy_pct: 12.5,
-        user_pct: 8.0,
-        system_pct: 4.0,
-        iowait_pct: 0.5,
-        steal_pct: 0.0,
-        idle_pct: 87.0,
-        per_cpu_busy_pct: vec![10.0, 15.0, 11.0, 14.0],
-        load1: 0.4,
-        load5: 0.3,
-        load15: 0.2,
-        cpus: 4,
+        self.stampers[h].stamp_at(body, ts)
     }
 }
 
-pub fn ram_body() -> RamBody {
-    RamBody {
-        total: 16 << 30,
-        used: 6 << 30,
-        free: 2 << 30,
-        available: 10 << 30,
-        buffers: 200 << 20,
-        cached: 7 << 30,
-        swap_total: 2 << 30,
-        swap_free: 2 << 30,
+/// How often each simulated host samples: the publisher's defaults unless
+/// told otherwise.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct Cadence {
+    /// cpu and ram interval, ms.
+    #[arg(long, default_value_t = DEFAULT_INTERVAL.as_millis() as u64)]
+    pub interval_ms: u64,
+    /// procs interval, ms (a multiple of --interval-ms).
+    #[arg(long, default_value_t = DEFAULT_PROCS_INTERVAL.as_millis() as u64)]
+    pub procs_interval_ms: u64,
+}
+
+impl Cadence {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.interval_ms > 0 && self.procs_interval_ms.is_multiple_of(self.interval_ms),
+            "--procs-interval-ms must be a multiple of --interval-ms"
+        );
+        Ok(())
+    }
+
+    /// Messages a second from `hosts` hosts.
+    pub fn messages_per_s(&self, hosts: usize) -> f64 {
+        hosts as f64
+            * 1000.0
+            * (2.0 / self.interval_ms as f64 + 1.0 / self.procs_interval_ms as f64)
+    }
+
+    /// One procs interval of `hosts` hosts' samples, in time order: (ms
+    /// into the cycle, host, kind). Hosts are spread evenly over each
+    /// interval, as unsynchronised publishers are.
+    pub fn cycle(&self, hosts: usize) -> Vec<(u64, usize, Kind)> {
+        let (every, procs_every) = (self.interval_ms, self.procs_interval_ms);
+        let mut cycle = Vec::new();
+        for h in 0..hosts {
+            let offset = h as u64 * every / hosts as u64;
+            for tick in 0..procs_every / every {
+                cycle.push((tick * every + offset, h, Kind::Cpu));
+                cycle.push((tick * every + offset, h, Kind::Ram));
+            }
+            cycle.push((h as u64 * procs_every / hosts as u64, h, Kind::Procs));
+        }
+        cycle.sort_by_key(|e| e.0);
+        cycle
     }
 }
 
-pub fn sample(host: &str, boot: &str, seq: u64, ts: i64, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: host.to_owned(),
-        boot: boot.to_owned(),
-        seq,
-        ts,
-        body,
+/// Publishes every host's samples at `cadence` from `start` for
+/// `duration`, each stamped right before it goes out; `sent` sees each
+/// (host, sample) just before it is published.
+pub async fn publish_for(
+    client: &async_nats::Client,
+    hosts: &mut Hosts,
+    cadence: Cadence,
+    start: Instant,
+    duration: Duration,
+    mut sent: impl FnMut(usize, &Sample) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let cycle = cadence.cycle(hosts.len());
+    for n in 0.. {
+        for &(at_ms, h, kind) in &cycle {
+            let due = start + Duration::from_millis(n * cadence.procs_interval_ms + at_ms);
+            if due - start >= duration {
+                return Ok(());
+            }
+            tokio::time::sleep_until(due).await;
+            let sample = hosts.sample(h, kind);
+            let message = message(&sample);
+            sent(h, &sample)?;
+            client
+                .publish_with_headers(message.subject, message.headers, message.payload)
+                .await?;
+        }
     }
+    Ok(())
 }
 
 /// Subject, headers (with `Nats-Msg-Id`) and payload, as the publisher
@@ -147,19 +183,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn top_cpu_and_top_rss_do_not_overlap() {
-        let body = processes(3, 400);
-        let mut by_cpu: Vec<&ProcessEntry> = body.processes.iter().collect();
-        let mut by_rss = by_cpu.clone();
-        by_cpu.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(a.pid.cmp(&b.pid)));
-        by_rss.sort_by(|a, b| b.rss.cmp(&a.rss).then(a.pid.cmp(&b.pid)));
-        let mut pids: Vec<i32> = by_cpu[..HISTORY_TOP]
-            .iter()
-            .chain(&by_rss[..HISTORY_TOP])
-            .map(|p| p.pid)
+    fn a_cycle_holds_every_hosts_samples_of_one_procs_interval_in_order() {
+        let cadence = Cadence {
+            interval_ms: 1000,
+            procs_interval_ms: 5000,
+        };
+        let cycle = cadence.cycle(4);
+        assert_eq!(cycle.len(), 4 * (5 * 2 + 1));
+        assert!(cycle.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(cycle.iter().all(|e| e.0 < 5000));
+    }
+
+    #[test]
+    fn hosts_number_their_samples_per_kind() {
+        let mut hosts = Hosts::new("t", 30);
+        hosts.grow(2).unwrap();
+        let seqs: Vec<u64> = [Kind::Cpu, Kind::Cpu, Kind::Procs]
+            .into_iter()
+            .map(|k| hosts.sample(1, k).seq)
             .collect();
-        pids.sort();
-        pids.dedup();
-        assert_eq!(pids.len(), HISTORY_ROWS);
+        assert_eq!(seqs, [1, 2, 1]);
+        assert_eq!(host_index(&hosts.sample(1, Kind::Ram).host), Some(1));
     }
 }

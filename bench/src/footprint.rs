@@ -116,7 +116,7 @@ fn count_processes() -> anyhow::Result<usize> {
 
 /// The publisher's default procs interval: windows are whole multiples of
 /// it, so each holds as many walks.
-const PROCS_INTERVAL_S: u64 = 5;
+const PROCS_INTERVAL_S: u64 = vigia_schema::sample::DEFAULT_PROCS_INTERVAL.as_secs();
 
 /// Half the procs interval, and a whole number of cpu and ram intervals
 /// (1 s) plus a half.
@@ -258,7 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     let in_stream = runtime.block_on(async {
-        let mut stream = js.get_stream("TELEMETRY").await?;
+        let mut stream = js.get_stream(vigia_schema::subject::STREAM).await?;
         anyhow::Ok(stream.info().await?.state.messages)
     })?;
     let exits: Vec<_> = measured

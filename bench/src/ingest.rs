@@ -33,7 +33,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime};
 use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
 use sqlx::{Connection, QueryBuilder};
-use vigia_schema::{ProcsBody, SampleBody};
+use vigia_schema::stamp::unix_nanos;
+use vigia_schema::{ProcsBody, Sample, SampleBody};
 use vigia_testkit::Child;
 
 use crate::fleet::{self, HISTORY_ROWS, HISTORY_TOP};
@@ -165,14 +166,14 @@ async fn sink_round(
     seq: u64,
     args: &Args,
 ) -> anyhow::Result<f64> {
-    let ts = fleet::now_ns();
+    let ts = unix_nanos();
     let messages: Vec<fleet::Message> = bodies
         .iter()
         .enumerate()
         .map(|(h, body)| {
-            let sample = fleet::sample(
-                &fleet::host_name(h),
-                &fleet::boot_id(h, "sink"),
+            let sample = Sample::new(
+                fleet::host_name(h),
+                fleet::boot_id(h, "sink"),
                 seq,
                 ts,
                 SampleBody::Procs(body.clone()),
@@ -269,7 +270,7 @@ async fn ceiling_round(
     args: &Args,
 ) -> anyhow::Result<f64> {
     let seq = CEILING_SEQ + round;
-    let ts = datetime(fleet::now_ns());
+    let ts = datetime(unix_nanos());
     let hosts: Vec<String> = (0..bodies.len()).map(fleet::host_name).collect();
     let boots: Vec<String> = (0..bodies.len())
         .map(|h| fleet::boot_id(h, "ceil"))

@@ -23,9 +23,9 @@ use std::time::Duration;
 use crate::rig::SinkRig;
 use sqlx::Row;
 use tokio::time::Instant;
-use vigia_schema::{ProcsBody, SampleBody};
+use vigia_schema::stamp::unix_nanos;
 
-use crate::fleet::{self, HISTORY_ROWS};
+use crate::fleet::{self, publish_for, Cadence, Hosts, HISTORY_ROWS};
 use crate::stats::{quantile, weighted_quantile};
 
 #[derive(clap::Args)]
@@ -34,12 +34,8 @@ pub struct Args {
     hosts: usize,
     #[arg(long, default_value_t = 400)]
     processes: usize,
-    /// cpu and ram interval, ms.
-    #[arg(long, default_value_t = 1000)]
-    interval_ms: u64,
-    /// procs interval, ms (a multiple of --interval-ms).
-    #[arg(long, default_value_t = 5000)]
-    procs_interval_ms: u64,
+    #[command(flatten)]
+    cadence: Cadence,
     /// How long the fleet sends.
     #[arg(long, default_value_t = 60)]
     seconds: u64,
@@ -61,18 +57,20 @@ const TABLES: [&str; 3] = ["cpu_samples", "ram_samples", "procs_snapshots"];
 type Sent = Arc<Mutex<Vec<Vec<Vec<i64>>>>>;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.procs_interval_ms.is_multiple_of(args.interval_ms) && args.hosts > 0,
-        "--procs-interval-ms must be a multiple of --interval-ms"
-    );
+    args.cadence.check()?;
+    anyhow::ensure!(args.hosts > 0, "--hosts must be at least 1");
     let rig = SinkRig::start("bench_latency", &args.sink_args, None).await?;
     let (sink, pool) = (&rig.sink, &rig.pool);
     let nats_url = rig.nats.url();
     let client = async_nats::connect(&nats_url).await?;
 
+    let Cadence {
+        interval_ms,
+        procs_interval_ms,
+    } = args.cadence;
     let per_s = args.hosts as f64 * 1000.0;
-    let rows_per_s = per_s * 2.0 / args.interval_ms as f64
-        + per_s * (1 + HISTORY_ROWS + 1) as f64 / args.procs_interval_ms as f64;
+    let rows_per_s = per_s * 2.0 / interval_ms as f64
+        + per_s * (1 + HISTORY_ROWS + 1) as f64 / procs_interval_ms as f64;
     println!("== latency, sample ts to committed row");
     println!(
         "config: {} hosts, each cpu + ram every {} ms and procs ({} processes) every {} ms, \
@@ -80,10 +78,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
          not counted; commit seen by polling max(seq) per host every {} ms; sink: {} \
          (release) with defaults{}; private nats-server {}, database {}",
         args.hosts,
-        args.interval_ms,
+        interval_ms,
         args.processes,
-        args.procs_interval_ms,
-        per_s * (2.0 / args.interval_ms as f64 + 1.0 / args.procs_interval_ms as f64),
+        procs_interval_ms,
+        args.cadence.messages_per_s(args.hosts),
         args.seconds,
         args.warmup,
         args.poll_ms,
@@ -112,7 +110,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let sent: Sent = Arc::new(Mutex::new(vec![vec![Vec::new(); args.hosts]; 3]));
     let start = Instant::now();
-    let start_ns = fleet::now_ns();
+    let start_ns = unix_nanos();
     let generator = tokio::spawn(generate(
         client.clone(),
         sent.clone(),
@@ -120,8 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Duration::from_secs(args.seconds),
         args.hosts,
         args.processes,
-        args.interval_ms,
-        args.procs_interval_ms,
+        args.cadence,
     ));
 
     // (kind, ts, latency ms) of every sample seen committed.
@@ -134,7 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     loop {
         ticker.tick().await;
         for (k, table) in TABLES.iter().enumerate() {
-            let polled_at = fleet::now_ns();
+            let polled_at = unix_nanos();
             let rows = sqlx::query(&format!(
                 "SELECT host, MAX(seq) AS top FROM {table} GROUP BY host, boot"
             ))
@@ -144,11 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             for row in rows {
                 let host: String = row.try_get("host")?;
                 let top: u64 = row.try_get("top")?;
-                let Some(h) = host
-                    .strip_prefix("sim-")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|&h| h < args.hosts)
-                else {
+                let Some(h) = fleet::host_index(&host).filter(|&h| h < args.hosts) else {
                     continue;
                 };
                 let top = (top as usize).min(sent[k][h].len());
@@ -241,14 +234,6 @@ fn report(what: &str, values: &[f64]) {
     );
 }
 
-/// One message due at `at` (ms into the cycle).
-struct Event {
-    at_ms: u64,
-    host: usize,
-    kind: usize,
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn generate(
     client: async_nats::Client,
     sent: Sent,
@@ -256,60 +241,21 @@ async fn generate(
     duration: Duration,
     hosts: usize,
     processes: usize,
-    interval_ms: u64,
-    procs_interval_ms: u64,
+    cadence: Cadence,
 ) -> anyhow::Result<()> {
-    let bodies: Vec<ProcsBody> = (0..hosts).map(|h| fleet::processes(h, processes)).collect();
-    let names: Vec<String> = (0..hosts).map(fleet::host_name).collect();
-    let boots: Vec<String> = (0..hosts).map(|h| fleet::boot_id(h, "lat")).collect();
-    // One procs cycle's events, in time order.
-    let mut cycle = Vec::new();
-    for h in 0..hosts {
-        let fast_offset = h as u64 * interval_ms / hosts as u64;
-        for tick in 0..procs_interval_ms / interval_ms {
-            for kind in [0, 1] {
-                cycle.push(Event {
-                    at_ms: tick * interval_ms + fast_offset,
-                    host: h,
-                    kind,
-                });
-            }
-        }
-        cycle.push(Event {
-            at_ms: h as u64 * procs_interval_ms / hosts as u64,
-            host: h,
-            kind: 2,
-        });
-    }
-    cycle.sort_by_key(|e| e.at_ms);
-    let mut seqs = vec![[0u64; 3]; hosts];
-    for n in 0.. {
-        for e in &cycle {
-            let due = start + Duration::from_millis(n * procs_interval_ms + e.at_ms);
-            if due - start >= duration {
-                return Ok(());
-            }
-            tokio::time::sleep_until(due).await;
-            seqs[e.host][e.kind] += 1;
-            let seq = seqs[e.host][e.kind];
-            let body = match e.kind {
-                0 => SampleBody::Cpu(fleet::cpu_body()),
-                1 => SampleBody::Ram(fleet::ram_body()),
-                _ => SampleBody::Procs(bodies[e.host].clone()),
-            };
-            let ts = fleet::now_ns();
-            let message = fleet::message(&fleet::sample(
-                &names[e.host],
-                &boots[e.host],
-                seq,
-                ts,
-                body,
-            ));
-            sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[e.kind][e.host].push(ts);
-            client
-                .publish_with_headers(message.subject, message.headers, message.payload)
-                .await?;
-        }
-    }
-    Ok(())
+    let mut fleet = Hosts::new("lat", processes);
+    fleet.grow(hosts)?;
+    publish_for(
+        &client,
+        &mut fleet,
+        cadence,
+        start,
+        duration,
+        |h, sample| {
+            sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[sample.kind().index()][h]
+                .push(sample.ts);
+            Ok(())
+        },
+    )
+    .await
 }

@@ -2,10 +2,15 @@
 //! what it needs (a private nats-server on a free port, a database of its
 //! own on the machine's MariaDB, the release binaries of the workspace),
 //! prints its configuration and figures, and removes everything it made.
+//! The dashboard benchmark is the exception: `fill` and `dashboards` work
+//! on a database they are given, which `scripts/bench-dashboards.sh` (or
+//! `scripts/bench.sh dashboards`) serves from a private mariadbd and keeps
+//! between runs on request.
 
 #![forbid(unsafe_code)]
 
 mod capacity;
+mod dashboards;
 mod fleet;
 mod footprint;
 mod ingest;
@@ -45,6 +50,11 @@ enum Command {
     /// Bytes on disk per host per day, every table, as the sink writes
     /// them into MariaDB with the product's settings.
     Storage(storage::Args),
+    /// Fills a database with a synthetic fleet through the sink's writer
+    /// (the data of `dashboards`).
+    Fill(dashboards::FillArgs),
+    /// p50/p95 of every dashboard panel query on an existing database.
+    Dashboards(dashboards::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +65,8 @@ fn main() -> anyhow::Result<()> {
         Command::Latency(args) => runtime()?.block_on(latency::run(args)),
         Command::Capacity(args) => runtime()?.block_on(capacity::run(args)),
         Command::Storage(args) => runtime()?.block_on(storage::run(args)),
+        Command::Fill(args) => runtime()?.block_on(dashboards::fill(args)),
+        Command::Dashboards(args) => runtime()?.block_on(dashboards::run(args)),
     }
 }
 

@@ -48,26 +48,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &format!("mysql://root@127.0.0.1:{}", server.port),
         "bench_storage",
     );
-    let interval = Duration::from_secs(1);
     let plan = Plan {
-        hosts: args.hosts,
         prefix: "vm".into(),
-        span: args.span,
-        end: chrono::Utc::now(),
-        interval,
-        procs_interval: Duration::from_secs(5),
         processes: args.processes,
-        batch: 5000,
         writers: 2,
-        history_top: 10,
+        ..Plan::small(args.hosts, args.span)
     };
     println!("== storage: bytes on disk per host per day, every table");
     println!(
-        "config: {} hosts x {} through the sink's writer, cpu + ram every 1 s, procs ({} \
-         processes) every 5 s, history top 10; private mariadbd --defaults-file={}",
+        "config: {} hosts x {} through the sink's writer, cpu + ram every {}, procs ({} \
+         processes) every {}, history top {}; private mariadbd --defaults-file={}",
         args.hosts,
         humantime::format_duration(args.span),
+        humantime::format_duration(plan.interval),
         args.processes,
+        humantime::format_duration(plan.procs_interval),
+        plan.history_top,
         config.display()
     );
     let report = fill::fill(&db.url(), &plan).await?;
@@ -80,7 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let cpu_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cpu_samples")
         .fetch_one(&pool)
         .await?;
-    let host_days = cpu_rows as f64 * interval.as_secs_f64() / 86_400.0;
+    let host_days = cpu_rows as f64 * plan.interval.as_secs_f64() / 86_400.0;
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name FROM information_schema.tables \
          WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' \

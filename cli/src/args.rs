@@ -43,7 +43,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
     /// NATS server; several, comma-separated, for a cluster.
-    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = vigia_schema::servers::DEFAULT_URL)]
     pub nats_url: String,
 
     /// Token for NATS, when the server requires one.
@@ -89,11 +89,7 @@ pub struct EnrollArgs {
     #[command(flatten)]
     pub who: Who,
     /// The registry vigia-auth reads.
-    #[arg(
-        long,
-        env = "VIGIA_IDENTITIES",
-        default_value = "/etc/vigia/identities"
-    )]
+    #[arg(long, env = "VIGIA_IDENTITIES", default_value = vigia_auth::registry::DEFAULT_PATH)]
     pub registry: std::path::PathBuf,
     /// Where to write the seed (mode 0600); default: ./<name>.nk.
     #[arg(long)]
@@ -105,11 +101,7 @@ pub struct RevokeArgs {
     #[command(flatten)]
     pub who: Who,
     /// The registry vigia-auth reads.
-    #[arg(
-        long,
-        env = "VIGIA_IDENTITIES",
-        default_value = "/etc/vigia/identities"
-    )]
+    #[arg(long, env = "VIGIA_IDENTITIES", default_value = vigia_auth::registry::DEFAULT_PATH)]
     pub registry: std::path::PathBuf,
 }
 

@@ -63,18 +63,17 @@ mod tests {
 
     #[test]
     fn pretty_json_keeps_its_lines_and_stays_json() {
-        use vigia_schema::{ByeBody, Sample, SampleBody, SCHEMA_VERSION};
-        let sample = Sample {
-            v: SCHEMA_VERSION,
-            host: "web-1".into(),
-            boot: "b1".into(),
-            seq: 1,
-            ts: 1,
-            body: SampleBody::Bye(ByeBody {
+        use vigia_schema::{ByeBody, Sample, SampleBody};
+        let sample = Sample::new(
+            "web-1",
+            "b1",
+            1,
+            1,
+            SampleBody::Bye(ByeBody {
                 reason: "line\nbreak\u{202e}".into(),
                 ..ByeBody::default()
             }),
-        };
+        );
         let pretty = to_json(&sample.encode(), true).unwrap();
         assert!(pretty.lines().count() > 3, "{pretty}");
         assert!(!pretty.contains('\u{202e}'), "{pretty}");
@@ -84,19 +83,18 @@ mod tests {
 
     #[test]
     fn terminal_escapes_and_bidi_overrides_leave_as_json_escapes() {
-        use vigia_schema::{HelloBody, Sample, SampleBody, SCHEMA_VERSION};
+        use vigia_schema::{HelloBody, Sample, SampleBody};
         let hostile = "\u{1b}]0;pwned\u{7}\u{9b}2J evil\u{202e}gpj\u{7f}";
-        let sample = Sample {
-            v: SCHEMA_VERSION,
-            host: "web-1".into(),
-            boot: "b".into(),
-            seq: 1,
-            ts: 1,
-            body: SampleBody::Hello(HelloBody {
+        let sample = Sample::new(
+            "web-1",
+            "b",
+            1,
+            1,
+            SampleBody::Hello(HelloBody {
                 source: hostile.into(),
                 ..HelloBody::default()
             }),
-        };
+        );
         let json = to_json(&sample.encode(), false).unwrap();
         assert!(!json.chars().any(vigia_schema::text::is_unsafe), "{json:?}");
         assert!(

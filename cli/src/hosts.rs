@@ -14,14 +14,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::TryStreamExt as _;
 use sqlx::Connection as _;
+use vigia_schema::subject::STREAM;
 use vigia_schema::{subject, Kind, Sample, SampleBody};
 
 use crate::args::HostsArgs;
 use crate::connect::connect;
 use crate::render::{bytes, shown};
 
-/// The stream vigia-sink creates for `telemetry.>`.
-pub const STREAM: &str = "TELEMETRY";
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One line of the listing.

@@ -144,18 +144,11 @@ fn percent(part: u64, whole: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigia_schema::{EventBody, Outcome, ProcessEntry, ProcsBody, RamBody, SCHEMA_VERSION};
+    use vigia_schema::{EventBody, Outcome, ProcessEntry, ProcsBody, RamBody};
 
     fn sample(body: SampleBody) -> Sample {
-        Sample {
-            v: SCHEMA_VERSION,
-            host: "web-1".into(),
-            boot: "b".into(),
-            seq: 7,
-            // 2025-11-27 14:44:01.123 UTC
-            ts: 1_764_254_641_123_000_000,
-            body,
-        }
+        // 2025-11-27 14:44:01.123 UTC
+        Sample::new("web-1", "b", 7, 1_764_254_641_123_000_000, body)
     }
 
     #[test]

@@ -36,7 +36,7 @@ async fn a_kill_request_sent_while_a_node_is_down_is_answered() {
     let mut cluster = NatsCluster::start();
     jetstream::new(cluster.client().await)
         .get_or_create_stream(jetstream::stream::Config {
-            name: "TELEMETRY".into(),
+            name: vigia_schema::subject::STREAM.into(),
             subjects: vec![vigia_schema::subject::TELEMETRY_ALL.into()],
             num_replicas: 3,
             ..Default::default()

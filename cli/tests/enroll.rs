@@ -22,15 +22,18 @@ fn enroll_writes_a_private_seed_and_the_public_key_and_revoke_removes_it() {
     let registry = dir.path().join("identities");
     let seed = dir.path().join("web-1.nk");
     let (registry_arg, seed_arg) = (registry.to_str().unwrap(), seed.to_str().unwrap());
-    let out = vigiactl(&[
-        "enroll",
-        "--host",
-        "web-1",
-        "--registry",
-        registry_arg,
-        "--out",
-        seed_arg,
-    ]);
+    let enroll = || {
+        vigiactl(&[
+            "enroll",
+            "--host",
+            "web-1",
+            "--registry",
+            registry_arg,
+            "--out",
+            seed_arg,
+        ])
+    };
+    let out = enroll();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let seed_text = std::fs::read_to_string(&seed).unwrap();
     let key = nkeys::KeyPair::from_seed(seed_text.trim()).expect("a standard nkey seed");
@@ -50,15 +53,7 @@ fn enroll_writes_a_private_seed_and_the_public_key_and_revoke_removes_it() {
     );
 
     // Enrolling again rotates: one line, a new key.
-    let out = vigiactl(&[
-        "enroll",
-        "--host",
-        "web-1",
-        "--registry",
-        registry_arg,
-        "--out",
-        seed_arg,
-    ]);
+    let out = enroll();
     assert!(out.status.success());
     let listed = std::fs::read_to_string(&registry).unwrap();
     assert_eq!(listed.matches("host web-1 ").count(), 1);

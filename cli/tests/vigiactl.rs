@@ -7,13 +7,15 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use sqlx::Executor as _;
+use vigia_schema::stamp::unix_nanos;
 use vigia_schema::{
     ByeBody, CommandReply, CommandRequest, CpuBody, Encoding, EventBody, HelloBody, Outcome,
-    ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SCHEMA_VERSION,
+    ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
 };
+use vigia_testkit::commands::{event_outcomes, who};
 use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
 use vigia_testkit::vigia::{start_publisher, start_sink};
-use vigia_testkit::{free_port, unique_name, Child, NatsServer, TestDatabase, SHARED_MYSQL};
+use vigia_testkit::{free_port, unique_name, Child, NatsServer, TestDatabase};
 
 /// A publisher under test, and its host token.
 struct Publisher {
@@ -38,6 +40,22 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// vigiactl on a blocking thread, so that the runtime's one thread stays
+/// free meanwhile for the test's own NATS work (stand-in publishers).
+fn vigiactl_beside(args: &[&str]) -> tokio::task::JoinHandle<Output> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        vigiactl(&args)
+    })
+}
+
+/// The stdout of a run that must have succeeded.
+fn succeeded(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
+    stdout(out)
+}
+
 /// A nats-server with the telemetry stream and one publisher taking
 /// commands.
 async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, Publisher) {
@@ -53,13 +71,6 @@ async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, Publisher) {
             host,
         },
     )
-}
-
-async fn connect_db(url: &str) -> sqlx::MySqlConnection {
-    use sqlx::Connection as _;
-    sqlx::MySqlConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 
 fn kill(server: &NatsServer, host: &str, pid: &str, extra: &[&str]) -> Output {
@@ -133,14 +144,7 @@ async fn kill_signals_a_process_names_it_and_the_sink_records_it() {
         &["--signal", "KILL", "--requested-by", "tester"],
     );
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert_eq!(
-        stdout(&out),
+        succeeded(&out),
         format!("signalled pid {pid} (sleep) with SIGKILL\n")
     );
     let status = sleeper.wait().unwrap();
@@ -256,25 +260,20 @@ fn an_unreachable_nats_is_one_clear_line() {
 #[tokio::test]
 async fn watch_prints_one_line_per_sample() {
     let (server, publisher) = setup("cli-watch", &[]).await;
-    let url = server.url();
-    let host = publisher.host.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        vigiactl(&[
-            "watch",
-            "--nats-url",
-            &url,
-            "--host",
-            &host,
-            "--kind",
-            "procs",
-            "--count",
-            "2",
-        ])
-    })
+    let out = vigiactl_beside(&[
+        "watch",
+        "--nats-url",
+        &server.url(),
+        "--host",
+        &publisher.host,
+        "--kind",
+        "procs",
+        "--count",
+        "2",
+    ])
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     for line in lines {
@@ -300,12 +299,10 @@ async fn hosts_lists_live_publishers() {
         Duration::from_secs(10),
     )
     .await;
-    let url = server.url();
-    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--nats-url", &url]))
+    let out = vigiactl_beside(&["hosts", "--nats-url", &server.url()])
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&out);
     let line = text
         .lines()
         .find(|l| l.starts_with(&publisher.host))
@@ -334,18 +331,7 @@ async fn hosts_lists_live_publishers() {
 #[tokio::test]
 async fn hosts_reads_the_hosts_table() {
     let db = TestDatabase::new("cli_hosts");
-    let mut server = connect_db(SHARED_MYSQL).await;
-    server
-        .execute(format!("CREATE DATABASE `{}`", db.name).as_str())
-        .await
-        .unwrap();
-    let migration = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../mysql/migrations/0001_telemetry.sql"
-    ))
-    .unwrap();
-    let mut conn = connect_db(&db.url()).await;
-    sqlx::raw_sql(&migration).execute(&mut conn).await.unwrap();
+    let mut conn = db.migrated().await;
     conn.execute(
         "INSERT INTO hosts (host, boot, status, first_seen, last_seen, source, cpus, ram_total) \
          VALUES ('db-host-1', 'b1', 'offline', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
@@ -353,12 +339,10 @@ async fn hosts_reads_the_hosts_table() {
     )
     .await
     .unwrap();
-    let url = db.url();
-    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--database-url", &url]))
+    let out = vigiactl_beside(&["hosts", "--database-url", &db.url()])
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&out);
     let line = text.lines().nth(1).unwrap_or_default();
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
@@ -465,13 +449,14 @@ fn every_kind() -> Vec<Sample> {
     bodies
         .into_iter()
         .enumerate()
-        .map(|(i, body)| Sample {
-            v: SCHEMA_VERSION,
-            host: "web-1".into(),
-            boot: "5f3a9c0d2e1b4a67".into(),
-            seq: i as u64 + 1,
-            ts: 1_764_000_000_123_456_789,
-            body,
+        .map(|(i, body)| {
+            Sample::new(
+                "web-1",
+                "5f3a9c0d2e1b4a67",
+                i as u64 + 1,
+                1_764_000_000_123_456_789,
+                body,
+            )
         })
         .collect()
 }
@@ -499,8 +484,7 @@ fn decode_round_trips_every_kind() {
     );
     for sample in samples {
         let out = decode(&sample.encode());
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let text = stdout(&out);
+        let text = succeeded(&out);
         assert_eq!(text.lines().count(), 1, "one line per payload: {text}");
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json, serde_json::to_value(&sample).unwrap());
@@ -541,14 +525,7 @@ fn assert_safe(text: &str) {
 }
 
 fn hostile_sample(host: &str, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: host.into(),
-        boot: "0123456789abcdef".into(),
-        seq: 1,
-        ts: chrono::Utc::now().timestamp_nanos_opt().unwrap(),
-        body,
-    }
+    Sample::new(host, "0123456789abcdef", 1, unix_nanos(), body)
 }
 
 #[tokio::test]
@@ -572,12 +549,10 @@ async fn hosts_shows_a_hostile_hello_source_escaped() {
         .unwrap()
         .await
         .unwrap();
-    let url = server.url();
-    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--nats-url", &url]))
+    let out = vigiactl_beside(&["hosts", "--nats-url", &server.url()])
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&out);
     assert_safe(&text);
     let line = text
         .lines()
@@ -591,19 +566,15 @@ async fn watch_shows_a_bidi_override_escaped() {
     let server = NatsServer::start();
     let client = connect(&server.url()).await;
     let host = unique_name("cli-evil-watch");
-    let url = server.url();
-    let watched = host.clone();
-    let watch = tokio::task::spawn_blocking(move || {
-        vigiactl(&[
-            "watch",
-            "--nats-url",
-            &url,
-            "--host",
-            &watched,
-            "--count",
-            "1",
-        ])
-    });
+    let watch = vigiactl_beside(&[
+        "watch",
+        "--nats-url",
+        &server.url(),
+        "--host",
+        &host,
+        "--count",
+        "1",
+    ]);
     server.wait_for_subscription(&format!("telemetry.{host}.*"));
     let procs = hostile_sample(
         &host,
@@ -628,8 +599,7 @@ async fn watch_shows_a_bidi_override_escaped() {
         .unwrap();
     client.flush().await.unwrap();
     let out = watch.await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&out);
     assert_safe(&text);
     assert!(
         text.contains(&format!("4242 {HOSTILE_SHOWN} 50.0%")),
@@ -671,11 +641,15 @@ async fn kill_shows_a_hostile_reply_escaped() {
         }
     });
     client.flush().await.unwrap();
-    let url = server.url();
-    let target = host.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        vigiactl(&["kill", "--nats-url", &url, "--host", &target, "--pid", "5"])
-    })
+    let out = vigiactl_beside(&[
+        "kill",
+        "--nats-url",
+        &server.url(),
+        "--host",
+        &host,
+        "--pid",
+        "5",
+    ])
     .await
     .unwrap();
     answering.abort();
@@ -688,58 +662,48 @@ async fn kill_shows_a_hostile_reply_escaped() {
     );
 }
 
-/// The answers to `who` on `cmd.<token>` once `count` publishers answer it
-/// (they subscribe a moment after they start), sorted by host name.
-async fn who(client: &async_nats::Client, token: &str, count: usize) -> Vec<CommandReply> {
-    use futures::StreamExt as _;
-    let request = CommandRequest {
-        action: "who".into(),
-        ..CommandRequest::default()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let inbox = client.new_inbox();
-        let mut answers = client.subscribe(inbox.clone()).await.unwrap();
-        client
-            .publish_with_reply(
-                format!("cmd.{token}"),
-                inbox,
-                request.encode(Encoding::MessagePack).into(),
-            )
-            .await
-            .unwrap();
-        let mut replies = Vec::new();
-        while let Ok(Some(message)) =
-            tokio::time::timeout(Duration::from_millis(500), answers.next()).await
-        {
-            if let Ok(reply) = CommandReply::decode(&message.payload) {
-                replies.push(reply);
-            }
+/// `<token>.x` and `<token>.y`: two machines publishing as one token,
+/// both taking commands, on a server with the telemetry stream. (Bind
+/// `_machines` when taking it apart: they stop when it drops.)
+struct SharedToken {
+    server: NatsServer,
+    client: async_nats::Client,
+    token: String,
+    _machines: Vec<Child>,
+    /// Their answers to `who`, sorted by host name.
+    answers: Vec<CommandReply>,
+}
+
+impl SharedToken {
+    async fn start(prefix: &str) -> SharedToken {
+        let server = NatsServer::start();
+        let client = connect(&server.url()).await;
+        create_telemetry_stream(&client).await;
+        let token = unique_name(prefix);
+        let machines = ["x", "y"]
+            .iter()
+            .map(|zone| start_publisher(&server.url(), &format!("{token}.{zone}"), &[]))
+            .collect();
+        let answers = who(&client, &token, 2).await;
+        SharedToken {
+            server,
+            client,
+            token,
+            _machines: machines,
+            answers,
         }
-        if replies.len() >= count {
-            replies.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-            return replies;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {count} publishers answer on cmd.{token}",
-            replies.len()
-        );
     }
 }
 
 #[tokio::test]
 async fn kill_refuses_a_shared_host_unless_told_which_boot() {
-    let server = NatsServer::start();
-    let client = connect(&server.url()).await;
-    create_telemetry_stream(&client).await;
-    // `col.x` and `col.y`: two machines, one token.
-    let token = unique_name("cli-col");
-    let _machines: Vec<Child> = ["x", "y"]
-        .iter()
-        .map(|zone| start_publisher(&server.url(), &format!("{token}.{zone}"), &[]))
-        .collect();
-    let answers = who(&client, &token, 2).await;
+    let SharedToken {
+        server,
+        client,
+        token,
+        answers,
+        _machines,
+    } = SharedToken::start("cli-col").await;
     let boots: Vec<String> = answers.iter().map(|a| a.boot.clone().unwrap()).collect();
     let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
     let pid = sleeper.id().to_string();
@@ -765,28 +729,14 @@ async fn kill_refuses_a_shared_host_unless_told_which_boot() {
 
     // With --boot: exactly that machine signals.
     let out = kill(&server, &token, &pid, &["--boot", &boots[1]]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(
-        stdout(&out),
+        succeeded(&out),
         format!("signalled pid {pid} (sleep) with SIGTERM\n")
     );
     assert_eq!(sleeper.wait().unwrap().signal(), Some(15));
 
     // One kill reached both: the named boot did it, the other refused it.
-    let events = stored_samples(
-        &client,
-        &format!("telemetry.{token}.event"),
-        2,
-        Duration::from_secs(10),
-    )
-    .await;
-    let mut outcomes: Vec<(String, Outcome)> = events
-        .iter()
-        .map(|s| match &s.body {
-            SampleBody::Event(e) => (s.boot.clone(), e.outcome),
-            other => panic!("not an event: {other:?}"),
-        })
-        .collect();
+    let mut outcomes = event_outcomes(&client, &token, 2).await;
     outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     let mut expected = vec![
         (boots[1].clone(), Outcome::Ok),
@@ -843,23 +793,18 @@ async fn kill_fills_in_the_one_live_boot() {
         seen
     });
     // The runtime's one thread must stay free for the stand-in.
-    let url = server.url();
-    let target = host.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        vigiactl(&[
-            "kill",
-            "--nats-url",
-            &url,
-            "--host",
-            &target,
-            "--pid",
-            "4242",
-        ])
-    })
+    let out = vigiactl_beside(&[
+        "kill",
+        "--nats-url",
+        &server.url(),
+        "--host",
+        &host,
+        "--pid",
+        "4242",
+    ])
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert_eq!(stdout(&out), "signalled pid 4242 (sleep) with SIGTERM\n");
+    assert_eq!(succeeded(&out), "signalled pid 4242 (sleep) with SIGTERM\n");
     assert_eq!(
         seen.await.unwrap(),
         [
@@ -871,15 +816,13 @@ async fn kill_fills_in_the_one_live_boot() {
 
 #[tokio::test]
 async fn hosts_marks_a_token_two_live_machines_share() {
-    let server = NatsServer::start();
-    let client = connect(&server.url()).await;
-    create_telemetry_stream(&client).await;
-    let token = unique_name("cli-hosts-col");
-    let _machines: Vec<Child> = ["x", "y"]
-        .iter()
-        .map(|zone| start_publisher(&server.url(), &format!("{token}.{zone}"), &[]))
-        .collect();
-    let answers = who(&client, &token, 2).await;
+    let SharedToken {
+        server,
+        client,
+        token,
+        answers,
+        _machines,
+    } = SharedToken::start("cli-hosts-col").await;
     stored_samples(
         &client,
         &format!("telemetry.{token}.ram"),
@@ -887,12 +830,10 @@ async fn hosts_marks_a_token_two_live_machines_share() {
         Duration::from_secs(10),
     )
     .await;
-    let url = server.url();
-    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--nats-url", &url]))
+    let out = vigiactl_beside(&["hosts", "--nats-url", &server.url()])
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&out);
     assert!(
         text.lines()
             .next()
@@ -923,22 +864,7 @@ async fn hosts_marks_a_token_two_live_machines_share() {
 #[tokio::test]
 async fn hosts_from_the_database_marks_a_shared_host_with_its_boots() {
     let db = TestDatabase::new("cli_hosts_shared");
-    let mut server = connect_db(SHARED_MYSQL).await;
-    server
-        .execute(format!("CREATE DATABASE `{}`", db.name).as_str())
-        .await
-        .unwrap();
-    let mut conn = connect_db(&db.url()).await;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../mysql/migrations");
-    let mut migrations: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    migrations.sort();
-    for file in migrations {
-        let sql = std::fs::read_to_string(&file).unwrap();
-        sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
-    }
+    let mut conn = db.migrated().await;
     conn.execute(
         "INSERT INTO hosts (host, boot, status, first_seen, last_seen, source, cpus, ram_total) \
          VALUES ('col', 'b2', 'online', UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, \
@@ -963,12 +889,10 @@ async fn hosts_from_the_database_marks_a_shared_host_with_its_boots() {
     )
     .await
     .unwrap();
-    let url = db.url();
-    let out = tokio::task::spawn_blocking(move || vigiactl(&["hosts", "--database-url", &url]))
+    let out = vigiactl_beside(&["hosts", "--database-url", &db.url()])
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&out);
     let lines: Vec<Vec<&str>> = text
         .lines()
         .map(|l| l.split_whitespace().collect())

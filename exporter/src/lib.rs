@@ -11,6 +11,8 @@
 //! sent its request within [`HEADER_TIMEOUT`] is dropped. It is small on
 //! purpose: the publisher carries it too, and its footprint is a goal.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

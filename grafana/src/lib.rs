@@ -1,8 +1,9 @@
 //! vigia's Grafana dashboards, checked without Grafana.
 //!
 //! Grafana cannot run here, so this crate does what Grafana does with a
-//! panel's SQL before it reaches MySQL, and lets the tests and the benchmark
-//! run the result on MariaDB:
+//! panel's SQL before it reaches MySQL, and lets the tests and the
+//! dashboard benchmark (`bench/src/dashboards.rs`) run the result on
+//! MariaDB:
 //!
 //! 1. [`dashboard`] loads every dashboard JSON of `grafana/dashboards/` and
 //!    checks its structure (uid, title, schemaVersion, panels, each target
@@ -18,6 +19,9 @@
 //!    (environment expanded) and checks them; [`evaluate`] runs a rule's
 //!    query at a chosen time and applies its threshold, as Grafana's
 //!    scheduler does at each evaluation.
+//!
+//! The data they run on: [`fill`] writes the synthetic fleet
+//! (`vigia_testkit::fleet`) through the sink's own writer.
 
 #![forbid(unsafe_code)]
 

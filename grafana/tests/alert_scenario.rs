@@ -19,8 +19,8 @@ use vigia_dashboards::evaluate::{self, Instance};
 use vigia_dashboards::runner;
 use vigia_schema::subject::HEADER_MSG_ID;
 use vigia_schema::{
-    ByeBody, CpuBody, EventBody, HelloBody, Outcome, ProcessEntry, ProcsBody, RamBody, Sample,
-    SampleBody, SCHEMA_VERSION,
+    ByeBody, CpuBody, EventBody, HelloBody, HostToken, Outcome, ProcessEntry, ProcsBody, RamBody,
+    Sample, SampleBody, Stamper,
 };
 use vigia_sink::config::Config;
 use vigia_sink::metrics::Metrics;
@@ -70,32 +70,15 @@ impl Sink {
 }
 
 /// Samples of one publisher run, with gap-free seqs per kind.
-struct Host {
-    name: String,
-    boot: String,
-    seqs: BTreeMap<&'static str, u64>,
-}
+struct Host(Stamper);
 
 impl Host {
     fn new(name: &str, boot: &str) -> Host {
-        Host {
-            name: name.into(),
-            boot: boot.into(),
-            seqs: BTreeMap::new(),
-        }
+        Host(Stamper::new(HostToken::parse(name).unwrap(), boot.into()))
     }
 
     fn sample(&mut self, at: DateTime<Utc>, body: SampleBody) -> Sample {
-        let seq = self.seqs.entry(body.kind().as_str()).or_insert(0);
-        *seq += 1;
-        Sample {
-            v: SCHEMA_VERSION,
-            host: self.name.clone(),
-            boot: self.boot.clone(),
-            seq: *seq,
-            ts: at.timestamp_nanos_opt().unwrap(),
-            body,
-        }
+        self.0.stamp_at(body, at.timestamp_nanos_opt().unwrap())
     }
 
     fn hello(&mut self, at: DateTime<Utc>, interval: Duration) -> Sample {
@@ -282,7 +265,11 @@ async fn each_rule_fires_on_real_trouble_through_the_sink_and_clears_after() -> 
     let client = async_nats::connect(nats.url()).await?;
     let js = async_nats::jetstream::new(client);
     until("the sink to create its stream", async || {
-        Ok(js.get_stream("TELEMETRY").await.ok().map(|_| ()))
+        Ok(js
+            .get_stream(vigia_schema::subject::STREAM)
+            .await
+            .ok()
+            .map(|_| ()))
     })
     .await?;
 

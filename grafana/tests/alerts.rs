@@ -191,7 +191,7 @@ fn a_macro_without_its_dollar_escape_is_caught() {
 #[tokio::test]
 async fn every_rule_query_runs_on_an_empty_schema_and_fires_nothing() -> Result<()> {
     let db = common::TestDb::create("alerts_empty").await?;
-    db.migrate_from_files().await?;
+    db.migrate().await?;
     let mut conn = runner::connect(&db.url()).await?;
     for rule in &rules().rules {
         let found = evaluate::evaluate(&mut conn, rule, Utc::now()).await?;
@@ -200,7 +200,7 @@ async fn every_rule_query_runs_on_an_empty_schema_and_fires_nothing() -> Result<
     Ok(())
 }
 
-/// On a churning fleet (grafana/src/fill.rs: one host left with a bye, one
+/// On a churning fleet (testkit/src/fleet.rs: one host left with a bye, one
 /// went silent), every query runs; the silent host is the one offline
 /// alert, and quiet hosts raise nothing else.
 #[tokio::test]

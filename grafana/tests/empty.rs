@@ -4,25 +4,16 @@
 
 mod common;
 
-use std::time::Duration;
-
-use chrono::Utc;
 use vigia_dashboards::dashboard;
 use vigia_dashboards::runner;
 use vigia_dashboards::template::{Value, Variables};
-use vigia_dashboards::QueryWindow;
 
 #[tokio::test]
 async fn every_panel_query_runs_on_an_empty_schema() -> anyhow::Result<()> {
     let db = common::TestDb::create("empty").await?;
-    db.migrate_from_files().await?;
+    db.migrate().await?;
     let mut conn = runner::connect(&db.url()).await?;
-    let window = QueryWindow::for_range(
-        Utc::now(),
-        Duration::from_secs(3600),
-        1000,
-        Duration::from_secs(1),
-    )?;
+    let window = common::last(common::HOUR)?;
     // No host has reported: variables have no options, so give them the
     // values Grafana would send for a host it does not know.
     let mut vars = Variables::new();

@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use chrono::Utc;
 use sqlx::mysql::MySqlConnection;
 use sqlx::Row;
 use vigia_dashboards::dashboard::{self, Dashboard};
@@ -16,6 +15,8 @@ use vigia_dashboards::runner;
 use vigia_dashboards::template::{Value, Variables};
 use vigia_dashboards::QueryWindow;
 
+use common::{last, HOUR};
+
 const HOSTS: u32 = 20;
 
 async fn filled(tag: &str) -> Result<common::TestDb> {
@@ -23,13 +24,6 @@ async fn filled(tag: &str) -> Result<common::TestDb> {
     let plan = Plan::small(HOSTS, Duration::from_secs(15 * 60));
     fill::fill(&db.url(), &plan).await?;
     Ok(db)
-}
-
-const HOUR: Duration = Duration::from_secs(3600);
-
-/// The last `range`, on a 1000-point panel, as Grafana asks for it.
-fn last(range: Duration) -> Result<QueryWindow> {
-    QueryWindow::for_range(Utc::now(), range, 1000, Duration::from_secs(1))
 }
 
 fn last_hour() -> Result<QueryWindow> {

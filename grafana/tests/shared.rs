@@ -5,34 +5,21 @@
 
 mod common;
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use chrono::Utc;
 use sqlx::Row;
 use vigia_dashboards::dashboard::{self, Dashboard};
+use vigia_dashboards::runner;
 use vigia_dashboards::template::Variables;
-use vigia_dashboards::{runner, QueryWindow};
-use vigia_schema::{ByeBody, CpuBody, HelloBody, Sample, SampleBody, SCHEMA_VERSION};
+use vigia_schema::{ByeBody, CpuBody, HelloBody, Sample, SampleBody};
 use vigia_sink::store::Writer;
-
-fn sample(host: &str, boot: &str, seq: u64, ts: i64, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: host.into(),
-        boot: boot.into(),
-        seq,
-        ts,
-        body,
-    }
-}
 
 /// A boot's hello and a cpu sample a second later, starting at `ts`. A
 /// one-minute interval keeps the boot live for three minutes after its
 /// last sample, far longer than the test takes.
 fn boot(host: &str, boot: &str, ts: i64) -> Vec<Sample> {
     vec![
-        sample(
+        Sample::new(
             host,
             boot,
             1,
@@ -45,7 +32,7 @@ fn boot(host: &str, boot: &str, ts: i64) -> Vec<Sample> {
                 ..HelloBody::default()
             }),
         ),
-        sample(
+        Sample::new(
             host,
             boot,
             1,
@@ -68,12 +55,7 @@ async fn first_target(
         .iter()
         .find(|p| p.title == title)
         .with_context(|| format!("no panel {title}"))?;
-    let window = QueryWindow::for_range(
-        Utc::now(),
-        Duration::from_secs(3600),
-        1000,
-        Duration::from_secs(1),
-    )?;
+    let window = common::last(common::HOUR)?;
     let sql = vigia_dashboards::expand(&panel.targets[0].raw_sql, &Variables::new(), &window)?;
     runner::query(conn, &sql).await
 }
@@ -122,7 +104,7 @@ async fn a_host_token_two_machines_share_shows_on_the_fleet_dashboard() -> Resul
     );
 
     // col.x stops cleanly: col is one machine's again.
-    let bye = sample(
+    let bye = Sample::new(
         "col",
         "aaaa000000000001",
         1,

@@ -1,12 +1,11 @@
 //! The dashboard files as Grafana would load them: valid, unique, all on
 //! the provisioned data source, and every query expandable.
 
-use std::time::Duration;
+mod common;
 
-use chrono::Utc;
 use vigia_dashboards::dashboard::{self, DATASOURCE_UID};
+use vigia_dashboards::expand;
 use vigia_dashboards::template::{Value, Variables};
-use vigia_dashboards::{expand, QueryWindow};
 
 #[test]
 fn the_five_dashboards_load_with_fixed_uids() {
@@ -56,13 +55,7 @@ fn the_host_and_process_dashboards_have_their_variables() {
 #[test]
 fn every_query_expands_completely() {
     let all = dashboard::load_all(&dashboard::dashboards_dir()).expect("dashboards load");
-    let window = QueryWindow::for_range(
-        Utc::now(),
-        Duration::from_secs(3600),
-        1000,
-        Duration::from_secs(1),
-    )
-    .expect("window");
+    let window = common::last(common::HOUR).expect("window");
     let mut vars = Variables::new();
     vars.set("host", Value::Single("web-1".into()), false);
     vars.set(

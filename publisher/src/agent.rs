@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use async_nats::{ConnectOptions, Event};
 use tokio::signal::unix::{signal, SignalKind};
 use vigia_schema::identity::inbox_prefix;
-use vigia_schema::{ByeBody, HostToken, Role, SampleBody};
+use vigia_schema::{ByeBody, HostToken, Role, SampleBody, Stamper};
 
 use crate::config::Config;
 use crate::control::audit::Audit;
@@ -17,7 +17,6 @@ use crate::control::policy::Policy;
 use crate::forward::Forwarder;
 use crate::outbox::Outbox;
 use crate::sampler::{outgoing, Sampler, Schedule};
-use crate::stamp::Stamper;
 
 /// Messages sent before the oldest acknowledgement is awaited.
 const PUBLISH_WINDOW: usize = 256;
@@ -76,7 +75,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut sampler = Sampler::new(source, host.clone(), schedule);
     // Events carry this run's boot id with a sequence of their own.
     let mut audit = Audit::new(
-        Stamper::with_boot(host.clone(), sampler.stamper_mut().boot().to_owned()),
+        Stamper::new(host.clone(), sampler.stamper_mut().boot().to_owned()),
         outbox.clone(),
     );
     let handler = Handler::new(

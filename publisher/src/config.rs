@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use vigia_schema::sample;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -13,7 +14,7 @@ use clap::{Parser, ValueEnum};
 )]
 pub struct Config {
     /// NATS server to publish to; several, comma-separated, for a cluster.
-    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = vigia_schema::servers::DEFAULT_URL)]
     pub nats_url: String,
 
     /// Token for NATS, when the server requires one.
@@ -51,16 +52,19 @@ pub struct Config {
     pub host: Option<String>,
 
     /// How often to sample CPU and RAM.
-    #[arg(long, env = "VIGIA_INTERVAL", default_value = "1s", value_parser = parse_interval)]
+    #[arg(long, env = "VIGIA_INTERVAL", default_value = default_text(sample::DEFAULT_INTERVAL),
+          value_parser = parse_interval)]
     pub interval: Duration,
 
     /// How often to sample the process table.
-    #[arg(long, env = "VIGIA_PROCS_INTERVAL", default_value = "5s", value_parser = parse_interval)]
+    #[arg(long, env = "VIGIA_PROCS_INTERVAL",
+          default_value = default_text(sample::DEFAULT_PROCS_INTERVAL), value_parser = parse_interval)]
     pub procs_interval: Duration,
 
     /// How often to send the publisher's own health (outbox depth and
     /// drops, reconnects, source, version).
-    #[arg(long, env = "VIGIA_HEALTH_INTERVAL", default_value = "1m", value_parser = parse_interval)]
+    #[arg(long, env = "VIGIA_HEALTH_INTERVAL",
+          default_value = default_text(sample::DEFAULT_HEALTH_INTERVAL), value_parser = parse_interval)]
     pub health_interval: Duration,
 
     /// Serve /metrics (Prometheus text format) and /healthz on this
@@ -120,6 +124,12 @@ pub enum SourceChoice {
     Procfs,
 }
 
+/// A default interval as `--help` shows it and [`parse_interval`] reads
+/// it back (`1s`, `1m`).
+fn default_text(interval: Duration) -> String {
+    humantime::format_duration(interval).to_string()
+}
+
 /// A sampling interval: a duration such as `500ms`, `1s` or `1m`, from
 /// 100 ms to 1 h.
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -154,6 +164,19 @@ mod tests {
         assert!(!c.no_control);
         assert_eq!(c.deny, crate::control::policy::DEFAULT_DENY);
         assert_eq!(c.control_rate, 10);
+    }
+
+    #[test]
+    fn help_shows_the_default_intervals_as_typed() {
+        use clap::CommandFactory;
+        let command = Config::command();
+        let default = |id: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap();
+            arg.get_default_values()[0].to_string_lossy().into_owned()
+        };
+        assert_eq!(default("interval"), "1s");
+        assert_eq!(default("procs_interval"), "5s");
+        assert_eq!(default("health_interval"), "1m");
     }
 
     #[test]

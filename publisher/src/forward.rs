@@ -6,8 +6,9 @@
 //! stream has acknowledged it. On any failure (NATS away, stream missing,
 //! ack timed out) every unacknowledged message goes back to the front of the
 //! outbox and is sent again later with the same `Nats-Msg-Id`: the stream's
-//! duplicate window drops whatever had already landed, so a retry neither
-//! loses nor duplicates.
+//! duplicate window ([`vigia_schema::subject::DUPLICATE_WINDOW`], two
+//! minutes; retries come within seconds) drops whatever had already landed,
+//! so a retry neither loses nor duplicates.
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};

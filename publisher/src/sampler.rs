@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::Statistics;
 use bytes::Bytes;
-use vigia_schema::{HealthBody, HelloBody, HostToken, Sample, SampleBody};
+use vigia_schema::{HealthBody, HelloBody, HostToken, Sample, SampleBody, Stamper};
 
 use crate::busiest;
 use crate::hostinfo;
 use crate::outbox::{Outbox, Outgoing};
 use crate::rates::{ram_body, CpuRates, ProcessRates};
 use crate::source::{Source, SourceError};
-use crate::stamp::Stamper;
+use crate::stamp;
 use crate::users::UserNames;
 use vigia_schema::bounds::{clip, MAX_KERNEL_LEN};
 
@@ -50,7 +50,7 @@ impl Sampler {
     pub fn new(source: Box<dyn Source>, host: HostToken, schedule: Schedule) -> Self {
         Self {
             source,
-            stamper: Stamper::new(host),
+            stamper: stamp::for_this_run(host),
             cpu: CpuRates::default(),
             procs: ProcessRates::new(UserNames::new(), hostinfo::boot_time_ns()),
             mem_total: hostinfo::ram_total(),
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn outgoing_names_subject_and_id() {
-        let mut stamper = Stamper::with_boot(HostToken::parse("web-1").unwrap(), "b00t".into());
+        let mut stamper = Stamper::new(HostToken::parse("web-1").unwrap(), "b00t".into());
         let sample = stamper.stamp(SampleBody::Bye(Default::default()));
         let out = outgoing(&sample);
         assert_eq!(out.subject, "telemetry.web-1.bye");

@@ -11,6 +11,7 @@ use futures::StreamExt as _;
 use vigia_schema::{
     CommandReply, CommandRequest, Encoding, EventBody, Outcome, Sample, SampleBody,
 };
+use vigia_testkit::commands::{event_outcomes, gather, who};
 use vigia_testkit::telemetry::{connect, create_telemetry_stream, stored_samples};
 use vigia_testkit::vigia::start_publisher;
 use vigia_testkit::{unique_name, Child, NatsServer};
@@ -36,6 +37,18 @@ async fn setup(prefix: &str, args: &[&str]) -> (NatsServer, async_nats::Client, 
     let process = start_publisher(&server.url(), &host, args);
     server.wait_for_subscription(&format!("cmd.{host}"));
     (server, client, Publisher { process, host })
+}
+
+/// A hand-written JSON kill of `pid` with `signal`, as a script would
+/// send it, and the reply.
+async fn kill(
+    client: &async_nats::Client,
+    host: &str,
+    pid: impl std::fmt::Display,
+    signal: &str,
+) -> CommandReply {
+    let request = format!(r#"{{"action":"kill","pid":{pid},"signal":"{signal}"}}"#);
+    CommandReply::decode(&ask(client, host, request.into_bytes()).await).unwrap()
 }
 
 async fn ask(client: &async_nats::Client, host: &str, payload: Vec<u8>) -> Vec<u8> {
@@ -326,13 +339,7 @@ async fn the_publisher_and_its_parent_are_never_signalled() {
     let own = publisher.process.pid();
     let parent = std::process::id();
     for (pid, says) in [(own, "vigia-publisher itself"), (parent, "parent")] {
-        let bytes = ask(
-            &client,
-            &publisher.host,
-            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
-        )
-        .await;
-        let reply = CommandReply::decode(&bytes).unwrap();
+        let reply = kill(&client, &publisher.host, pid, "KILL").await;
         assert!(!reply.ok);
         assert!(
             reply.error.as_deref().unwrap_or_default().contains(says),
@@ -348,13 +355,7 @@ async fn a_denied_name_is_refused() {
     let (_server, client, publisher) = setup("ctl-deny", &["--deny", "sshd,sle*"]).await;
     let mut sleeper = spawn_sleep();
     let pid = sleeper.id();
-    let bytes = ask(
-        &client,
-        &publisher.host,
-        format!(r#"{{"action":"kill","pid":{pid}}}"#).into_bytes(),
-    )
-    .await;
-    let reply = CommandReply::decode(&bytes).unwrap();
+    let reply = kill(&client, &publisher.host, pid, "TERM").await;
     assert!(!reply.ok);
     assert_eq!(reply.name.as_deref(), Some("sleep"));
     assert!(
@@ -400,13 +401,7 @@ async fn kernel_threads_and_pid_1_are_refused() {
         (0, "not a process"),
         (-1, "not a process"),
     ] {
-        let bytes = ask(
-            &client,
-            &publisher.host,
-            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
-        )
-        .await;
-        let reply = CommandReply::decode(&bytes).unwrap();
+        let reply = kill(&client, &publisher.host, pid, "KILL").await;
         assert!(!reply.ok, "pid {pid}");
         assert!(
             reply.error.as_deref().unwrap_or_default().contains(says),
@@ -448,13 +443,7 @@ async fn openssh_login_processes_are_denied_by_default() {
     for name in ["sshd-session", "sshd-auth"] {
         let (mut process, dir) = spawn_sleep_named(name);
         let pid = process.id();
-        let bytes = ask(
-            &client,
-            &publisher.host,
-            format!(r#"{{"action":"kill","pid":{pid},"signal":"KILL"}}"#).into_bytes(),
-        )
-        .await;
-        let reply = CommandReply::decode(&bytes).unwrap();
+        let reply = kill(&client, &publisher.host, pid, "KILL").await;
         assert!(!reply.ok, "{reply:?}");
         assert_eq!(reply.name.as_deref(), Some(name));
         let error = reply.error.unwrap_or_default();
@@ -470,13 +459,7 @@ async fn openssh_login_processes_are_denied_by_default() {
     // Exact, not a prefix: a name that merely starts alike is no login.
     let (mut process, dir) = spawn_sleep_named("sshd-sessionx");
     let pid = process.id();
-    let bytes = ask(
-        &client,
-        &publisher.host,
-        format!(r#"{{"action":"kill","pid":{pid}}}"#).into_bytes(),
-    )
-    .await;
-    let reply = CommandReply::decode(&bytes).unwrap();
+    let reply = kill(&client, &publisher.host, pid, "TERM").await;
     assert!(reply.ok, "{reply:?}");
     let status = process.wait().unwrap();
     assert_eq!(status.signal(), Some(15));
@@ -535,35 +518,6 @@ async fn a_megabyte_where_the_pid_goes_gets_a_small_reply_and_audit_row() {
     }
 }
 
-/// Sends `request` on `subject` and gathers every reply until `count` have
-/// come (two publishers answer one request).
-async fn gather(
-    client: &async_nats::Client,
-    subject: &str,
-    request: &CommandRequest,
-    count: usize,
-) -> Vec<CommandReply> {
-    let inbox = client.new_inbox();
-    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
-    client
-        .publish_with_reply(
-            subject.to_owned(),
-            inbox,
-            request.encode(Encoding::MessagePack).into(),
-        )
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    while got.len() < count {
-        let message = tokio::time::timeout(Duration::from_secs(5), replies.next())
-            .await
-            .expect("every publisher answers within 5 s")
-            .unwrap();
-        got.push(CommandReply::decode(&message.payload).unwrap());
-    }
-    got
-}
-
 #[tokio::test]
 async fn two_machines_on_one_token_answer_who_and_only_the_named_boot_acts() {
     let server = NatsServer::start();
@@ -577,40 +531,8 @@ async fn two_machines_on_one_token_answer_who_and_only_the_named_boot_acts() {
         .map(|name| start_publisher(&server.url(), name, &[]))
         .collect();
     let subject = format!("cmd.{token}");
-    // Both subscriptions, not just one.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let who = CommandRequest {
-            action: "who".into(),
-            ..CommandRequest::default()
-        };
-        let inbox = client.new_inbox();
-        let mut replies = client.subscribe(inbox.clone()).await.unwrap();
-        client
-            .publish_with_reply(subject.clone(), inbox, who.encode(Encoding::Json).into())
-            .await
-            .unwrap();
-        let mut heard = 0;
-        while let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(500), replies.next()).await
-        {
-            heard += 1;
-        }
-        if heard == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "two publishers on {subject}"
-        );
-    }
-
-    let who = CommandRequest {
-        action: "who".into(),
-        ..CommandRequest::default()
-    };
-    let mut answers = gather(&client, &subject, &who, 2).await;
-    answers.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    // Both subscriptions, not just one: who asks until both answer.
+    let answers = who(&client, &token, 2).await;
     let hostnames: Vec<&str> = answers
         .iter()
         .map(|a| a.hostname.as_deref().unwrap_or_default())
@@ -647,20 +569,7 @@ async fn two_machines_on_one_token_answer_who_and_only_the_named_boot_acts() {
     assert_eq!(sleeper.wait().unwrap().signal(), Some(15));
 
     // Each machine audited what it did with the request, under its boot.
-    let events = stored_samples(
-        &client,
-        &format!("telemetry.{token}.event"),
-        2,
-        Duration::from_secs(10),
-    )
-    .await;
-    let mut outcomes: Vec<(String, Outcome)> = events
-        .iter()
-        .map(|s| match &s.body {
-            SampleBody::Event(e) => (s.boot.clone(), e.outcome),
-            other => panic!("not an event: {other:?}"),
-        })
-        .collect();
+    let mut outcomes = event_outcomes(&client, &token, 2).await;
     outcomes.sort_by_key(|(boot, _)| boots.iter().position(|b| b == boot));
     assert_eq!(
         outcomes,

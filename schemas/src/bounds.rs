@@ -346,7 +346,7 @@ pub fn clip(text: &mut String, max: usize) {
 mod tests {
     use super::*;
     use crate::sample::{
-        ByeBody, CpuBody, HealthBody, HelloBody, ProcessEntry, ProcsBody, RamBody, SCHEMA_VERSION,
+        ByeBody, CpuBody, HealthBody, HelloBody, ProcessEntry, ProcsBody, RamBody,
     };
 
     const NOW: i64 = 1_800_000_000 * 1_000_000_000;
@@ -357,14 +357,7 @@ mod tests {
     }
 
     fn sample(body: SampleBody) -> Sample {
-        Sample {
-            v: SCHEMA_VERSION,
-            host: "h".into(),
-            boot: "b".into(),
-            seq: 1,
-            ts: NOW,
-            body,
-        }
+        Sample::new("h", "b", 1, NOW, body)
     }
 
     fn reason(body: SampleBody) -> String {

@@ -1,11 +1,16 @@
 //! The wire contract between vigia's publishers and everything that reads
 //! their telemetry: the sink, the operator CLI and anyone with `nats sub`.
 //!
-//! Five things make up the contract, each in its own module:
+//! Seven things make up the contract, each in its own module:
 //! - [`host`]: how a machine's host name becomes the token used in subjects;
-//! - [`subject`]: the NATS subjects and headers a sample travels with;
-//! - [`sample`]: the MessagePack payload, an envelope plus a body per kind;
+//! - [`subject`]: the NATS subjects, headers and stream a sample travels
+//!   with, and the duplicate window that makes a retry safe;
+//! - [`sample`]: the MessagePack payload, an envelope plus a body per kind,
+//!   and the sampling intervals a publisher uses unless told otherwise;
+//! - [`stamp`]: how samples are numbered, 1, 2, 3, … per boot and kind;
 //! - [`command`]: requests to a publisher on `cmd.<host>` and its replies;
+//! - [`identity`]: under authentication, the names in subjects that say
+//!   who a connection is;
 //! - [`bounds`]: how large, long and far out a sample's values may be.
 //!
 //! Also [`servers`]: the `--nats-url` list every program reads the same way.
@@ -26,6 +31,7 @@ pub mod host;
 pub mod identity;
 pub mod sample;
 pub mod servers;
+pub mod stamp;
 pub mod subject;
 pub mod text;
 
@@ -36,3 +42,4 @@ pub use sample::{
     ByeBody, CpuBody, DecodeError, EventBody, HealthBody, HelloBody, Kind, Outcome, ProcessEntry,
     ProcsBody, RamBody, Sample, SampleBody, SCHEMA_VERSION,
 };
+pub use stamp::Stamper;

@@ -10,11 +10,26 @@
 //! newer publisher may add fields; a field of the wrong type is an error.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 /// Version of this payload format; bumped only for a breaking change.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// How often a publisher sends cpu and ram samples unless told otherwise
+/// (`--interval`); its hello announces the interval it uses
+/// ([`HelloBody::interval_ms`]). A reader that has not seen a host's hello
+/// assumes this one: the sink's `hosts.interval_ms` column defaults to it
+/// (mysql/migrations/0001_telemetry.sql, checked by schemas/tests/defaults.rs).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a publisher sends procs samples unless told otherwise
+/// (`--procs-interval`); likewise `hosts.procs_interval_ms`'s default.
+pub const DEFAULT_PROCS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a publisher sends its health unless told otherwise
+/// (`--health-interval`); the Pipeline dashboard reads a publisher's
+/// drops per minute.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a sample holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,6 +71,12 @@ impl Kind {
 
     pub fn from_token(token: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == token)
+    }
+
+    /// This kind's place in [`Kind::ALL`], for tables indexed by kind
+    /// (`[T; Kind::ALL.len()]`): `Kind::ALL[kind.index()] == kind`.
+    pub const fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -371,6 +392,25 @@ impl Serialize for Sample {
 }
 
 impl Sample {
+    /// A sample of this schema version. The kind is the body's: there is
+    /// no way to name one kind and carry another's body.
+    pub fn new(
+        host: impl Into<String>,
+        boot: impl Into<String>,
+        seq: u64,
+        ts: i64,
+        body: SampleBody,
+    ) -> Sample {
+        Sample {
+            v: SCHEMA_VERSION,
+            host: host.into(),
+            boot: boot.into(),
+            seq,
+            ts,
+            body,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         self.body.kind()
     }
@@ -430,14 +470,31 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample(body: SampleBody) -> Sample {
-        Sample {
-            v: SCHEMA_VERSION,
-            host: "web-1".into(),
-            boot: "5f3a9c0d2e1b4a67".into(),
-            seq: 42,
-            ts: 1_764_000_000_123_456_789,
+        Sample::new(
+            "web-1",
+            "5f3a9c0d2e1b4a67",
+            42,
+            1_764_000_000_123_456_789,
             body,
+        )
+    }
+
+    #[test]
+    fn each_kind_indexes_its_place_in_all() {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i);
+            assert_eq!(Kind::ALL[kind.index()], kind);
         }
+    }
+
+    #[test]
+    fn a_new_sample_is_of_this_version_and_its_bodys_kind() {
+        let s = Sample::new("h", "b", 3, 5, SampleBody::Procs(ProcsBody::default()));
+        assert_eq!(
+            (s.v, s.kind(), s.seq, s.ts),
+            (SCHEMA_VERSION, Kind::Procs, 3, 5)
+        );
+        assert_eq!((s.host.as_str(), s.boot.as_str()), ("h", "b"));
     }
 
     #[test]
@@ -740,7 +797,7 @@ mod tests {
             seq in any::<u64>(),
             ts in any::<i64>(),
         ) {
-            let s = Sample { v: SCHEMA_VERSION, host, boot, seq, ts, body };
+            let s = Sample::new(host, boot, seq, ts, body);
             let back = Sample::decode(&s.encode()).unwrap();
             prop_assert_eq!(back, s);
         }

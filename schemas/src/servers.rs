@@ -5,6 +5,10 @@
 //! fails over between them (and any the cluster advertises) afterwards,
 //! so a publisher keeps publishing while one node of a cluster is down.
 
+/// Where every program looks for NATS unless told otherwise: the local
+/// server, on its standard port.
+pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
+
 /// Why a server list was refused: it names the list and the entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServerListError {

@@ -6,6 +6,8 @@
 //! cmd.<host>                           requests to a host's publisher
 //! ```
 
+use std::time::Duration;
+
 use crate::{HostToken, Kind};
 
 /// First token of every telemetry subject.
@@ -20,8 +22,20 @@ pub const DEADLETTER_ALL: &str = "deadletter.>";
 /// The JetStream stream that holds every telemetry subject, as the sink
 /// creates it by default.
 pub const STREAM: &str = "TELEMETRY";
+/// The JetStream stream that keeps dead letters for a person to look at.
+pub const DEADLETTER_STREAM: &str = "DEADLETTER";
 /// The sink's durable pull consumer on [`STREAM`], by default.
 pub const CONSUMER: &str = "sink";
+
+/// How long [`STREAM`] remembers a [`HEADER_MSG_ID`]: a second message
+/// with the same id inside this window is acknowledged and dropped. The
+/// publisher's "nothing duplicated" rests on it: after a failure it sends
+/// every unacknowledged message again with its id, and its retries come
+/// within seconds of NATS answering again, far inside the window. (A copy
+/// that lands later still makes no second row: the sink's tables are
+/// unique on host, boot and seq.) The sink creates the stream with it, and
+/// a test that creates the stream itself uses it too.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// JetStream drops a second message with the same id inside the stream's
 /// duplicate window, so a publisher may retry without fear of duplicates.

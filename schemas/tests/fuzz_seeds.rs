@@ -11,18 +11,17 @@ use std::path::PathBuf;
 
 use vigia_schema::{
     ByeBody, CommandReply, CommandRequest, CpuBody, Encoding, EventBody, HealthBody, HelloBody,
-    Outcome, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SignalSpec, SCHEMA_VERSION,
+    Outcome, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody, SignalSpec,
 };
 
 fn sample(seq: u64, body: SampleBody) -> Sample {
-    Sample {
-        v: SCHEMA_VERSION,
-        host: "web-1".into(),
-        boot: "5f3a9c0d2e1b4a67".into(),
+    Sample::new(
+        "web-1",
+        "5f3a9c0d2e1b4a67",
         seq,
-        ts: 1_764_000_000_123_456_789,
+        1_764_000_000_123_456_789,
         body,
-    }
+    )
 }
 
 fn samples() -> Vec<(&'static str, Sample)> {

@@ -13,7 +13,7 @@ use clap::Parser;
 pub struct Config {
     /// NATS server with JetStream; several, comma-separated, for a cluster
     /// (the sink fails over between them).
-    #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "VIGIA_NATS_URL", default_value = vigia_schema::servers::DEFAULT_URL)]
     pub nats_url: String,
 
     /// Token for NATS, when the server requires one.
@@ -39,7 +39,7 @@ pub struct Config {
     pub database_url: String,
 
     /// JetStream stream holding the telemetry (created or updated at start).
-    #[arg(long, env = "VIGIA_STREAM", default_value = "TELEMETRY")]
+    #[arg(long, env = "VIGIA_STREAM", default_value = vigia_schema::subject::STREAM)]
     pub stream: String,
 
     /// How long the stream keeps telemetry that no sink has taken.
@@ -59,7 +59,7 @@ pub struct Config {
     pub stream_replicas: u8,
 
     /// Durable consumer shared by every sink.
-    #[arg(long, env = "VIGIA_CONSUMER", default_value = "sink")]
+    #[arg(long, env = "VIGIA_CONSUMER", default_value = vigia_schema::subject::CONSUMER)]
     pub consumer: String,
 
     /// Most messages written in one transaction.
@@ -82,6 +82,13 @@ pub struct Config {
     /// How long samples are kept in MySQL.
     #[arg(long, env = "VIGIA_RETENTION", default_value = "7d", value_parser = parse_positive)]
     pub retention: Duration,
+
+    /// How long the `commands` table (the audit trail of process control)
+    /// is kept; unset, it is kept forever. Apart from --retention on
+    /// purpose: who signalled what is asked after the telemetry around it
+    /// has expired (see retention.rs).
+    #[arg(long, env = "VIGIA_COMMANDS_RETENTION", value_parser = parse_positive)]
+    pub commands_retention: Option<Duration>,
 
     /// Processes kept in the history per snapshot: the top N by CPU and the
     /// top N by RSS.
@@ -137,6 +144,7 @@ mod tests {
         assert_eq!(c.batch_wait, Duration::from_millis(200));
         assert_eq!(c.batch_max_mib, 8);
         assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.commands_retention, None, "the audit trail is kept");
         assert_eq!(c.stream, "TELEMETRY");
         assert_eq!(c.consumer, "sink");
         assert_eq!(c.stream_replicas, 1);
@@ -168,6 +176,13 @@ mod tests {
     fn bad_values_name_the_flag_and_the_value() {
         let e = parse(&["--retention", "forever"]).unwrap_err();
         assert!(e.contains("--retention") && e.contains("'forever'"), "{e}");
+        let c = parse(&["--commands-retention", "400d"]).unwrap();
+        assert_eq!(
+            c.commands_retention,
+            Some(Duration::from_secs(400 * 86_400))
+        );
+        let e = parse(&["--commands-retention", "0s"]).unwrap_err();
+        assert!(e.contains("--commands-retention"), "{e}");
         let e = parse(&["--batch-size", "0"]).unwrap_err();
         assert!(e.contains("--batch-size") && e.contains("'0'"), "{e}");
         let e = parse(&["--batch-max-mib", "1000"]).unwrap_err();

@@ -9,14 +9,10 @@ use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
 };
 use async_nats::jetstream::Context;
-use vigia_schema::subject::{DEADLETTER_ALL, TELEMETRY_ALL};
+use vigia_schema::subject::{DEADLETTER_ALL, DEADLETTER_STREAM, DUPLICATE_WINDOW, TELEMETRY_ALL};
 
 use crate::config::Config;
 
-/// Stream that keeps dead letters for a person to look at.
-pub const DEADLETTER_STREAM: &str = "DEADLETTER";
-/// JetStream drops a repeated `Nats-Msg-Id` seen within this window.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Time a delivered message may stay unacknowledged before redelivery.
 /// A sink keeps what it holds alive three times a wait (held.rs), however
 /// long its writes take, so this is how soon a dead sink's messages go to

@@ -98,6 +98,7 @@ pub async fn run(
         tokio::spawn(retention::run(
             pool.clone(),
             config.retention,
+            config.commands_retention,
             metrics.clone(),
         )),
         tokio::spawn(log_stats(metrics.clone())),

@@ -1,6 +1,12 @@
 //! Deletes what is older than the retention period, in small chunks with
 //! pauses between them, so that retention never holds locks long enough to
 //! stall ingest.
+//!
+//! The `commands` table, the audit trail of process control, has a period
+//! of its own (`--commands-retention`, unset by default: kept forever). It
+//! is apart on purpose: who signalled which process, and what became of
+//! it, is asked after an incident, when the telemetry around it may be
+//! long expired; and it is small (a row per command, not per second).
 
 use std::time::Duration;
 
@@ -28,7 +34,7 @@ const HOST_TABLES: [(&str, &str); 8] = [
     ("publisher_health", "ts"),
 ];
 
-/// One pass over every table; returns the rows deleted.
+/// One pass over every table but `commands`; returns the rows deleted.
 pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let cutoff: NaiveDateTime = (Utc::now() - retention).naive_utc();
     let hosts: Vec<String> = sqlx::query_scalar("SELECT host FROM hosts ORDER BY host")
@@ -91,12 +97,30 @@ async fn in_chunks(
     }
 }
 
-/// Expires once a minute, forever.
-pub async fn run(pool: MySqlPool, retention: Duration, metrics: std::sync::Arc<Metrics>) {
+/// One pass over the `commands` audit trail: deletes the commands handled
+/// more than `retention` ago; returns the rows deleted.
+pub async fn expire_commands(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    let cutoff: NaiveDateTime = (Utc::now() - retention).naive_utc();
+    let sql = format!("DELETE FROM commands WHERE ts < ? LIMIT {CHUNK}");
+    in_chunks(pool, &sql, None, cutoff).await
+}
+
+/// Expires once a minute, forever; `commands` only when
+/// `commands_retention` is set.
+pub async fn run(
+    pool: MySqlPool,
+    retention: Duration,
+    commands_retention: Option<Duration>,
+    metrics: std::sync::Arc<Metrics>,
+) {
     let mut ticker = tokio::time::interval(EVERY);
     loop {
         ticker.tick().await;
-        match expire(&pool, retention).await {
+        let mut pass = expire(&pool, retention).await;
+        if let (Ok(deleted), Some(keep)) = (&pass, commands_retention) {
+            pass = expire_commands(&pool, keep).await.map(|n| n + deleted);
+        }
+        match pass {
             Ok(n) => Metrics::add(&metrics.expired_rows, n),
             Err(error) => {
                 tracing::debug!(%error, "retention pass failed; trying again next minute")

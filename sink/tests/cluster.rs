@@ -49,9 +49,17 @@ async fn a_node_killed_and_restarted_loses_and_duplicates_nothing() {
     let hosts = ["node-a", "node-b", "node-c"];
     let mut publishers = publishers(&cluster.urls(), &hosts);
     // The sinks made both streams with a copy on every node.
-    let leader = cluster.stream_leader("TELEMETRY").await;
-    assert_eq!(cluster.stream_replicas("TELEMETRY").await, 3);
-    assert_eq!(cluster.stream_replicas("DEADLETTER").await, 3);
+    let leader = cluster.stream_leader(vigia_schema::subject::STREAM).await;
+    assert_eq!(
+        cluster.stream_replicas(vigia_schema::subject::STREAM).await,
+        3
+    );
+    assert_eq!(
+        cluster
+            .stream_replicas(vigia_schema::subject::DEADLETTER_STREAM)
+            .await,
+        3
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A node that does not lead the stream goes away, and comes back.
     let lost = (leader + 1) % vigia_testkit::cluster::NODES;
@@ -78,10 +86,10 @@ async fn the_stream_leader_killed_loses_and_duplicates_nothing() {
     // The node leading TELEMETRY dies and stays down: the other two elect
     // a new leader, the publishers and sinks on it fail over, and the
     // publishers' outboxes cover the gap.
-    let leader = cluster.stream_leader("TELEMETRY").await;
+    let leader = cluster.stream_leader(vigia_schema::subject::STREAM).await;
     cluster.stop(leader);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let successor = cluster.stream_leader("TELEMETRY").await;
+    let successor = cluster.stream_leader(vigia_schema::subject::STREAM).await;
     assert_ne!(successor, leader, "a surviving node leads the stream");
     tokio::time::sleep(Duration::from_secs(6)).await;
     stop_all(&mut publishers);

@@ -77,7 +77,7 @@ impl InProcessSink {
         let dead = client.subscribe("deadletter.>").await.unwrap();
         let js = async_nats::jetstream::new(client);
         for _ in 0..100 {
-            if js.get_stream("TELEMETRY").await.is_ok() {
+            if js.get_stream(vigia_schema::subject::STREAM).await.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -182,7 +182,7 @@ async fn bad_messages_are_dead_lettered_and_counted() {
 
     // Dead letters are kept by the DEADLETTER stream too.
     let kept = js
-        .get_stream("DEADLETTER")
+        .get_stream(vigia_schema::subject::DEADLETTER_STREAM)
         .await
         .unwrap()
         .info()

@@ -79,7 +79,7 @@ async fn a_forged_log_line_in_a_dead_letter_stays_inside_one_escaped_line() {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while js.get_stream("TELEMETRY").await.is_err() {
+    while js.get_stream(vigia_schema::subject::STREAM).await.is_err() {
         assert!(Instant::now() < deadline, "the sink made no stream");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

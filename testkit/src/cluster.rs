@@ -4,10 +4,9 @@
 //! cluster name. A test stops and restarts any node, or finds the one that
 //! leads a stream, to play a node lost in production.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::net::http_get;
 use crate::{free_port, wait_for_port, Child, TempDir};
 
 /// How many nodes: the smallest cluster that survives losing one with its
@@ -190,17 +189,6 @@ impl Drop for NatsCluster {
             self.stop(i);
         }
     }
-}
-
-/// The body of an HTTP GET on the node's monitoring port, if it answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
 }
 
 impl NatsCluster {

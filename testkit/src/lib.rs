@@ -12,6 +12,10 @@
 //!   whole (seq 1..N of each kind once, hello, bye).
 //! - [`telemetry`]: the stream as the sink creates it, and reading samples
 //!   back from it; [`vigia`]: publishers and sinks started for a test.
+//! - [`commands`]: asking publishers (`who`, several answers to one
+//!   request) and reading back their audit events.
+//! - [`fleet`]: the synthetic fleet of the dashboards' tests and the
+//!   benchmarks, samples made without reading /proc.
 //!
 //! Everything is removed on drop, so tests run in parallel and leave
 //! nothing behind.
@@ -20,7 +24,9 @@
 
 mod child;
 pub mod cluster;
+pub mod commands;
 pub mod completeness;
+pub mod fleet;
 mod mariadb;
 mod nats;
 mod net;

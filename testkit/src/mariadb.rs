@@ -34,6 +34,28 @@ impl TestDatabase {
     pub fn url(&self) -> String {
         format!("{}/{}", self.server, self.name)
     }
+
+    /// Creates the database and brings it to the repository's schema with
+    /// sqlx's migrator on `mysql/migrations`, as the sink does at start
+    /// (its migrator embeds the same directory), for a test that needs the
+    /// tables without a sink; a connection to it.
+    pub async fn migrated(&self) -> sqlx::MySqlConnection {
+        use sqlx::migrate::MigrateDatabase as _;
+        use sqlx::Connection as _;
+        static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../mysql/migrations");
+        let url = self.url();
+        sqlx::MySql::create_database(&url)
+            .await
+            .unwrap_or_else(|e| panic!("creating {url}: {e}"));
+        let mut conn = sqlx::MySqlConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("migrating {url}: {e}"));
+        conn
+    }
 }
 
 impl Drop for TestDatabase {

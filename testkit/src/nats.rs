@@ -1,7 +1,6 @@
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::net::http_get;
 use crate::{free_port, wait_for_port, Child, TempDir};
 
 /// A private nats-server with JetStream, on a free port.
@@ -137,16 +136,9 @@ impl NatsServer {
     /// server's monitoring endpoint: a test waits for a publisher to take
     /// commands without sending it anything.
     pub fn has_subscription(&self, subject: &str) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.monitor_port)) else {
+        let Some(body) = http_get(self.monitor_port, "/subsz?subs=1&limit=100000") else {
             return false;
         };
-        let request = "GET /subsz?subs=1&limit=100000 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-        let mut body = String::new();
-        if stream.write_all(request.as_bytes()).is_err()
-            || stream.read_to_string(&mut body).is_err()
-        {
-            return false;
-        }
         body.contains(&format!("\"subject\":\"{subject}\""))
             || body.contains(&format!("\"subject\": \"{subject}\""))
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt as _;
+use vigia_schema::subject::{DUPLICATE_WINDOW, STREAM, TELEMETRY_ALL};
 use vigia_schema::Sample;
 
 pub async fn connect(url: &str) -> async_nats::Client {
@@ -18,9 +19,9 @@ pub async fn connect(url: &str) -> async_nats::Client {
 pub async fn create_telemetry_stream(client: &async_nats::Client) {
     jetstream::new(client.clone())
         .get_or_create_stream(jetstream::stream::Config {
-            name: "TELEMETRY".into(),
-            subjects: vec![vigia_schema::subject::TELEMETRY_ALL.into()],
-            duplicate_window: Duration::from_secs(120),
+            name: STREAM.into(),
+            subjects: vec![TELEMETRY_ALL.into()],
+            duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
         })
         .await
@@ -37,7 +38,7 @@ pub async fn stored_samples(
     timeout: Duration,
 ) -> Vec<Sample> {
     let stream = jetstream::new(client.clone())
-        .get_stream("TELEMETRY")
+        .get_stream(STREAM)
         .await
         .expect("stream TELEMETRY");
     let consumer = stream

@@ -228,7 +228,7 @@ pub async fn prepared(stack: &AuthStack) -> (Probe, async_nats::jetstream::consu
 /// message API an operator may use.
 pub async fn stored(probe: &Probe) -> Vec<vigia_schema::Sample> {
     let mut stream = async_nats::jetstream::new(probe.client.clone())
-        .get_stream("TELEMETRY")
+        .get_stream(vigia_schema::subject::STREAM)
         .await
         .expect("stream TELEMETRY");
     let last = stream

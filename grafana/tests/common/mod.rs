@@ -1,16 +1,26 @@
 //! A private database per test on the MariaDB at VIGIA_TEST_MYSQL
 //! (default mysql://root@127.0.0.1:3306), dropped when the test ends
-//! (vigia_testkit::TestDatabase), however it ends.
+//! (vigia_testkit::TestDatabase), however it ends; and the time window a
+//! dashboard asks for.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use chrono::Utc;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::mysql::{MySql, MySqlConnection};
-use sqlx::Connection;
+use sqlx::mysql::MySql;
+use vigia_dashboards::QueryWindow;
 use vigia_testkit::TestDatabase;
+
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// The last `range`, on a 1000-point panel with the data source's 1 s
+/// minimum interval, as Grafana asks for it.
+pub fn last(range: Duration) -> Result<QueryWindow> {
+    QueryWindow::for_range(Utc::now(), range, 1000, Duration::from_secs(1))
+}
 
 pub struct TestDb {
     db: TestDatabase,
@@ -31,23 +41,13 @@ impl TestDb {
         self.db.url()
     }
 
-    /// Applies the repository's migrations in order, as the sink does at
-    /// start.
-    pub async fn migrate_from_files(&self) -> Result<()> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mysql/migrations");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        files.retain(|p| p.extension().is_some_and(|e| e == "sql"));
-        files.sort();
-        let mut conn = MySqlConnection::connect(&self.url()).await?;
-        for f in files {
-            let sql = std::fs::read_to_string(&f)?;
-            sqlx::raw_sql(&sql)
-                .execute(&mut conn)
-                .await
-                .with_context(|| format!("applying {}", f.display()))?;
-        }
+    /// Brings the schema up to date with the sink's own migrator, as the
+    /// sink does at start (`vigia_sink::store::connect`).
+    pub async fn migrate(&self) -> Result<()> {
+        vigia_sink::store::connect(&self.url(), 1)
+            .await?
+            .close()
+            .await;
         Ok(())
     }
 }

@@ -8,11 +8,10 @@
 
 use std::sync::Arc;
 
-use vigia_schema::{EventBody, SampleBody};
+use vigia_schema::{EventBody, SampleBody, Stamper};
 
 use crate::outbox::Outbox;
 use crate::sampler::outgoing;
-use crate::stamp::Stamper;
 
 pub struct Audit {
     stamper: Stamper,
@@ -47,7 +46,7 @@ mod tests {
     fn events_are_samples_with_their_own_seq() {
         let outbox = Arc::new(Outbox::new(10, usize::MAX));
         let host = HostToken::parse("web-1").unwrap();
-        let mut audit = Audit::new(Stamper::with_boot(host, "b00t".into()), outbox.clone());
+        let mut audit = Audit::new(Stamper::new(host, "b00t".into()), outbox.clone());
         for pid in [10, 11] {
             audit.record(EventBody {
                 action: "kill".into(),

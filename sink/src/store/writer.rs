@@ -13,6 +13,7 @@ use chrono::NaiveDateTime;
 use sqlx::mysql::{MySql, MySqlConnection, MySqlPool};
 use sqlx::query_builder::Separated;
 use sqlx::{Connection, QueryBuilder, Row};
+use vigia_schema::sample::{DEFAULT_INTERVAL, DEFAULT_PROCS_INTERVAL};
 use vigia_schema::{ProcsBody, Sample, SampleBody};
 
 use super::lists::{process_list_json, state_letter, ProcessLists};
@@ -368,12 +369,18 @@ impl Writer {
             };
             // Host facts come from the hello of the current boot.
             let hello = seen.hello.filter(|(s, _)| s.boot == boot).map(|(_, h)| h);
-            let interval_ms = hello.map_or(old.map_or(1000, |o| o.interval_ms), |h| {
-                clamp_ms(h.interval_ms)
-            });
-            let procs_interval_ms = hello.map_or(old.map_or(5000, |o| o.procs_interval_ms), |h| {
-                clamp_ms(h.procs_interval_ms)
-            });
+            let interval_ms = hello.map_or(
+                old.map_or(clamp_ms(DEFAULT_INTERVAL.as_millis() as u64), |o| {
+                    o.interval_ms
+                }),
+                |h| clamp_ms(h.interval_ms),
+            );
+            let procs_interval_ms = hello.map_or(
+                old.map_or(clamp_ms(DEFAULT_PROCS_INTERVAL.as_millis() as u64), |o| {
+                    o.procs_interval_ms
+                }),
+                |h| clamp_ms(h.procs_interval_ms),
+            );
             let newer_procs = seen.procs.filter(|(s, _)| {
                 old.and_then(|o| o.procs_ts)
                     .is_none_or(|stored| datetime(s.ts) > stored)

@@ -46,7 +46,7 @@ impl InProcessSink {
         let dead = client.subscribe("deadletter.>").await.unwrap();
         let js = async_nats::jetstream::new(client);
         for _ in 0..300 {
-            if js.get_stream("TELEMETRY").await.is_ok() {
+            if js.get_stream(vigia_schema::subject::STREAM).await.is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -112,7 +112,10 @@ async fn byes_on(nats_url: &str, filter: &str) -> LastSeqs {
         .await
         .expect("connecting to NATS");
     let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream("TELEMETRY").await.expect("stream TELEMETRY");
+    let stream = js
+        .get_stream(vigia_schema::subject::STREAM)
+        .await
+        .expect("stream TELEMETRY");
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
             filter_subject: filter.into(),
@@ -146,7 +149,7 @@ pub async fn dead_letters(nats_url: &str) -> u64 {
         .expect("connecting to NATS");
     let js = async_nats::jetstream::new(client);
     let mut stream = js
-        .get_stream("DEADLETTER")
+        .get_stream(vigia_schema::subject::DEADLETTER_STREAM)
         .await
         .expect("stream DEADLETTER");
     stream.info().await.expect("stream info").state.messages
