@@ -26,7 +26,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// NATS server (its callout account AUTH).
+    /// NATS server (its callout account AUTH); several, comma-separated,
+    /// for a cluster.
     #[arg(long, env = "VIGIA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 

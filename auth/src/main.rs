@@ -82,8 +82,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(ca) = &args.nats_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
+    // Several servers (a cluster): vigia-auth must reach one of them for any
+    // node's clients to get in, so it takes every node and fails over.
+    let servers =
+        vigia_schema::servers::server_urls(&args.nats_url).context("--nats-url")?;
     let client = options
-        .connect(args.nats_url.as_str())
+        .connect(servers)
         .await
         .with_context(|| format!("--nats-url {:?}", args.nats_url))?;
     tokio::select! {
