@@ -23,6 +23,9 @@ use crate::stamp::Stamper;
 const PUBLISH_WINDOW: usize = 256;
 /// How long a clean stop may spend flushing the outbox.
 const FLUSH_FOR: Duration = Duration::from_secs(5);
+/// The last flush's own allowance past FLUSH_FOR (it pushes out what is
+/// still buffered, e.g. control replies, once the outbox is drained).
+const FLUSH_GRACE: Duration = Duration::from_secs(1);
 
 /// The host token from `--host`, or from this machine's host name.
 pub fn host_token(config: &Config) -> anyhow::Result<HostToken> {
@@ -140,7 +143,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // sample for it, never the bye itself.
     outbox.push_first(outgoing(&bye));
     let delivered = forwarder.drain(deadline).await;
-    let _ = client.flush().await;
+    // Bounded: a flush waits for the connection, which may never come back
+    // (NATS down, or not letting this client in): stopping must not hang.
+    let _ = tokio::time::timeout_at(deadline + FLUSH_GRACE, client.flush()).await;
     if delivered {
         tracing::info!(
             published = forwarder.acknowledged(),
