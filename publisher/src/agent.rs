@@ -165,12 +165,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// hour), a shared token (legacy), or nothing (a local server).
 fn credentials(config: &Config) -> anyhow::Result<ConnectOptions> {
     if let Some(path) = &config.nats_nkey {
-        let seed = std::fs::read_to_string(path)
+        let text = std::fs::read_to_string(path)
             .with_context(|| format!("--nats-nkey {}", path.display()))?;
-        let seed = seed.trim().to_owned();
-        nkeys::KeyPair::from_seed(&seed).map_err(|e| {
-            anyhow::anyhow!("--nats-nkey {}: not an nkey seed ({e})", path.display())
-        })?;
+        let seed = vigia_schema::identity::parse_seed(&text)
+            .with_context(|| format!("--nats-nkey {}", path.display()))?;
         return Ok(ConnectOptions::new().nkey(seed));
     }
     if config.gce_identity {
