@@ -153,6 +153,15 @@ else
   fail "missing: ${absent[*]}"
 fi
 
+# Every image builds from the repository root (COPY . . in its build stage):
+# the stack's keys, which the secrets service keeps in ./secrets by default,
+# must never be part of that context.
+if grep -qxE '/?secrets/?' .dockerignore; then
+  pass ".dockerignore keeps secrets/ (the stack's keys) out of every image's build context"
+else
+  fail ".dockerignore does not exclude secrets/: docker builds would copy the stack's keys"
+fi
+
 # --- the lab's plain NATS configs (any nats-server) -----------------------------
 if need nats-server:nats-server; then
   store=$(mktemp -d)
