@@ -267,6 +267,20 @@ printf 'storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publ
 changes "$WORK/up3" | sed -E "s#$WORK#WORK#" >"$WORK/up3.actual"
 same_lines "up with a rebuilt publisher: uploads it, and nothing else" "$WORK/up3.expected" "$WORK/up3.actual"
 
+# A deployment from before identities (its shared token secret): up says
+# what to do, and changes nothing else.
+printf 'old-token\n' >"$WORK/old-token"
+FAKE_GCLOUD_LOG=/dev/null PATH=$FAKE_PATH gcloud secrets create vigia-nats-token \
+  --data-file="$WORK/old-token" --project=test-proj --quiet
+if gcloud_run "$WORK/legacy" up "${ARGS[@]}"; then
+  check "up over a deployment with the old shared token: says to run down and up" contains "$WORK/legacy.err" \
+    "predates per-connection identities (secret vigia-nats-token exists)" "run down, then up"
+  check "up over a deployment with the old shared token: changes nothing" test -z "$(changes "$WORK/legacy")"
+else
+  fail "up over a deployment with the old shared token runs" "$(tail -20 "$WORK/legacy.err")"
+fi
+FAKE_GCLOUD_LOG=/dev/null PATH=$FAKE_PATH gcloud secrets delete vigia-nats-token --project=test-proj --quiet
+
 if gcloud_run "$WORK/dry" up "${ARGS[@]}" --dry-run; then
   check "up --dry-run: runs no gcloud" test ! -s "$WORK/dry"
   check "up --dry-run: prints every command" contains "$WORK/dry.err" \
