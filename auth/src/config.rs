@@ -26,7 +26,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// NATS server (its callout account AUTH).
+    /// NATS server (its callout account AUTH); several, comma-separated,
+    /// for a cluster.
     #[arg(long, env = "VIGIA_NATS_URL", default_value = vigia_schema::servers::DEFAULT_URL)]
     pub nats_url: String,
 
@@ -59,11 +60,27 @@ pub struct ServeArgs {
     #[arg(long, env = "VIGIA_GCE_JWKS_URL", default_value = crate::gce::GOOGLE_JWKS_URL)]
     pub gce_jwks_url: String,
 
+    /// Longest session: the server ends a connection this long after it was
+    /// authorized (a GCE VM's at its token's expiry if sooner), and the
+    /// client proves itself again. Bounds how long a revoked key keeps a
+    /// live session.
+    #[arg(long, env = "VIGIA_AUTH_SESSION_MAX", default_value = "1h",
+          value_parser = parse_session_max)]
+    pub session_max: std::time::Duration,
+
     /// JetStream names the sink's permissions name.
     #[arg(long, env = "VIGIA_STREAM", default_value = vigia_schema::subject::STREAM)]
     pub stream: String,
     #[arg(long, env = "VIGIA_CONSUMER", default_value = vigia_schema::subject::CONSUMER)]
     pub consumer: String,
+}
+
+fn parse_session_max(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, clap::Args)]

@@ -63,6 +63,42 @@ struct Jwk {
     e: String,
 }
 
+/// The keys a JWKS document publishes that can verify an RS256 token: RSA,
+/// with a key id and components that decode. Others are left out (a key
+/// Google adds in another algorithm is no error), so a token naming one of
+/// them is refused as naming an unknown key.
+#[derive(Clone, Default)]
+pub struct PublishedKeys {
+    keys: Vec<(String, DecodingKey)>,
+}
+
+impl PublishedKeys {
+    /// Reads a JWKS document (`{"keys": [{"kid", "kty", "n", "e"}, ...]}`):
+    /// what the JWKS URL answers, from the network.
+    pub fn parse(document: &[u8]) -> Result<Self, serde_json::Error> {
+        let jwks: Jwks = serde_json::from_slice(document)?;
+        let keys = jwks
+            .keys
+            .into_iter()
+            .filter(|k| k.kty == "RSA" && !k.kid.is_empty())
+            .filter_map(|k| {
+                let key = DecodingKey::from_rsa_components(&k.n, &k.e).ok()?;
+                Some((k.kid, key))
+            })
+            .collect();
+        Ok(Self { keys })
+    }
+
+    /// The key ids kept.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(kid, _)| kid.as_str())
+    }
+
+    fn get(&self, kid: &str) -> Option<&DecodingKey> {
+        self.keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct TokenClaims {
     exp: i64,
@@ -81,13 +117,23 @@ struct ComputeEngine {
     instance_name: String,
 }
 
+/// Where the keys come from: fetched from a JWKS URL (and refreshed), or
+/// given once (tests and the fuzz target: nothing is ever fetched).
+enum Source {
+    Url(String),
+    Fixed,
+}
+
 struct Cache {
-    keys: Vec<Jwk>,
+    keys: PublishedKeys,
+    /// When the keys were last fetched successfully.
     fetched: Option<Instant>,
+    /// When a fetch was last tried, successful or not.
+    tried: Option<Instant>,
 }
 
 pub struct GceVerifier {
-    jwks_url: String,
+    source: Source,
     audience: String,
     projects: Vec<String>,
     cache: Mutex<Cache>,
@@ -103,13 +149,33 @@ pub struct VerifiedInstance {
 
 impl GceVerifier {
     pub fn new(jwks_url: String, audience: String, projects: Vec<String>) -> Self {
+        Self::with_source(
+            Source::Url(jwks_url),
+            PublishedKeys::default(),
+            audience,
+            projects,
+        )
+    }
+
+    /// A verifier that trusts exactly `keys` and never fetches any.
+    pub fn with_keys(keys: PublishedKeys, audience: String, projects: Vec<String>) -> Self {
+        Self::with_source(Source::Fixed, keys, audience, projects)
+    }
+
+    fn with_source(
+        source: Source,
+        keys: PublishedKeys,
+        audience: String,
+        projects: Vec<String>,
+    ) -> Self {
         Self {
-            jwks_url,
+            source,
             audience,
             projects,
             cache: Mutex::new(Cache {
-                keys: Vec::new(),
+                keys,
                 fetched: None,
+                tried: None,
             }),
         }
     }
@@ -154,25 +220,43 @@ impl GceVerifier {
 
     fn key(&self, kid: &str) -> Result<DecodingKey, GceError> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let stale = cache.fetched.is_none_or(|at| at.elapsed() >= CACHE_FOR);
-        let unknown = !cache.keys.iter().any(|k| k.kid == kid);
-        let may_refetch = cache
-            .fetched
-            .is_none_or(|at| at.elapsed() >= REFETCH_AT_MOST_EVERY);
-        if stale || (unknown && may_refetch) {
-            cache.keys = fetch(&self.jwks_url)?;
-            cache.fetched = Some(Instant::now());
+        if let Source::Url(url) = &self.source {
+            let stale = cache.fetched.is_none_or(|at| at.elapsed() >= CACHE_FOR);
+            let unknown = cache.keys.get(kid).is_none();
+            // At most one fetch every REFETCH_AT_MOST_EVERY, failed or not:
+            // neither tokens naming made-up keys nor an unreachable URL may
+            // turn every connect into a fetch (each holds a thread for up to
+            // the fetch's timeout).
+            let may_try = cache
+                .tried
+                .is_none_or(|at| at.elapsed() >= REFETCH_AT_MOST_EVERY);
+            if (stale || unknown) && may_try {
+                cache.tried = Some(Instant::now());
+                match fetch(url) {
+                    Ok(keys) => {
+                        cache.keys = keys;
+                        cache.fetched = Some(Instant::now());
+                    }
+                    // With no keys at all nothing can be verified: say why.
+                    Err(error) if cache.fetched.is_none() => return Err(error),
+                    // Otherwise keep verifying with the keys held.
+                    Err(error) => tracing::warn!(%error, "keeping the keys fetched before"),
+                }
+            }
         }
-        let jwk = cache
+        let shown = match &self.source {
+            Source::Url(url) => url.clone(),
+            Source::Fixed => "the given keys".to_owned(),
+        };
+        cache
             .keys
-            .iter()
-            .find(|k| k.kid == kid && k.kty == "RSA")
-            .ok_or_else(|| GceError::UnknownKey(kid.to_owned(), self.jwks_url.clone()))?;
-        Ok(DecodingKey::from_rsa_components(&jwk.n, &jwk.e)?)
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| GceError::UnknownKey(kid.to_owned(), shown))
     }
 }
 
-fn fetch(url: &str) -> Result<Vec<Jwk>, GceError> {
+fn fetch(url: &str) -> Result<PublishedKeys, GceError> {
     let failed = |why: String| GceError::Fetch {
         url: url.to_owned(),
         why,
@@ -188,6 +272,70 @@ fn fetch(url: &str) -> Result<Vec<Jwk>, GceError> {
         .limit(MAX_JWKS_BYTES)
         .read_to_vec()
         .map_err(|e| failed(e.to_string()))?;
-    let jwks: Jwks = serde_json::from_slice(&body).map_err(|e| failed(e.to_string()))?;
-    Ok(jwks.keys)
+    PublishedKeys::parse(&body).map_err(|e| failed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    /// A token-shaped string whose header names `kid` (the signature is
+    /// never reached).
+    fn token_naming(kid: &str) -> String {
+        let header =
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{kid}"}}"#));
+        format!("{header}.e30.c2ln")
+    }
+
+    #[test]
+    fn only_rsa_keys_with_an_id_and_decodable_components_are_kept() {
+        let document = br#"{"keys": [
+            {"kid": "good", "kty": "RSA", "n": "u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0_IzW7yWR7QkrmBL7jTKEn5u-qKhbwKfBstIs-bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW_VDL5AaWTg0nLVkjRo9z-40RQzuVaE8AkAFmxZzow3x-VJYKdjykkJ0iT9wCS0DRTXu269V264Vf_3jvredZiKRkgwlL9xNAwxXFg0x_XFw005UWVRIkdgcKWTjpBP2dPwVZ4WWC-9aGVd-Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmw", "e": "AQAB"},
+            {"kid": "ec", "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"},
+            {"kty": "RSA", "n": "AQAB", "e": "AQAB"},
+            {"kid": "bad", "kty": "RSA", "n": "!!", "e": "AQAB"}
+        ]}"#;
+        let keys = PublishedKeys::parse(document).unwrap();
+        assert_eq!(keys.ids().collect::<Vec<_>>(), ["good"]);
+        assert!(PublishedKeys::parse(b"{}").is_err());
+        assert!(PublishedKeys::parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn an_unreachable_key_url_is_tried_once_not_at_every_token() {
+        // A port nobody listens on: the fetch fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let verifier = GceVerifier::new(
+            format!("http://127.0.0.1:{port}/certs"),
+            "nats://x:4222".into(),
+            vec!["p".into()],
+        );
+        let first = verifier.verify(&token_naming("k1")).unwrap_err();
+        assert!(matches!(first, GceError::Fetch { .. }), "{first}");
+        // Within REFETCH_AT_MOST_EVERY: refused without another fetch.
+        for kid in ["k1", "k2", "k3"] {
+            let again = verifier.verify(&token_naming(kid)).unwrap_err();
+            assert!(matches!(again, GceError::UnknownKey(..)), "{again}");
+        }
+    }
+
+    #[test]
+    fn given_keys_are_never_fetched_and_name_what_they_are() {
+        let verifier = GceVerifier::with_keys(
+            PublishedKeys::default(),
+            "nats://x:4222".into(),
+            vec!["p".into()],
+        );
+        let e = verifier
+            .verify(&token_naming("k1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the given keys"), "{e}");
+    }
 }

@@ -42,7 +42,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.issuer.display()
         );
     }
-    let own = read_seed(&args.nkey, "--nkey")?;
+    // A user key, read as every client reads its credentials file.
+    let own_text = std::fs::read_to_string(&args.nkey)
+        .with_context(|| format!("--nkey {}", args.nkey.display()))?;
+    let own_seed = vigia_schema::identity::parse_seed(&own_text)
+        .with_context(|| format!("--nkey {}", args.nkey.display()))?;
     // An empty value (compose passes VIGIA_GCE_AUDIENCE= when unset) means
     // "no GCE", never "any audience" or "the project named ''".
     let projects: Vec<String> = args
@@ -73,19 +77,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             consumer: args.consumer.clone(),
             ..StreamNames::default()
         },
+        session_max: args.session_max,
     });
-    let seed = own.seed().map_err(|e| anyhow::anyhow!("--nkey: {e}"))?;
     let mut options = async_nats::ConnectOptions::new()
         .name("vigia-auth")
-        .nkey(seed)
+        .nkey(own_seed)
         // Clients connecting meanwhile wait: the server retries nothing,
         // but they do (their reconnect loop), so come up as soon as NATS does.
         .retry_on_initial_connect();
     if let Some(ca) = &args.nats_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
+    // Several servers (a cluster): vigia-auth must reach one of them for any
+    // node's clients to get in, so it takes every node and fails over.
+    let servers = vigia_schema::servers::server_urls(&args.nats_url).context("--nats-url")?;
     let client = options
-        .connect(args.nats_url.as_str())
+        .connect(servers)
         .await
         .with_context(|| format!("--nats-url {:?}", args.nats_url))?;
     tokio::select! {

@@ -70,7 +70,10 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, RegistryError> {
     parse(&text, &shown)
 }
 
-fn parse(text: &str, shown: &str) -> Result<Vec<Entry>, RegistryError> {
+/// Reads the registry's text; `shown` names the file in errors. Public for
+/// the fuzz target: the registry is written by whoever enrols, and read by
+/// vigia-auth at every connect.
+pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>, RegistryError> {
     let mut entries = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or_default().trim();
@@ -136,8 +139,8 @@ pub fn revoke(path: &Path, identity: &Identity) -> Result<bool, RegistryError> {
     Ok(true)
 }
 
-/// Writes beside and renames over, so a reader never sees half a file.
-fn store(path: &Path, entries: &[Entry]) -> Result<(), RegistryError> {
+/// The registry's text for `entries`, as [`parse`] reads it back.
+pub fn render(entries: &[Entry]) -> String {
     let mut text = String::from("# vigia enrolled identities: <role> <name> <public nkey>\n");
     for e in entries {
         text.push_str(&format!(
@@ -145,6 +148,12 @@ fn store(path: &Path, entries: &[Entry]) -> Result<(), RegistryError> {
             e.identity.role, e.identity.name, e.public_key
         ));
     }
+    text
+}
+
+/// Writes beside and renames over, so a reader never sees half a file.
+fn store(path: &Path, entries: &[Entry]) -> Result<(), RegistryError> {
+    let text = render(entries);
     let shown = path.display().to_string();
     let write = |source| RegistryError::Write {
         path: shown.clone(),

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use nkeys::KeyPair;
@@ -20,6 +21,10 @@ pub struct Authenticator {
     pub registry: PathBuf,
     pub gce: Option<GceVerifier>,
     pub streams: StreamNames,
+    /// How long a session may last before the server ends it and the
+    /// client must prove itself again (its user JWT's expiry): a revoked
+    /// key's live session ends within this, with no NATS restart.
+    pub session_max: Duration,
 }
 
 /// Who a request proved to be, and until when (unix seconds) if limited.
@@ -34,6 +39,8 @@ impl Authenticator {
     /// Google's keys).
     pub fn authenticate(&self, request: &Request) -> Result<Proven, String> {
         let opts = &request.connect_opts;
+        let session_end = crate::natsjwt::now()
+            .saturating_add(i64::try_from(self.session_max.as_secs()).unwrap_or(i64::MAX));
         if let Some(nkey) = opts.nkey.as_deref() {
             nkey_proof::verify(
                 nkey,
@@ -46,7 +53,7 @@ impl Authenticator {
                 .ok_or_else(|| format!("nkey {nkey} is not enrolled (or was revoked)"))?;
             return Ok(Proven {
                 identity,
-                expires: None,
+                expires: Some(session_end),
             });
         }
         if let Some(token) = opts.auth_token.as_deref() {
@@ -56,9 +63,12 @@ impl Authenticator {
                     .as_ref()
                     .ok_or("a GCE identity token, but GCE is not configured (--gce-audience)")?;
                 let instance = gce.verify(token).map_err(|e| e.to_string())?;
+                // No longer than the token: a stolen one opens no session
+                // that outlives it, and the VM's publisher reconnects with a
+                // fresh one.
                 return Ok(Proven {
                     identity: instance.identity,
-                    expires: None,
+                    expires: Some(session_end.min(instance.expires)),
                 });
             }
             return Err("a token that is not a GCE identity token".into());

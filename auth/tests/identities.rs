@@ -92,3 +92,89 @@ async fn a_revoked_key_is_refused_at_its_next_connect_and_a_rotated_one_replaces
         .expect("the rotated key connects");
     refused(ConnectOptions::new().nkey(key.seed().unwrap()), &stack).await;
 }
+
+/// A client that keeps reconnecting, as the publisher and the sink do, with
+/// a count of its (re)connections.
+async fn persistent(
+    stack: &AuthStack,
+    key: &KeyPair,
+    role: Role,
+    name: &str,
+) -> (
+    async_nats::Client,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let connects = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = connects.clone();
+    let client = ConnectOptions::new()
+        .nkey(key.seed().unwrap())
+        .custom_inbox_prefix(vigia_schema::identity::inbox_prefix(
+            role,
+            &vigia_schema::HostToken::parse(name).unwrap(),
+        ))
+        .retry_on_initial_connect()
+        .event_callback(move |event| {
+            let counter = counter.clone();
+            async move {
+                if let async_nats::Event::Connected = event {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+        .connect(stack.url())
+        .await
+        .unwrap();
+    (client, connects)
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_limit_so_a_revoked_key_is_cut_off_live_and_the_others_come_back() {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+    let stack = AuthStack::start_with(&["--session-max", "3s"]);
+    let kept = stack.enroll(Role::Watcher, "kept");
+    let revoked = stack.enroll(Role::Watcher, "gone");
+    let (kept_client, kept_connects) = persistent(&stack, &kept, Role::Watcher, "kept").await;
+    let (gone_client, _) = persistent(&stack, &revoked, Role::Watcher, "gone").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kept_client.connection_state() != async_nats::connection::State::Connected
+        || gone_client.connection_state() != async_nats::connection::State::Connected
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the two watchers never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Revoked while connected: no NATS restart, no reconnect of its own.
+    assert!(stack.revoke(Role::Watcher, "gone"));
+
+    // Past the session limit the server ends both sessions; the kept key
+    // proves itself again and is back, the revoked one stays out.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while kept_connects.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the kept watcher was not re-authorized after its session ended: {}",
+            stack.auth_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        kept_client.connection_state(),
+        async_nats::connection::State::Connected
+    );
+    assert_ne!(
+        gone_client.connection_state(),
+        async_nats::connection::State::Connected,
+        "the revoked key kept its session past the limit"
+    );
+    let log = stack.auth_log();
+    assert!(
+        log.matches("watcher:kept").count() >= 2,
+        "the kept watcher was authorized only once: {log}"
+    );
+    assert!(log.contains("is not enrolled (or was revoked)"), "{log}");
+}

@@ -96,6 +96,10 @@ async fn a_host_publishes_its_own_telemetry_with_acks_and_nothing_else() {
         "$JS.API.DIRECT.GET.{STREAM}.telemetry.web-2.procs"
     ))
     .await;
+    host.publish_refused(&format!("$JS.API.STREAM.CREATE.{STREAM}"))
+        .await;
+    host.publish_refused(&format!("$JS.API.STREAM.UPDATE.{STREAM}"))
+        .await;
     // Nor read anything but its own commands and inbox.
     host.subscribe_refused("telemetry.>").await;
     host.subscribe_refused("telemetry.web-1.cpu").await;
@@ -202,6 +206,8 @@ async fn the_sink_reads_the_stream_through_its_consumer_and_writes_dead_letters_
         .await;
     sink.publish_refused(&format!("$JS.API.DIRECT.GET.{STREAM}.telemetry.web-1.cpu"))
         .await;
+    sink.publish_refused("$JS.API.STREAM.MSG.GET.TELEMETRY")
+        .await;
     sink.subscribe_refused("telemetry.>").await;
     sink.subscribe_refused("cmd.>").await;
     sink.subscribe_refused("_INBOX.user.alice.>").await;
@@ -238,6 +244,12 @@ async fn an_operator_commands_in_its_own_name_and_watches() {
     operator
         .publish_refused(&format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{CONSUMER}"))
         .await;
+    operator
+        .publish_refused("$JS.API.STREAM.CREATE.TELEMETRY")
+        .await;
+    operator
+        .publish_refused("$JS.API.STREAM.PURGE.TELEMETRY")
+        .await;
     operator.subscribe_refused("cmd.>").await;
     operator.subscribe_refused("cmd.web-1.*").await;
     operator.subscribe_refused("_INBOX.>").await;
@@ -263,6 +275,15 @@ async fn a_watcher_only_watches() {
     watcher.publish_refused("deadletter.x").await;
     watcher
         .publish_refused(&format!("$JS.API.STREAM.DELETE.{STREAM}"))
+        .await;
+    watcher
+        .publish_refused("$JS.API.STREAM.CREATE.TELEMETRY")
+        .await;
+    watcher
+        .publish_refused("$JS.API.STREAM.PURGE.TELEMETRY")
+        .await;
+    watcher
+        .publish_refused("$JS.API.CONSUMER.MSG.NEXT.TELEMETRY.sink")
         .await;
     watcher.subscribe_refused("cmd.>").await;
     watcher.subscribe_refused("_INBOX.>").await;

@@ -271,3 +271,24 @@ async fn connected_clients_keep_working_while_the_auth_service_is_down_and_new_o
         stack.auth_log()
     );
 }
+
+#[tokio::test]
+async fn vigia_auth_given_a_server_list_serves_through_the_node_that_answers() {
+    let mut stack = AuthStack::start();
+    stack.stop_auth();
+    // A cluster's list, one node of which is down: vigia-auth must not take
+    // the whole list for one address, and must get past the dead node.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let list = format!("nats://127.0.0.1:{dead},{}", stack.url());
+    stack.start_auth_at(&list);
+    stack.client(Role::Watcher, "wendy").await;
+    assert!(
+        stack.auth_log().contains("watcher:wendy"),
+        "{}",
+        stack.auth_log()
+    );
+}

@@ -57,10 +57,9 @@ pub async fn connect(args: &NatsArgs) -> Result<async_nats::Client, ConnectError
             path: path.display().to_string(),
             why,
         };
-        let seed = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
-        let seed = seed.trim().to_owned();
-        nkeys::KeyPair::from_seed(&seed)
-            .map_err(|e| key_error(format!("not an nkey seed ({e})")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
+        let seed =
+            vigia_schema::identity::parse_seed(&text).map_err(|e| key_error(e.to_string()))?;
         // Operators and watchers may read only their own inbox.
         options = options
             .nkey(seed)

@@ -23,7 +23,15 @@ fn identity(who: &Who) -> anyhow::Result<Identity> {
         Who { sink: Some(n), .. } => (Role::Sink, "--sink", n),
         _ => anyhow::bail!("name one of --host, --operator, --watcher, --sink"),
     };
-    let name = HostToken::parse(name).with_context(|| format!("{flag} {name:?}"))?;
+    // A host by its host name, reduced as its publisher reduces it (and as
+    // vigia-auth does a GCE instance's), so the key matches what the host
+    // publishes as; other names are chosen here and must be tokens already.
+    let name = if role == Role::Host {
+        HostToken::from_hostname(name)
+    } else {
+        HostToken::parse(name)
+    }
+    .with_context(|| format!("{flag} {name:?}"))?;
     Ok(Identity { role, name })
 }
 

@@ -95,3 +95,41 @@ fn a_bad_name_or_no_role_is_refused_naming_the_flag_and_the_value() {
     assert!(!out.status.success());
     assert!(!registry.exists());
 }
+
+#[test]
+fn a_host_enrolled_by_its_host_name_gets_the_token_its_publisher_publishes_as() {
+    let dir = TempDir::new("vigiactl-enroll-hostname");
+    let registry = dir.path().join("identities");
+    let seed = dir.path().join("seed.nk");
+    let (registry_arg, seed_arg) = (registry.to_str().unwrap(), seed.to_str().unwrap());
+    let out = vigiactl(&[
+        "enroll",
+        "--host",
+        "Web-1.c.My-Project.internal",
+        "--registry",
+        registry_arg,
+        "--out",
+        seed_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = std::fs::read_to_string(&registry).unwrap();
+    assert!(listed.contains("\nhost web-1 U"), "{listed}");
+    let out = vigiactl(&["revoke", "--host", "WEB-1", "--registry", registry_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Operators' names are not rewritten: a name that is no token is refused.
+    let out = vigiactl(&[
+        "enroll",
+        "--operator",
+        "Alice.Smith",
+        "--registry",
+        registry_arg,
+        "--out",
+        seed_arg,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--operator"),
+        "{}",
+        text(&out.stderr)
+    );
+}

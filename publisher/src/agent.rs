@@ -22,6 +22,9 @@ use crate::sampler::{outgoing, Sampler, Schedule};
 const PUBLISH_WINDOW: usize = 256;
 /// How long a clean stop may spend flushing the outbox.
 const FLUSH_FOR: Duration = Duration::from_secs(5);
+/// The last flush's own allowance past FLUSH_FOR (it pushes out what is
+/// still buffered, e.g. control replies, once the outbox is drained).
+const FLUSH_GRACE: Duration = Duration::from_secs(1);
 
 /// The host token from `--host`, or from this machine's host name.
 pub fn host_token(config: &Config) -> anyhow::Result<HostToken> {
@@ -139,7 +142,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // sample for it, never the bye itself.
     outbox.push_first(outgoing(&bye));
     let delivered = forwarder.drain(deadline).await;
-    let _ = client.flush().await;
+    // Bounded: a flush waits for the connection, which may never come back
+    // (NATS down, or not letting this client in): stopping must not hang.
+    let _ = tokio::time::timeout_at(deadline + FLUSH_GRACE, client.flush()).await;
     if delivered {
         tracing::info!(
             published = forwarder.acknowledged(),
@@ -159,12 +164,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// hour), a shared token (legacy), or nothing (a local server).
 fn credentials(config: &Config) -> anyhow::Result<ConnectOptions> {
     if let Some(path) = &config.nats_nkey {
-        let seed = std::fs::read_to_string(path)
+        let text = std::fs::read_to_string(path)
             .with_context(|| format!("--nats-nkey {}", path.display()))?;
-        let seed = seed.trim().to_owned();
-        nkeys::KeyPair::from_seed(&seed).map_err(|e| {
-            anyhow::anyhow!("--nats-nkey {}: not an nkey seed ({e})", path.display())
-        })?;
+        let seed = vigia_schema::identity::parse_seed(&text)
+            .with_context(|| format!("--nats-nkey {}", path.display()))?;
         return Ok(ConnectOptions::new().nkey(seed));
     }
     if config.gce_identity {

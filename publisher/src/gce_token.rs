@@ -67,8 +67,9 @@ pub async fn fetch(metadata_url: &str, audience: &str) -> Result<String, TokenEr
     parse(&response).map_err(failed)
 }
 
-/// The body of a `200` answer, de-chunked when it is chunked.
-fn parse(response: &[u8]) -> Result<String, String> {
+/// The body of a `200` answer, de-chunked when it is chunked: the token.
+/// Public for the fuzz target (the answer comes over the network).
+pub fn parse(response: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(response).map_err(|_| "answer is not UTF-8".to_owned())?;
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -90,7 +91,16 @@ fn parse(response: &[u8]) -> Result<String, String> {
         body.to_owned()
     };
     let token = body.trim().to_owned();
-    if token.is_empty() || token.split('.').count() != 3 {
+    // Three non-empty base64url parts, nothing else: it goes into the
+    // CONNECT options as it is.
+    let base64url = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 || !parts.iter().all(|p| base64url(p)) {
         return Err("answer is not a JWT".into());
     }
     Ok(token)
@@ -136,6 +146,8 @@ mod tests {
         let refused = b"HTTP/1.1 403 Forbidden\r\n\r\nno";
         assert!(parse(refused).unwrap_err().contains("403"));
         assert!(parse(b"HTTP/1.1 200 OK\r\n\r\nnot a token").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\n\r\na.b c.d").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\n\r\na..c").is_err());
     }
 
     proptest::proptest! {

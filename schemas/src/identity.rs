@@ -77,6 +77,35 @@ pub fn inbox_prefix(role: Role, name: &HostToken) -> String {
     }
 }
 
+/// Why a credentials file was refused. Never quotes the file: it is a
+/// secret, and a wrong one may still be someone's key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeedError {
+    #[error("not an nkey seed ({0})")]
+    NotASeed(String),
+    #[error("an nkey seed, but of {0} key, not of a user key (SU...)")]
+    NotAUser(&'static str),
+}
+
+/// Reads a credentials file (`vigiactl enroll` writes them): one nkey seed
+/// of a user key, the standard format every NATS client takes (`nats
+/// --nkey`, nats-py's `nkeys_seed=`). Whitespace around it is ignored,
+/// nothing else is. Returns the seed, checked, for the client to sign the
+/// server's nonce with; the publisher, the sink, vigiactl and vigia-auth
+/// (its own service key) all read their keys through this.
+pub fn parse_seed(text: &str) -> Result<String, SeedError> {
+    let seed = text.trim();
+    let key = nkeys::KeyPair::from_seed(seed).map_err(|e| SeedError::NotASeed(e.to_string()))?;
+    match key.key_pair_type() {
+        nkeys::KeyPairType::User => Ok(seed.to_owned()),
+        nkeys::KeyPairType::Account => Err(SeedError::NotAUser("an account")),
+        nkeys::KeyPairType::Server => Err(SeedError::NotAUser("a server")),
+        nkeys::KeyPairType::Operator => Err(SeedError::NotAUser("an operator")),
+        nkeys::KeyPairType::Cluster => Err(SeedError::NotAUser("a cluster")),
+        _ => Err(SeedError::NotAUser("another kind of")),
+    }
+}
+
 /// `cmd.<host>.<requester>`: a command whose sender the server vouches for.
 pub fn command_from(host: &HostToken, requester: &HostToken) -> String {
     format!("{}.{requester}", crate::subject::command(host))
@@ -122,6 +151,27 @@ mod tests {
         assert_eq!(requester("cmd.web-10.alice", &host), None);
         assert_eq!(requester("cmd.web-1.a.b", &host), None);
         assert_eq!(requester("cmd.web-1.", &host), None);
+    }
+
+    #[test]
+    fn a_credentials_file_is_one_user_seed_and_errors_never_quote_it() {
+        let key = nkeys::KeyPair::new_user();
+        let seed = key.seed().unwrap();
+        assert_eq!(parse_seed(&format!("\n {seed}\n\n")), Ok(seed.clone()));
+        let account = nkeys::KeyPair::new_account().seed().unwrap();
+        assert_eq!(parse_seed(&account), Err(SeedError::NotAUser("an account")));
+        for bad in [
+            "",
+            "SUAAAA",
+            &seed[..seed.len() - 1],
+            &format!("{seed} # mine"),
+        ] {
+            let e = parse_seed(bad).unwrap_err().to_string();
+            assert!(e.starts_with("not an nkey seed"), "{e}");
+            assert!(!e.contains(&seed[2..20]), "the error quotes the seed: {e}");
+        }
+        // A public key is not a seed.
+        assert!(parse_seed(&key.public_key()).is_err());
     }
 
     #[test]

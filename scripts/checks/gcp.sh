@@ -10,9 +10,18 @@
 #     when it is installed, inside a network namespace with no network and no
 #     credentials: its parser must accept it (it then stops at "no active
 #     account"), so no flag is misspelt or unknown to gcloud;
-#   - vm-startup.sh runs as both roles in a throwaway root (VIGIA_ROOT), its
+#   - the deployment's identities: fleet VMs get no NATS secret (no secret
+#     named in their metadata, none their service account may read), the CA
+#     certificate and the identity token's audience; the central VM the
+#     server certificate and the secrets of its key and of vigia-auth's
+#     seeds, readable by its account only; the CA key stays with up;
+#   - vm-startup.sh runs as every role in a throwaway root (VIGIA_ROOT), its
 #     metadata server, Cloud Storage and Secret Manager served on 127.0.0.1 by
-#     scripts/gcp/tests/fake_gcp_api.py, apt-get/systemctl/docker stubbed;
+#     scripts/gcp/tests/fake_gcp_api.py, apt-get/systemctl/docker stubbed,
+#     with the keys up made: the publisher on --gce-identity with the CA, the
+#     central VM's files taken as they are by the compose secrets service
+#     (scripts/stack-secrets.sh, run for real) and the nodes' configs by the
+#     pinned nats-server;
 #   - install-publisher.sh twice in a throwaway root; the unit through
 #     systemd-analyze verify and security.
 # Ends with "gcp: N passed, N failed"; exits non-zero on any failure.
@@ -61,7 +70,21 @@ export FAKE_GCLOUD_STATE=$WORK/gcloud-state
 FAKE_PATH=$WORK/bin:$PATH
 printf 'publisher v1\n' >"$WORK/vigia-publisher"
 chmod +x "$WORK/vigia-publisher"
-ARGS=(--project=test-proj --grafana-cidr=198.51.100.0/24 --publisher-bin="$WORK/vigia-publisher")
+# up makes the deployment's keys with vigia-auth; the boots below run the
+# secrets service's script (vigiactl too) and parse the fleet's env file with
+# vigia-publisher: a build of this tree.
+AUTH_DIR=
+for d in target/release target/debug; do
+  [ -x "$d/vigia-auth" ] && [ -x "$d/vigiactl" ] && [ -x "$d/vigia-publisher" ] && { AUTH_DIR=$REPO/$d; break; }
+done
+if [ -z "$AUTH_DIR" ]; then
+  cargo build -q --locked -p vigia-auth -p vigiactl -p vigia-publisher || die "cannot build vigia-auth, vigiactl and vigia-publisher"
+  AUTH_DIR=$REPO/target/debug
+fi
+need openssl:openssl || die "could not install openssl"
+KEYS=$WORK/keys
+ARGS=(--project=test-proj --grafana-cidr=198.51.100.0/24 --publisher-bin="$WORK/vigia-publisher"
+  --auth-bin="$AUTH_DIR/vigia-auth" --keys-dir="$KEYS")
 
 # gcloud_run LOG SCRIPT ARGS...: runs a scripts/gcp command with the fake,
 # its calls going to LOG, its stdout to LOG.out and stderr to LOG.err.
@@ -102,11 +125,14 @@ storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
 storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
 storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publisher
 storage cp TMP/vigia-source.tar.gz gs://test-proj-vigia-releases/vigia-source.tar.gz
-secrets create vigia-nats-token
 secrets create vigia-grafana-admin-password
-secrets add-iam-policy-binding vigia-nats-token
-secrets add-iam-policy-binding vigia-nats-token
 secrets add-iam-policy-binding vigia-grafana-admin-password
+secrets create vigia-nats-tls-key
+secrets create vigia-auth-issuer
+secrets create vigia-auth-service
+secrets add-iam-policy-binding vigia-nats-tls-key
+secrets add-iam-policy-binding vigia-auth-issuer
+secrets add-iam-policy-binding vigia-auth-service
 compute addresses create vigia-central-ip
 compute instances create vigia-central
 compute instance-templates create vigia-fleet-template
@@ -139,13 +165,60 @@ expect_args "up: Grafana open to the operator's CIDR only" "$fw_grafana" \
 expect_args "up: SSH open to IAP's range only" "$fw_ssh" \
   --rules=tcp:22 --source-ranges=35.235.240.0/20
 check "up: no firewall rule admits 0.0.0.0/0" lacks "$WORK/up1" "0.0.0.0/0"
-expect_args "up: template with the startup script, no external IP, fleet tag, its metadata" "$template" \
-  "--metadata-from-file=startup-script=$REPO/scripts/gcp/vm-startup.sh" --no-address --tags=vigia-fleet \
+expect_args "up: template with the startup script and the CA, no external IP, fleet tag, its metadata" "$template" \
+  "--metadata-from-file=startup-script=$REPO/scripts/gcp/vm-startup.sh,vigia-nats-ca=$KEYS/tls/ca.pem" \
+  --no-address --tags=vigia-fleet \
   --machine-type=e2-medium --service-account=vigia-fleet@test-proj.iam.gserviceaccount.com \
-  "--metadata=enable-oslogin=TRUE,vigia-role=fleet,vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz,vigia-publisher=gs://test-proj-vigia-releases/vigia-publisher,vigia-central-ip=10.20.0.10,vigia-nats-secret=vigia-nats-token,vigia-interval=1s"
-expect_args "up: central VM with the startup script, its reserved IP and tag" "$central" \
-  "--metadata-from-file=startup-script=$REPO/scripts/gcp/vm-startup.sh" --private-network-ip=10.20.0.10 \
-  --tags=vigia-central --machine-type=e2-standard-2 --shielded-secure-boot
+  "--metadata=enable-oslogin=TRUE,vigia-role=fleet,vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz,vigia-publisher=gs://test-proj-vigia-releases/vigia-publisher,vigia-central-ip=10.20.0.10,vigia-gce-audience=nats://10.20.0.10:4222,vigia-interval=1s"
+expect_args "up: central VM with the startup script, the CA and certificate, its reserved IP and tag, the secrets of its keys" "$central" \
+  "--metadata-from-file=startup-script=$REPO/scripts/gcp/vm-startup.sh,vigia-nats-ca=$KEYS/tls/ca.pem,vigia-nats-cert=$KEYS/tls/server.pem" \
+  --private-network-ip=10.20.0.10 --tags=vigia-central --machine-type=e2-standard-2 --shielded-secure-boot \
+  "--metadata=enable-oslogin=TRUE,vigia-role=central,vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz,vigia-grafana-secret=vigia-grafana-admin-password,vigia-nats-key-secret=vigia-nats-tls-key,vigia-auth-issuer-secret=vigia-auth-issuer,vigia-auth-service-secret=vigia-auth-service,vigia-gce-audience=nats://10.20.0.10:4222"
+
+# The fleet holds no NATS secret: its template names no secret, and its
+# service account may read none; it gets the CA certificate (no key) instead.
+fleet_no_secret() {
+  local f
+  if grep -qi secret <<<"$template"; then echo "the template names a secret: $template"; return 1; fi
+  for f in "$FAKE_GCLOUD_STATE"/iam-policy_secrets_*; do
+    [ -f "$f" ] || continue
+    if grep -q 'vigia-fleet@' "$f"; then echo "the fleet may read $(basename "$f")"; return 1; fi
+  done
+  openssl x509 -in "$KEYS/tls/ca.pem" -noout -text | grep -q 'CA:TRUE' || { echo "vigia-nats-ca is not a CA certificate"; return 1; }
+  if grep -q PRIVATE "$KEYS/tls/ca.pem"; then echo "the CA file given to the fleet holds a key"; return 1; fi
+}
+check "up: fleet VMs get no NATS secret (none named, none readable), only the CA certificate" fleet_no_secret
+# The central service account alone reads the keys' secrets; the CA's key
+# never leaves this machine.
+keys_guarded() {
+  local s f
+  for s in vigia-nats-tls-key vigia-auth-issuer vigia-auth-service; do
+    f=$FAKE_GCLOUD_STATE/iam-policy_secrets_$s
+    if [ "$(grep -c serviceAccount: "$f")" != 1 ] || ! grep -q 'serviceAccount:vigia-central@' "$f"; then
+      echo "$s readable by: $(grep serviceAccount: "$f")"
+      return 1
+    fi
+  done
+  if ! cmp -s "$FAKE_GCLOUD_STATE/secret-value_vigia-nats-tls-key" "$KEYS/tls/server-key.pem" ||
+    ! cmp -s "$FAKE_GCLOUD_STATE/secret-value_vigia-auth-issuer" "$KEYS/auth/issuer.nk" ||
+    ! cmp -s "$FAKE_GCLOUD_STATE/secret-value_vigia-auth-service" "$KEYS/auth/service.nk"; then
+    echo "the secrets do not hold the keys of $KEYS"
+    return 1
+  fi
+  [ -s "$KEYS/tls/ca-key.pem" ] || { echo "no CA key kept in $KEYS/tls"; return 1; }
+  for f in "$FAKE_GCLOUD_STATE"/secret-value_*; do
+    if cmp -s "$f" "$KEYS/tls/ca-key.pem"; then echo "the CA key is in Secret Manager"; return 1; fi
+  done
+  if grep -q ca-key "$WORK/up1"; then echo "the CA key is named in a gcloud call"; return 1; fi
+  [ "$(stat -c %a "$KEYS")" = 700 ] || { echo "$KEYS is $(stat -c %a "$KEYS"), not 700"; return 1; }
+}
+check "up: only the central service account reads the server key and vigia-auth's seeds; the CA key stays in --keys-dir (0700)" keys_guarded
+cert_names() {
+  openssl verify -CAfile "$KEYS/tls/ca.pem" "$KEYS/tls/server.pem" >/dev/null &&
+    openssl x509 -in "$KEYS/tls/server.pem" -noout -ext subjectAltName |
+    grep -q 'DNS:nats, DNS:localhost, IP Address:127.0.0.1, IP Address:10.20.0.10, IP Address:10.20.0.11, IP Address:10.20.0.12'
+}
+check "up: the server certificate, under the CA, names nats and every NATS address (central and both nodes)" cert_names
 expect_args "up: the group from the template at the minimum size" "$mig" \
   --template=vigia-fleet-template --size=1 --zone=us-central1-a
 expect_args "up: set-autoscaling at 60 % CPU, 1 to 5 VMs, with a cool-down" "$autoscale" \
@@ -157,28 +230,56 @@ check "up: prints the Grafana URL" contains "$WORK/up1.out" "http://203.0.113.10
 secret_values=()
 for f in "$FAKE_GCLOUD_STATE"/secret-value_*; do secret_values+=("$(cat "$f")"); done
 secrets_hidden() {
-  [ "${#secret_values[@]}" -eq 2 ] || { echo "expected 2 secrets, got ${#secret_values[@]}"; return 1; }
-  local v
+  [ "${#secret_values[@]}" -eq 4 ] || { echo "expected 4 secrets, got ${#secret_values[@]}"; return 1; }
+  local v grafana
+  grafana=$(cat "$FAKE_GCLOUD_STATE/secret-value_vigia-grafana-admin-password")
+  [ "${#grafana}" -ge 40 ] || { echo "Grafana's password too short: ${#grafana} characters"; return 1; }
   for v in "${secret_values[@]}"; do
     [ "${#v}" -ge 40 ] || { echo "secret too short: ${#v} characters"; return 1; }
   done
-  [ "${secret_values[0]}" != "${secret_values[1]}" ] || { echo "both secrets are equal"; return 1; }
   for f in "$WORK/up1" "$WORK/up1.out" "$WORK/up1.err"; do
     lacks "$f" "${secret_values[@]}" || return 1
   done
 }
-check "up: secrets are random, in Secret Manager, never in a command line or output" secrets_hidden
+check "up: secrets are random or keys, in Secret Manager, never in a command line or output" secrets_hidden
 
 gcloud_run "$WORK/up2" up "${ARGS[@]}" || fail "second up runs" "$(tail -20 "$WORK/up2.err")"
 changes "$WORK/up2" >"$WORK/up2.changes"
 check "second up: creates nothing, changes nothing" test ! -s "$WORK/up2.changes"
 [ -s "$WORK/up2.changes" ] && sed 's/^/     | /' "$WORK/up2.changes"
 
+# The keys lost on this machine while the deployment has them: up must not
+# make new ones the VMs do not trust.
+mv "$KEYS" "$WORK/keys.kept"
+if gcloud_run "$WORK/nokeys" up "${ARGS[@]}"; then
+  fail "up without the keys it made refuses"
+else
+  check "up without the keys it made refuses, and says where they were" contains "$WORK/nokeys.err" \
+    "the deployment's keys exist (secret vigia-nats-tls-key) but not in $KEYS"
+fi
+check "up without its keys: creates nothing" test -z "$(changes "$WORK/nokeys")"
+rm -rf "$KEYS"
+mv "$WORK/keys.kept" "$KEYS"
+
 printf 'publisher v2\n' >"$WORK/vigia-publisher"
 gcloud_run "$WORK/up3" up "${ARGS[@]}" || fail "up with a new binary runs" "$(tail -20 "$WORK/up3.err")"
 printf 'storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publisher\n' >"$WORK/up3.expected"
 changes "$WORK/up3" | sed -E "s#$WORK#WORK#" >"$WORK/up3.actual"
 same_lines "up with a rebuilt publisher: uploads it, and nothing else" "$WORK/up3.expected" "$WORK/up3.actual"
+
+# A deployment from before identities (its shared token secret): up says
+# what to do, and changes nothing else.
+printf 'old-token\n' >"$WORK/old-token"
+FAKE_GCLOUD_LOG=/dev/null PATH=$FAKE_PATH gcloud secrets create vigia-nats-token \
+  --data-file="$WORK/old-token" --project=test-proj --quiet
+if gcloud_run "$WORK/legacy" up "${ARGS[@]}"; then
+  check "up over a deployment with the old shared token: says to run down and up" contains "$WORK/legacy.err" \
+    "predates per-connection identities (secret vigia-nats-token exists)" "run down, then up"
+  check "up over a deployment with the old shared token: changes nothing" test -z "$(changes "$WORK/legacy")"
+else
+  fail "up over a deployment with the old shared token runs" "$(tail -20 "$WORK/legacy.err")"
+fi
+FAKE_GCLOUD_LOG=/dev/null PATH=$FAKE_PATH gcloud secrets delete vigia-nats-token --project=test-proj --quiet
 
 if gcloud_run "$WORK/dry" up "${ARGS[@]}" --dry-run; then
   check "up --dry-run: runs no gcloud" test ! -s "$WORK/dry"
@@ -230,8 +331,10 @@ compute firewall-rules delete vigia-allow-iap-ssh
 compute networks subnets delete vigia-subnet
 compute networks delete vigia-net
 storage rm
-secrets delete vigia-nats-token
 secrets delete vigia-grafana-admin-password
+secrets delete vigia-nats-tls-key
+secrets delete vigia-auth-issuer
+secrets delete vigia-auth-service
 iam service-accounts delete vigia-central@test-proj.iam.gserviceaccount.com
 iam service-accounts delete vigia-fleet@test-proj.iam.gserviceaccount.com
 EOF
@@ -273,11 +376,14 @@ storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
 storage buckets add-iam-policy-binding gs://test-proj-vigia-releases
 storage cp WORK/vigia-publisher gs://test-proj-vigia-releases/vigia-publisher
 storage cp TMP/vigia-source.tar.gz gs://test-proj-vigia-releases/vigia-source.tar.gz
-secrets create vigia-nats-token
 secrets create vigia-grafana-admin-password
-secrets add-iam-policy-binding vigia-nats-token
-secrets add-iam-policy-binding vigia-nats-token
 secrets add-iam-policy-binding vigia-grafana-admin-password
+secrets create vigia-nats-tls-key
+secrets create vigia-auth-issuer
+secrets create vigia-auth-service
+secrets add-iam-policy-binding vigia-nats-tls-key
+secrets add-iam-policy-binding vigia-auth-issuer
+secrets add-iam-policy-binding vigia-auth-service
 compute firewall-rules create vigia-allow-nats-nodes
 compute firewall-rules create vigia-allow-nats-routes
 compute addresses create vigia-nats-2-ip
@@ -327,9 +433,10 @@ sql_secrets_hidden() {
 }
 check "up --cloud-sql: database passwords random, never in a command line or output" sql_secrets_hidden
 node=$(line_of "$WORK/cl-up1" 'instances create vigia-nats-2 ')
-expect_args "up --nats-nodes 3: node 2 at its reserved IP, no external IP, the nats tag and role" "$node" \
+expect_args "up --nats-nodes 3: node 2 at its reserved IP, no external IP, the nats tag and role, the certificate and callout block" "$node" \
   --private-network-ip=10.20.0.11 --no-address --tags=vigia-nats --machine-type=e2-small \
-  "--metadata=^;^enable-oslogin=TRUE;vigia-role=nats;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-nats-secret=vigia-nats-token;vigia-nats-name=nats-2;vigia-nats-routes=nats-route://10.20.0.10:6222,nats-route://10.20.0.11:6222,nats-route://10.20.0.12:6222"
+  "--metadata-from-file=startup-script=$REPO/scripts/gcp/vm-startup.sh,vigia-nats-cert=$KEYS/tls/server.pem,vigia-auth-conf=$KEYS/auth/auth.conf" \
+  "--metadata=^;^enable-oslogin=TRUE;vigia-role=nats;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-nats-key-secret=vigia-nats-tls-key;vigia-nats-name=nats-2;vigia-nats-routes=nats-route://10.20.0.10:6222,nats-route://10.20.0.11:6222,nats-route://10.20.0.12:6222"
 routes_rule=$(line_of "$WORK/cl-up1" 'firewall-rules create vigia-allow-nats-routes ')
 expect_args "up --nats-nodes 3: routes (6222) open between the NATS nodes only" "$routes_rule" \
   --rules=tcp:6222 --source-tags=vigia-central,vigia-nats --target-tags=vigia-central,vigia-nats
@@ -338,12 +445,12 @@ expect_args "up --nats-nodes 3: clients (4222) to the nodes from the fleet and t
   --rules=tcp:4222 --source-tags=vigia-fleet,vigia-central --target-tags=vigia-nats
 cl_central=$(line_of "$WORK/cl-up1" 'instances create vigia-central ')
 expect_args "up --nats-nodes 3 --cloud-sql: the central VM knows the routes and the database" "$cl_central" \
-  "--metadata=^;^enable-oslogin=TRUE;vigia-role=central;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-nats-secret=vigia-nats-token;vigia-grafana-secret=vigia-grafana-admin-password;vigia-nats-routes=nats-route://10.20.0.10:6222,nats-route://10.20.0.11:6222,nats-route://10.20.0.12:6222;vigia-database-host=10.20.64.3;vigia-sql-sink-secret=vigia-sql-sink-password;vigia-sql-grafana-secret=vigia-sql-grafana-password"
+  "--metadata=^;^enable-oslogin=TRUE;vigia-role=central;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-grafana-secret=vigia-grafana-admin-password;vigia-nats-key-secret=vigia-nats-tls-key;vigia-auth-issuer-secret=vigia-auth-issuer;vigia-auth-service-secret=vigia-auth-service;vigia-gce-audience=nats://10.20.0.10:4222;vigia-nats-routes=nats-route://10.20.0.10:6222,nats-route://10.20.0.11:6222,nats-route://10.20.0.12:6222;vigia-database-host=10.20.64.3;vigia-sql-sink-secret=vigia-sql-sink-password;vigia-sql-grafana-secret=vigia-sql-grafana-password"
 cl_template=$(line_of "$WORK/cl-up1" 'instance-templates create ')
 expect_args "up --nats-nodes 3: publishers take all three nodes" "$cl_template" \
-  "--metadata=^;^enable-oslogin=TRUE;vigia-role=fleet;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-publisher=gs://test-proj-vigia-releases/vigia-publisher;vigia-central-ip=10.20.0.10;vigia-nats-secret=vigia-nats-token;vigia-interval=1s;vigia-nats-urls=nats://10.20.0.10:4222,nats://10.20.0.11:4222,nats://10.20.0.12:4222"
+  "--metadata=^;^enable-oslogin=TRUE;vigia-role=fleet;vigia-source=gs://test-proj-vigia-releases/vigia-source.tar.gz;vigia-publisher=gs://test-proj-vigia-releases/vigia-publisher;vigia-central-ip=10.20.0.10;vigia-gce-audience=nats://10.20.0.10:4222;vigia-interval=1s;vigia-nats-urls=nats://10.20.0.10:4222,nats://10.20.0.11:4222,nats://10.20.0.12:4222"
 check "up --nats-nodes 3 --cloud-sql: prints the nodes and the database" contains "$WORK/cl-up1.out" \
-  "NATS:      nats://10.20.0.10:4222,nats://10.20.0.11:4222,nats://10.20.0.12:4222" \
+  "NATS:      nats://10.20.0.10:4222,nats://10.20.0.11:4222,nats://10.20.0.12:4222   (TLS, CA $KEYS/tls/ca.pem)" \
   "Database:  Cloud SQL for MySQL vigia-mysql (regional HA, private IP, daily backups kept 7 days)"
 gcloud_run "$WORK/cl-up2" up "${CL_ARGS[@]}" || fail "second up --nats-nodes 3 --cloud-sql runs" "$(tail -20 "$WORK/cl-up2.err")"
 changes "$WORK/cl-up2" >"$WORK/cl-up2.changes"
@@ -380,8 +487,10 @@ compute firewall-rules delete vigia-allow-iap-ssh
 compute networks subnets delete vigia-subnet
 compute networks delete vigia-net
 storage rm
-secrets delete vigia-nats-token
 secrets delete vigia-grafana-admin-password
+secrets delete vigia-nats-tls-key
+secrets delete vigia-auth-issuer
+secrets delete vigia-auth-service
 iam service-accounts delete vigia-central@test-proj.iam.gserviceaccount.com
 iam service-accounts delete vigia-fleet@test-proj.iam.gserviceaccount.com
 EOF
@@ -437,17 +546,25 @@ fi
 API=$WORK/api/www
 MD=$API/computeMetadata/v1
 SA_TOKEN=ya29.test-access-token
-NATS_TOKEN=nats-token-$RANDOM$RANDOM
 GRAFANA_PASSWORD=grafana-pw-$RANDOM$RANDOM
 mkdir -p "$MD/instance/attributes" "$MD/instance/service-accounts/default" "$MD/project" \
-  "$API/storage/v1/b/test-bucket/o" "$API/v1/projects/test-proj/secrets/vigia-nats-token/versions" \
-  "$API/v1/projects/test-proj/secrets/vigia-grafana-admin-password/versions"
+  "$API/storage/v1/b/test-bucket/o"
+for s in vigia-grafana-admin-password vigia-nats-tls-key vigia-auth-issuer vigia-auth-service; do
+  mkdir -p "$API/v1/projects/test-proj/secrets/$s/versions"
+done
 printf '{"access_token":"%s","expires_in":3599,"token_type":"Bearer"}' "$SA_TOKEN" \
   >"$MD/instance/service-accounts/default/token"
 printf 'test-proj' >"$MD/project/project-id"
 secret_json() { printf '{\n  "name": "projects/1/secrets/x/versions/1",\n  "payload": {\n    "data": "%s",\n    "dataCrc32c": "1"\n  }\n}\n' "$(printf '%s' "$1" | base64 -w0)"; }
-secret_json "$NATS_TOKEN" >"$API/v1/projects/test-proj/secrets/vigia-nats-token/versions/latest:access"
 secret_json "$GRAFANA_PASSWORD" >"$API/v1/projects/test-proj/secrets/vigia-grafana-admin-password/versions/latest:access"
+# The keys up made above, as Secret Manager and the metadata server hold them.
+secret_json "$(cat "$KEYS/tls/server-key.pem")" >"$API/v1/projects/test-proj/secrets/vigia-nats-tls-key/versions/latest:access"
+secret_json "$(cat "$KEYS/auth/issuer.nk")" >"$API/v1/projects/test-proj/secrets/vigia-auth-issuer/versions/latest:access"
+secret_json "$(cat "$KEYS/auth/service.nk")" >"$API/v1/projects/test-proj/secrets/vigia-auth-service/versions/latest:access"
+ISSUER_SEED=$(cat "$KEYS/auth/issuer.nk")
+SERVICE_SEED=$(cat "$KEYS/auth/service.nk")
+# A line of the server's key, to look for where it must never be.
+KEY_LINE=$(sed -n 2p "$KEYS/tls/server-key.pem")
 printf '#!/bin/sh\necho fake publisher\n' >"$API/storage/v1/b/test-bucket/o/vigia-publisher"
 
 # The source archive as up makes it, from this working tree; a second one
@@ -508,8 +625,14 @@ boot() {
   printf 'gs://test-bucket/vigia-source.tar.gz' >"$MD/instance/attributes/vigia-source"
   printf 'gs://test-bucket/vigia-publisher' >"$MD/instance/attributes/vigia-publisher"
   printf '10.20.0.10' >"$MD/instance/attributes/vigia-central-ip"
-  printf 'vigia-nats-token' >"$MD/instance/attributes/vigia-nats-secret"
   printf 'vigia-grafana-admin-password' >"$MD/instance/attributes/vigia-grafana-secret"
+  printf 'nats://10.20.0.10:4222' >"$MD/instance/attributes/vigia-gce-audience"
+  cp "$KEYS/tls/ca.pem" "$MD/instance/attributes/vigia-nats-ca"
+  cp "$KEYS/tls/server.pem" "$MD/instance/attributes/vigia-nats-cert"
+  cp "$KEYS/auth/auth.conf" "$MD/instance/attributes/vigia-auth-conf"
+  printf 'vigia-nats-tls-key' >"$MD/instance/attributes/vigia-nats-key-secret"
+  printf 'vigia-auth-issuer' >"$MD/instance/attributes/vigia-auth-issuer-secret"
+  printf 'vigia-auth-service' >"$MD/instance/attributes/vigia-auth-service-secret"
   cp "$archive" "$API/storage/v1/b/test-bucket/o/vigia-source.tar.gz"
   : >"$dir/calls"
   env "$@" PATH="$BOOT_PATH" VIGIA_ROOT="$dir/root" VIGIA_RETRY_DELAY=0.1 \
@@ -525,21 +648,42 @@ if [ -z "$PORT" ]; then
 else
   # A fleet VM on a kernel without Rust: the publisher, on procfs. The server
   # answers 403 to the first two authorized requests, as before IAM settles.
+  : >"$WORK/api/requests.log"
   if boot fleet fleet "$WORK/src-plain.tar.gz"; then pass "fleet boot: runs (through 403s while IAM propagates)"; else fail "fleet boot: runs" "$(cat "$WORK/fleet/out")"; fi
   R=$WORK/fleet/root
   check "fleet boot: publisher binary installed from the bucket" cmp "$API/storage/v1/b/test-bucket/o/vigia-publisher" "$R/usr/local/bin/vigia-publisher"
   check "fleet boot: systemd unit installed" cmp publisher/deploy/vigia-publisher.service "$R/etc/systemd/system/vigia-publisher.service"
-  check "fleet boot: env file points at the central VM, with the token" contains "$R/etc/vigia/publisher.env" \
-    "VIGIA_NATS_URL=nats://10.20.0.10:4222" "VIGIA_NATS_TOKEN=$NATS_TOKEN" "VIGIA_INTERVAL=1s"
+  check "fleet boot: the publisher proves the VM with its identity token (--gce-identity, the deployment's audience) and verifies NATS with the CA" \
+    contains "$R/etc/vigia/publisher.env" "VIGIA_NATS_URL=nats://10.20.0.10:4222" "VIGIA_GCE_IDENTITY=true" \
+    "VIGIA_GCE_AUDIENCE=nats://10.20.0.10:4222" "VIGIA_NATS_CA=/etc/vigia/nats-ca.pem" "VIGIA_INTERVAL=1s"
+  check "fleet boot: no NATS token or key in the env file" lacks "$R/etc/vigia/publisher.env" "VIGIA_NATS_TOKEN" "VIGIA_NATS_NKEY"
+  check "fleet boot: the CA from metadata installed where the env file says, readable by the publisher (0644)" \
+    test "$(cmp -s "$KEYS/tls/ca.pem" "$R/etc/vigia/nats-ca.pem" && mode_of "$R/etc/vigia/nats-ca.pem")" = 644
+  check "fleet boot: read no secret at all (only the source and the binary)" lacks "$WORK/api/requests.log" "/secrets/"
+  check "fleet boot: asked for the source and the binary with the VM's token" contains "$WORK/api/requests.log" \
+    "/storage/v1/b/test-bucket/o/vigia-source.tar.gz?alt=media" "/storage/v1/b/test-bucket/o/vigia-publisher?alt=media"
+  # The real publisher takes the env file as it is (no conflicting flags).
+  publisher_takes_env() {
+    # shellcheck disable=SC2046 # one VAR=value word per line of the env file
+    env -i $(grep '^VIGIA_' "$R/etc/vigia/publisher.env" | sed "s#=/etc/vigia/#=$R/etc/vigia/#") \
+      "$AUTH_DIR/vigia-publisher" --once >/dev/null
+  }
+  check "fleet boot: vigia-publisher accepts the env file it wrote" publisher_takes_env
   check "fleet boot: env file is root-only (0600)" test "$(mode_of "$R/etc/vigia/publisher.env")" = 600
   check "fleet boot: service enabled and started" contains "$WORK/fleet/calls" \
     "systemctl daemon-reload" "systemctl enable --quiet vigia-publisher.service" "systemctl restart vigia-publisher.service"
   check "fleet boot: says the publisher reads procfs (no kernel module in this release)" contains "$WORK/fleet/out" \
     "kernel module: not in this release"
-  check "fleet boot: the token is never printed" lacks "$WORK/fleet/out" "$NATS_TOKEN"
-  check "fleet boot: asked for the source, the binary and the secret with the VM's token" contains "$WORK/api/requests.log" \
-    "/storage/v1/b/test-bucket/o/vigia-source.tar.gz?alt=media" "/storage/v1/b/test-bucket/o/vigia-publisher?alt=media" \
-    "/v1/projects/test-proj/secrets/vigia-nats-token/versions/latest:access"
+
+  # A VM installed by a release with the shared token: the token goes.
+  mkdir -p "$WORK/fleet-old/root/etc/vigia"
+  printf 'VIGIA_NATS_URL=nats://10.20.0.10:4222\nVIGIA_NATS_TOKEN=old-shared-token\n' >"$WORK/fleet-old/root/etc/vigia/publisher.env"
+  if boot fleet-old fleet "$WORK/src-plain.tar.gz"; then
+    check "fleet boot over an older install: the shared token is removed, the identity token used" bash -c \
+      "! grep -q VIGIA_NATS_TOKEN '$WORK/fleet-old/root/etc/vigia/publisher.env' && grep -q VIGIA_GCE_IDENTITY=true '$WORK/fleet-old/root/etc/vigia/publisher.env'"
+  else
+    fail "fleet boot over an older install: runs" "$(cat "$WORK/fleet-old/out")"
+  fi
 
   # Second boot of the same VM: nothing changed, nothing restarted.
   if boot fleet fleet "$WORK/src-plain.tar.gz"; then
@@ -578,9 +722,23 @@ else
   if boot central central "$WORK/src-plain.tar.gz"; then pass "central boot: runs"; else fail "central boot: runs" "$(cat "$WORK/central/out")"; fi
   C=$WORK/central/root/opt/vigia/src
   check "central boot: installs Docker from Debian's packages" contains "$WORK/central/calls" "install -y -q docker.io docker-compose"
-  check "central boot: .env holds the NATS token and Grafana's password" contains "$C/.env" \
-    "VIGIA_NATS_TOKEN=$NATS_TOKEN" "GRAFANA_ADMIN_PASSWORD=$GRAFANA_PASSWORD"
+  CS=$WORK/central/root/opt/vigia/secrets
+  check "central boot: .env holds Grafana's password, the secrets directory, the audience and this project for vigia-auth" contains "$C/.env" \
+    "GRAFANA_ADMIN_PASSWORD=$GRAFANA_PASSWORD" "VIGIA_SECRETS_DIR=$CS" \
+    "VIGIA_GCE_AUDIENCE=nats://10.20.0.10:4222" "VIGIA_GCE_PROJECTS=test-proj"
+  check "central boot: no NATS token in .env" lacks "$C/.env" "VIGIA_NATS_TOKEN"
   check "central boot: .env is root-only (0600)" test "$(mode_of "$C/.env")" = 600
+  central_keys() {
+    cmp "$KEYS/tls/ca.pem" "$CS/tls/ca.pem" && cmp "$KEYS/tls/server.pem" "$CS/tls/server.pem" &&
+      cmp "$KEYS/tls/server-key.pem" "$CS/tls/server-key.pem" && cmp "$KEYS/auth/issuer.nk" "$CS/auth/issuer.nk" &&
+      cmp "$KEYS/auth/service.nk" "$CS/auth/service.nk" || return 1
+    local f
+    for f in tls/server-key.pem auth/issuer.nk auth/service.nk; do
+      [ "$(mode_of "$CS/$f")" = 600 ] || { echo "$f is $(mode_of "$CS/$f")"; return 1; }
+    done
+    [ ! -e "$CS/tls/ca-key.pem" ] || { echo "the CA key reached the VM"; return 1; }
+  }
+  check "central boot: the CA, the server certificate and key, vigia-auth's seeds in the secrets directory (keys 0600, no CA key)" central_keys
   # Every secret docker-compose.yml requires (${VAR:?...}) must be in .env,
   # or `docker compose up` refuses to start on the VM.
   missing=""
@@ -591,7 +749,19 @@ else
   if [ -z "$missing" ]; then pass "central boot: .env sets every variable compose requires"; else fail "central boot: .env sets every variable compose requires" "missing:$missing"; fi
   check "central boot: brings the compose stack up from the source" contains "$WORK/central/calls" \
     "docker compose -p vigia up -d --build (in $C)"
-  check "central boot: no secret printed" lacks "$WORK/central/out" "$NATS_TOKEN" "$GRAFANA_PASSWORD"
+  check "central boot: no secret printed" lacks "$WORK/central/out" "$GRAFANA_PASSWORD" "$ISSUER_SEED" "$SERVICE_SEED" "$KEY_LINE"
+  # What compose's secrets service then does with those files, for real:
+  # takes the CA without its key and the given keys as they are, and renders
+  # the same callout block the NATS node VMs get in metadata.
+  secrets_service_takes_them() {
+    local out
+    out=$(VIGIA_SECRETS_DIR="$CS" VIGIA_BIN="$AUTH_DIR" bash scripts/stack-secrets.sh 2>&1) || { echo "$out"; return 1; }
+    grep -q "using the given" <<<"$out" || { echo "$out"; return 1; }
+    cmp "$CS/nats/server.pem" "$KEYS/tls/server.pem" && cmp "$CS/nats/auth.conf" "$KEYS/auth/auth.conf" &&
+      cmp "$CS/auth/issuer.nk" "$KEYS/auth/issuer.nk" && [ -s "$CS/sink/sink.nk" ] && [ ! -e "$CS/tls/ca-key.pem" ]
+  }
+  check "central boot: the compose secrets service keeps up's certificate and keys, and node 1 trusts the vigia-auth the other nodes trust" \
+    secrets_service_takes_them
 
   # The central VM of up --nats-nodes 3 --cloud-sql: node 1 of the cluster,
   # the database on Cloud SQL (no mysql service), Grafana's user read-only.
@@ -617,11 +787,11 @@ else
     "VIGIA_DB_HOST=10.20.64.3" "VIGIA_SINK_DB_PASSWORD=$SQL_SINK_PASSWORD" "VIGIA_GRAFANA_DB_PASSWORD=$SQL_GRAFANA_PASSWORD"
   check "central boot, cluster and Cloud SQL: .env is root-only (0600)" test "$(mode_of "$C/.env")" = 600
   check "central boot, cluster and Cloud SQL: the stack without mysql, with both override files" contains "$WORK/central-cl/calls" \
-    "docker compose -f docker-compose.yml -f docker-compose.gcp-cluster.yml -f docker-compose.cloud-sql.yml -p vigia up -d --build --no-deps nats sink grafana (in $C)"
+    "docker compose -f docker-compose.yml -f docker-compose.gcp-cluster.yml -f docker-compose.cloud-sql.yml -p vigia up -d --build --no-deps secrets nats auth sink grafana (in $C)"
   check "central boot, Cloud SQL: Grafana's user restricted to SELECT, the password not on the command line" contains "$WORK/central-cl/calls" \
     "docker run --rm --network host -e MYSQL_PWD mysql:8.0 mysql -h 10.20.64.3 -u vigia_sink" "GRANT SELECT ON vigia.* TO 'vigia_grafana'@'%'"
   check "central boot, cluster and Cloud SQL: no secret printed or on a command line" lacks "$WORK/central-cl/out" \
-    "$NATS_TOKEN" "$SQL_SINK_PASSWORD" "$SQL_GRAFANA_PASSWORD"
+    "$SQL_SINK_PASSWORD" "$SQL_GRAFANA_PASSWORD" "$ISSUER_SEED" "$SERVICE_SEED" "$KEY_LINE"
   check "central boot, Cloud SQL: no password in any call" lacks "$WORK/central-cl/calls" "$SQL_SINK_PASSWORD" "$SQL_GRAFANA_PASSWORD"
   # Every variable the compose files require is set.
   missing=""
@@ -631,19 +801,41 @@ else
   done
   if [ -z "$missing" ]; then pass "central boot, cluster and Cloud SQL: .env sets every variable the three compose files require"; else fail "central boot, cluster and Cloud SQL: .env sets every variable the compose files require" "missing:$missing"; fi
 
-  # A NATS node VM: nats-server in Docker with its name and the routes; the
-  # token in a root-only file, never on a command line.
+  # A NATS node VM: the pinned nats-server in Docker with its name and the
+  # routes, secure as node 1: the certificate, its key in a root-only file
+  # (never on a command line) and the callout block. Its token file from an
+  # earlier release goes.
   printf 'nats-2' >"$MD/instance/attributes/vigia-nats-name"
-  if boot nats-node nats "$WORK/src-plain.tar.gz"; then pass "NATS node boot: runs"; else fail "NATS node boot: runs" "$(cat "$WORK/nats-node/out")"; fi
   N=$WORK/nats-node/root/opt/vigia/nats
-  check "NATS node boot: nats-server runs as node nats-2 with the routes" contains "$WORK/nats-node/calls" \
-    "docker run -d --name vigia-nats --restart unless-stopped --network host" "--name nats-2 --routes $ROUTES"
-  check "NATS node boot: the token is in a root-only file" contains "$N/auth.conf" "$NATS_TOKEN"
-  check "NATS node boot: auth.conf is 0600" test "$(mode_of "$N/auth.conf")" = 600
-  check "NATS node boot: its config is the cluster's, with the token included" contains "$N/node.conf" \
-    "name: vigia" "listen: 0.0.0.0:6222" "include ./auth.conf"
-  check "NATS node boot: the token is never printed nor in a call" lacks "$WORK/nats-node/out" "$NATS_TOKEN"
-  check "NATS node boot: the token is not in docker's arguments" lacks "$WORK/nats-node/calls" "$NATS_TOKEN"
+  mkdir -p "$N"
+  printf 'authorization { token: "old" }\n' >"$N/auth.conf"
+  printf 'include ./auth.conf\n' >"$N/node.conf"
+  if boot nats-node nats "$WORK/src-plain.tar.gz"; then pass "NATS node boot: runs"; else fail "NATS node boot: runs" "$(cat "$WORK/nats-node/out")"; fi
+  version=$(tr -d '[:space:]' <nats/nats-server-auth.version)
+  check "NATS node boot: nats $version runs the secure cluster config as node nats-2 with the routes" contains "$WORK/nats-node/calls" \
+    "docker run -d --name vigia-nats --restart unless-stopped --network host" \
+    "nats:$version-alpine -c /etc/nats/nats-cluster-secure.conf --name nats-2 --routes $ROUTES"
+  node_files() {
+    cmp "$N/secrets/server-key.pem" "$KEYS/tls/server-key.pem" && cmp "$N/secrets/server.pem" "$KEYS/tls/server.pem" &&
+      cmp "$N/secrets/auth.conf" "$KEYS/auth/auth.conf" && cmp "$N/nats-cluster-secure.conf" nats/cluster/nats-cluster-secure.conf &&
+      cmp "$N/nats-cluster.conf" nats/cluster/nats-cluster.conf || return 1
+    [ "$(mode_of "$N/secrets/server-key.pem")" = 600 ] || { echo "the key is $(mode_of "$N/secrets/server-key.pem")"; return 1; }
+    if [ -e "$N/auth.conf" ] || [ -e "$N/node.conf" ]; then echo "the old token files are still there"; return 1; fi
+  }
+  check "NATS node boot: the certificate, its key (0600) and the callout block beside the cluster configs; no token file left" node_files
+  check "NATS node boot: the key is never printed nor in a call" lacks "$WORK/nats-node/out" "$KEY_LINE"
+  check "NATS node boot: the key is not in docker's arguments" lacks "$WORK/nats-node/calls" "$KEY_LINE"
+  pinned=${VIGIA_TEST_NATS_SERVER_AUTH:-/opt/vigia/nats-server-$version/bin/nats-server}
+  node_config_valid() {
+    local t=$WORK/nats-node/check
+    [ -x "$pinned" ] || { echo "nats-server $version absent at $pinned (scripts/services.sh installs it)"; return 1; }
+    mkdir -p "$t"
+    cp -r "$N/secrets" "$t/"
+    sed "s#store_dir: /data#store_dir: $t/store#" "$N/nats-cluster.conf" >"$t/nats-cluster.conf"
+    sed "s#/etc/nats/secrets#$t/secrets#" "$N/nats-cluster-secure.conf" >"$t/nats-cluster-secure.conf"
+    "$pinned" -c "$t/nats-cluster-secure.conf" --name nats-2 --routes "$ROUTES" -t
+  }
+  check "NATS node boot: nats-server $version accepts the node's configuration" node_config_valid
   rm -f "$MD/instance/attributes/vigia-nats-routes" "$MD/instance/attributes/vigia-database-host" \
     "$MD/instance/attributes/vigia-nats-name"
 
@@ -694,6 +886,28 @@ if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-p
   fail "install-publisher refuses a value that would break the env file"
 else
   pass "install-publisher refuses a value that would break the env file"
+fi
+# From the shared token to the identity token and the CA: the token goes,
+# the CA is installed, the publisher restarts; once more changes nothing.
+if install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" \
+  --gce-identity --gce-audience nats://10.0.0.1:4222 --nats-ca "$KEYS/tls/ca.pem"; then
+  check "install-publisher --gce-identity --nats-ca: the token removed, the identity and the installed CA set" bash -c \
+    "! grep -q VIGIA_NATS_TOKEN '$IR/etc/vigia/publisher.env' &&
+     grep -qx VIGIA_GCE_IDENTITY=true '$IR/etc/vigia/publisher.env' &&
+     grep -qx VIGIA_NATS_CA=/etc/vigia/nats-ca.pem '$IR/etc/vigia/publisher.env' &&
+     cmp -s '$KEYS/tls/ca.pem' '$IR/etc/vigia/nats-ca.pem'"
+  check "install-publisher --gce-identity: restarts the publisher" contains "$WORK/install/calls" "systemctl restart"
+  install_run bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" \
+    --gce-identity --gce-audience nats://10.0.0.1:4222 --nats-ca "$KEYS/tls/ca.pem"
+  check "install-publisher --gce-identity again: no restart" lacks "$WORK/install/calls" "restart"
+else
+  fail "install-publisher --gce-identity --nats-ca" "$(cat "$WORK/install/out")"
+fi
+if install_run VIGIA_NATS_TOKEN=tok bash scripts/install-publisher.sh --binary "$WORK/install/vigia-publisher" --gce-identity; then
+  fail "install-publisher refuses a token together with --gce-identity"
+else
+  check "install-publisher refuses a token together with --gce-identity, and says so" contains "$WORK/install/out" \
+    "give --gce-identity or VIGIA_NATS_TOKEN, not both"
 fi
 
 # ---- the unit ----------------------------------------------------------------

@@ -6,7 +6,10 @@
 # in Docker, each at a reserved internal IP. The sink keeps the streams on all
 # three (--stream-replicas 3), publishers take all three URLs: losing any one
 # VM, the central one included, loses no telemetry already accepted, and the
-# fleet keeps publishing to the other two.
+# fleet keeps publishing to the other two. Every node is secure as node 1 is
+# (nats/cluster/nats-cluster-secure.conf): the server certificate (its key
+# from Secret Manager) and vigia-auth's callout block (public keys only), so a
+# client connecting to any node is authorized by vigia-auth on the central VM.
 
 # up_nats_cluster: firewall rules, addresses and the two node VMs.
 up_nats_cluster() {
@@ -36,9 +39,10 @@ up_nats_cluster() {
         --boot-disk-size="${NATS_DISK_GB}GB" --boot-disk-type=pd-balanced \
         --service-account="$SA_CENTRAL" --scopes=cloud-platform \
         --shielded-secure-boot --shielded-vtpm --shielded-integrity-monitoring \
-        --metadata-from-file=startup-script="$STARTUP_SCRIPT" \
+        --metadata-from-file="$(metadata_arg "startup-script=$STARTUP_SCRIPT" "vigia-nats-cert=$TLS_DIR/server.pem" \
+          "vigia-auth-conf=$AUTH_DIR/auth.conf")" \
         --metadata="$(metadata_arg enable-oslogin=TRUE vigia-role=nats "vigia-source=$OBJ_SOURCE" \
-          "vigia-nats-secret=$SECRET_NATS" "vigia-nats-name=nats-$((i + 2))" "vigia-nats-routes=$NATS_ROUTES")"
+          "vigia-nats-key-secret=$SECRET_TLS_KEY" "vigia-nats-name=nats-$((i + 2))" "vigia-nats-routes=$NATS_ROUTES")"
     fi
   done
 }

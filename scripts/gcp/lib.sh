@@ -24,6 +24,8 @@ SUBNET_RANGE=${VIGIA_GCP_SUBNET_RANGE:-10.20.0.0/24}
 CENTRAL_IP=${VIGIA_GCP_CENTRAL_IP:-10.20.0.10}
 GRAFANA_CIDR=${VIGIA_GCP_GRAFANA_CIDR:-}      # no default: the operator must say who may reach :3000
 PUBLISHER_BIN=${VIGIA_GCP_PUBLISHER_BIN:-}    # default: target/release/vigia-publisher, built if absent
+AUTH_BIN=${VIGIA_GCP_AUTH_BIN:-}              # default: target/release/vigia-auth, built if absent (makes the keys)
+KEYS_DIR=${VIGIA_GCP_KEYS_DIR:-}              # default: secrets/gcp/<project>-<prefix> in the clone (set below)
 INTERVAL=${VIGIA_GCP_INTERVAL:-1s}            # the publisher's sampling interval on the fleet
 NATS_NODES=${VIGIA_GCP_NATS_NODES:-1}          # 1: NATS on the central VM; 3: a cluster (scripts/gcp/cluster.sh)
 NATS_MACHINE_TYPE=${VIGIA_GCP_NATS_MACHINE_TYPE:-e2-small}
@@ -70,6 +72,9 @@ Settings (flag, or environment variable; default):
   --central-ip IP         VIGIA_GCP_CENTRAL_IP    $CENTRAL_IP (inside the subnet range)
   --grafana-cidr CIDR     VIGIA_GCP_GRAFANA_CIDR  none: who may reach Grafana on :3000
   --publisher-bin PATH    VIGIA_GCP_PUBLISHER_BIN target/release/vigia-publisher (built if absent)
+  --auth-bin PATH         VIGIA_GCP_AUTH_BIN      target/release/vigia-auth (built if absent): makes vigia-auth's keys
+  --keys-dir DIR          VIGIA_GCP_KEYS_DIR      secrets/gcp/<project>-<prefix>: the deployment's CA (with its key)
+                                                  and vigia-auth's keys, kept on this machine (up needs them again)
   --interval D            VIGIA_GCP_INTERVAL      $INTERVAL (the fleet's sampling interval)
   --nats-nodes N          VIGIA_GCP_NATS_NODES    $NATS_NODES (1, or 3: a NATS cluster over the central VM and two more)
   --nats-machine-type     VIGIA_GCP_NATS_MACHINE_TYPE     $NATS_MACHINE_TYPE (the two extra NATS nodes)
@@ -123,6 +128,8 @@ parse_flags() {
       --central-ip) var=CENTRAL_IP ;;
       --grafana-cidr) var=GRAFANA_CIDR ;;
       --publisher-bin) var=PUBLISHER_BIN ;;
+      --auth-bin) var=AUTH_BIN ;;
+      --keys-dir) var=KEYS_DIR ;;
       --interval) var=INTERVAL ;;
       --nats-nodes) var=NATS_NODES ;;
       --nats-machine-type) var=NATS_MACHINE_TYPE ;;
@@ -183,8 +190,17 @@ finish_settings() {
   TAG_FLEET=$PREFIX-fleet
   SA_ID=$PREFIX-vm
   SA_EMAIL=$SA_ID@$PROJECT.iam.gserviceaccount.com
-  SECRET_NATS=$PREFIX-nats-token
+  # The shared NATS token of deployments made before every connection had an
+  # identity: no longer made, only removed by down.
+  SECRET_NATS_LEGACY=$PREFIX-nats-token
   SECRET_GRAFANA=$PREFIX-grafana-admin-password
+  # What NATS and vigia-auth keep secret, readable by the central service
+  # account only (the NATS node VMs run as it too): the server certificate's
+  # key and vigia-auth's issuer and service seeds.
+  SECRET_TLS_KEY=$PREFIX-nats-tls-key
+  SECRET_AUTH_ISSUER=$PREFIX-auth-issuer
+  SECRET_AUTH_SERVICE=$PREFIX-auth-service
+  KEYS_DIR=${KEYS_DIR:-$REPO_ROOT/secrets/gcp/$PROJECT-$PREFIX}
   BUCKET=gs://$PROJECT-$PREFIX-releases
   OBJ_PUBLISHER=$BUCKET/vigia-publisher
   OBJ_SOURCE=$BUCKET/vigia-source.tar.gz
@@ -197,6 +213,9 @@ finish_settings() {
   NATS_ADDRESSES=("$PREFIX-nats-2-ip" "$PREFIX-nats-3-ip")
   IFS=, read -r -a NATS_NODE_IPS <<<"$NATS_IPS"
   NATS_ROUTES="nats-route://$CENTRAL_IP:6222,nats-route://${NATS_NODE_IPS[0]}:6222,nats-route://${NATS_NODE_IPS[1]}:6222"
+  # The audience the fleet's instance identity tokens carry and vigia-auth
+  # expects: the deployment's NATS endpoint (one string, even for a cluster).
+  GCE_AUDIENCE=nats://$CENTRAL_IP:4222
   if [ "$NATS_NODES" = 3 ]; then
     NATS_URLS="nats://$CENTRAL_IP:4222,nats://${NATS_NODE_IPS[0]}:4222,nats://${NATS_NODE_IPS[1]}:4222"
   else

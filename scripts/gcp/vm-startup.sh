@@ -8,7 +8,15 @@
 #   vigia-role            central | fleet | nats
 #   vigia-source          gs://… the source archive (docker compose stack,
 #                         install script, kernel module)
-#   vigia-nats-secret     Secret Manager secret holding the NATS token
+#   vigia-nats-ca         (every role) the CA certificate the NATS server's
+#                         certificate is signed by (public)
+#   vigia-nats-cert       (central, nats) the NATS server certificate (public)
+#   vigia-nats-key-secret (central, nats) Secret Manager secret holding its key
+#   vigia-auth-issuer-secret, vigia-auth-service-secret
+#                         (central) secrets holding vigia-auth's seeds
+#   vigia-auth-conf       (nats) the auth callout block (public keys only)
+#   vigia-gce-audience    (central, fleet) the audience of the fleet's
+#                         instance identity tokens: vigia's NATS endpoint
 #   vigia-grafana-secret  (central) secret holding Grafana's admin password
 #   vigia-publisher       (fleet) gs://… the release vigia-publisher binary
 #   vigia-central-ip      (fleet) the central VM's internal IP
@@ -19,6 +27,11 @@
 #   vigia-database-host   (central) Cloud SQL's private IP, instead of MariaDB
 #   vigia-sql-sink-secret, vigia-sql-grafana-secret
 #                         (central, with vigia-database-host) their passwords
+#
+# No NATS secret is shared: a fleet VM reads no secret at all (its publisher
+# proves the VM with the instance identity token, fresh at every connect,
+# and verifies the server with the CA); the central VM's vigia-auth checks
+# those tokens against Google's keys, this project and the audience.
 #
 # Only curl, tar and coreutils are needed: Cloud Storage and Secret Manager are
 # read through their REST APIs with the token of the VM's service account,
@@ -57,7 +70,7 @@ http() { curl -fsS --retry 5 --retry-connrefused --retry-delay 2 --max-time 300 
 metadata() { http -H 'Metadata-Flavor: Google' "$METADATA_URL/$1"; }
 
 # attribute KEY [DEFAULT]: an instance metadata attribute; without DEFAULT it
-# must exist.
+# must exist. (Trailing newlines are dropped: files add theirs back.)
 attribute() {
   local value
   if value=$(http -H 'Metadata-Flavor: Google' "$METADATA_URL/instance/attributes/$1" 2>/dev/null); then
@@ -102,6 +115,16 @@ secret() {
   printf '%s' "$value"
 }
 
+# write_file PATH MODE CONTENT: PATH holds CONTENT and a newline, with MODE
+# from its creation on (a secret is never readable by others, even briefly).
+write_file() {
+  local path=$1 mode=$2 content=$3
+  mkdir -p "$(dirname "$path")"
+  install -m "$mode" /dev/null "$path.new"
+  printf '%s\n' "$content" >"$path.new"
+  mv -f "$path.new" "$path"
+}
+
 # Unpacks the source archive into $STATE/src, replacing the previous one.
 install_source() {
   mkdir -p "$STATE"
@@ -127,12 +150,33 @@ setup_central() {
   local compose=(docker compose)
   "${compose[@]}" version >/dev/null 2>&1 || compose=(docker-compose)
 
-  # The stack's secrets, readable by root only; compose reads .env from the
-  # project directory. Written at every boot, so a rotated secret takes effect
-  # with a reboot.
-  local nats_token grafana_password
-  nats_token=$(secret "$(attribute vigia-nats-secret)")
+  # What the stack's NATS and vigia-auth need, in the layout of its secrets
+  # directory (scripts/stack-secrets.sh, which the compose `secrets` service
+  # runs, takes the given CA without its key and the given keys as they are,
+  # and adds the sink's enrolled key and the registry). Outside the source
+  # tree, which is replaced at every boot: the registry of enrolled operators
+  # and the sink's key stay. Written at every boot, so a rotated secret takes
+  # effect with a reboot.
+  # (Each value is read into a variable first: a failed read then stops the
+  # boot, where inside a command's arguments it would not.)
+  local secrets=$STATE/secrets value
+  value=$(attribute vigia-nats-ca)
+  write_file "$secrets/tls/ca.pem" 644 "$value"
+  value=$(attribute vigia-nats-cert)
+  write_file "$secrets/tls/server.pem" 644 "$value"
+  value=$(secret "$(attribute vigia-nats-key-secret)")
+  write_file "$secrets/tls/server-key.pem" 600 "$value"
+  value=$(secret "$(attribute vigia-auth-issuer-secret)")
+  write_file "$secrets/auth/issuer.nk" 600 "$value"
+  value=$(secret "$(attribute vigia-auth-service-secret)")
+  write_file "$secrets/auth/service.nk" 600 "$value"
+  value=
+  chmod 700 "$secrets/tls" "$secrets/auth"
+  # Compose reads .env from the project directory, root only.
+  local grafana_password gce_audience project
   grafana_password=$(secret "$(attribute vigia-grafana-secret)")
+  gce_audience=$(attribute vigia-gce-audience)
+  project=$(metadata project/project-id)
   # The database passwords never leave this VM: made on the first boot and
   # kept, since the MariaDB volume is initialised with them.
   local db_secrets=$STATE/db-secrets.env
@@ -160,14 +204,16 @@ setup_central() {
   # Secret Manager, and the mysql service is not started.
   local sql_sink_password='' sql_grafana_password=''
   if [ -n "$db_host" ]; then
-    services=(nats sink grafana)
+    services=(secrets nats auth sink grafana)
     sql_sink_password=$(secret "$(attribute vigia-sql-sink-secret)")
     sql_grafana_password=$(secret "$(attribute vigia-sql-grafana-secret)")
   fi
   (
     umask 077
     {
-      printf 'VIGIA_NATS_TOKEN=%s\nVIGIA_GRAFANA_ADMIN_PASSWORD=%s\n' "$nats_token" "$grafana_password"
+      printf 'VIGIA_GRAFANA_ADMIN_PASSWORD=%s\nVIGIA_SECRETS_DIR=%s\n' "$grafana_password" "$secrets"
+      # The fleet's identity tokens: this audience, this project only.
+      printf 'VIGIA_GCE_AUDIENCE=%s\nVIGIA_GCE_PROJECTS=%s\n' "$gce_audience" "$project"
       if [ -n "$db_host" ]; then
         # The MariaDB root password stays (compose requires one), unused.
         grep '^VIGIA_MYSQL_ROOT_PASSWORD=' "$db_secrets"
@@ -215,20 +261,31 @@ setup_nats() {
     retry 5 apt-get install -y -q docker.io
   fi
   systemctl enable --now docker
-  local name routes token
+  local name routes image conf=$STATE/nats
   name=$(attribute vigia-nats-name)
   routes=$(attribute vigia-nats-routes)
-  token=$(secret "$(attribute vigia-nats-secret)")
-  # The token reaches nats-server through a root-only file, not this
-  # script's argv; host networking, so the node advertises the VM's IP.
-  mkdir -p "$STATE/nats"
-  (umask 077; printf 'authorization { token: "%s" }\n' "$token" >"$STATE/nats/auth.conf")
-  cat "$STATE/src/nats/cluster/nats-cluster.conf" >"$STATE/nats/node.conf"
-  printf 'include ./auth.conf\n' >>"$STATE/nats/node.conf"
+  # The version the tests run and compose pins (auth callout needs >= 2.10).
+  image=nats:$(tr -d '[:space:]' <"$STATE/src/nats/nats-server-auth.version")-alpine
+  # Secure as node 1 on the central VM (nats-cluster-secure.conf): the server
+  # certificate, its key (root-only, never on a command line) and the auth
+  # callout block in secrets/ beside the config; host networking, so the node
+  # advertises the VM's IP. The old token file of an earlier release goes.
+  mkdir -p "$conf"
+  rm -f "$conf/auth.conf" "$conf/node.conf"
+  install -m 644 "$STATE/src/nats/cluster/nats-cluster.conf" "$STATE/src/nats/cluster/nats-cluster-secure.conf" "$conf/"
+  local value
+  value=$(attribute vigia-nats-cert)
+  write_file "$conf/secrets/server.pem" 644 "$value"
+  value=$(attribute vigia-auth-conf)
+  write_file "$conf/secrets/auth.conf" 644 "$value"
+  value=$(secret "$(attribute vigia-nats-key-secret)")
+  write_file "$conf/secrets/server-key.pem" 600 "$value"
+  value=
+  chmod 700 "$conf/secrets"
   docker rm -f vigia-nats >/dev/null 2>&1 || true
   docker run -d --name vigia-nats --restart unless-stopped --network host \
-    -v "$STATE/nats:/etc/nats:ro" -v vigia-nats-data:/data nats:2.10-alpine \
-    -c /etc/nats/node.conf --name "$name" --routes "$routes"
+    -v "$conf:/etc/nats:ro" -v vigia-nats-data:/data "$image" \
+    -c /etc/nats/nats-cluster-secure.conf --name "$name" --routes "$routes"
   log "NATS node $name is up, routes $routes"
 }
 
@@ -258,14 +315,18 @@ setup_fleet() {
   # Before the publisher starts, so that it finds the module if there is one.
   load_kernel_module
 
-  # The token goes to the install script through its environment (not argv,
-  # which any user can read in /proc) and from there to a root-only env file.
-  # Every node of a NATS cluster when there is one, else the central VM.
-  local nats_urls
+  # No secret: the publisher proves this VM with its instance identity token
+  # (fresh at every connect; vigia-auth derives the host from the verified
+  # instance name) and verifies NATS with the CA from metadata. Every node of
+  # a NATS cluster when there is one, else the central VM.
+  local nats_urls audience ca_pem
   nats_urls=$(attribute vigia-nats-urls "nats://$central_ip:4222")
-  VIGIA_NATS_TOKEN=$(secret "$(attribute vigia-nats-secret)") VIGIA_ROOT=$ROOT \
-    bash "$STATE/src/scripts/install-publisher.sh" --binary "$STATE/vigia-publisher" \
-    --nats-url "$nats_urls" --interval "$interval"
+  audience=$(attribute vigia-gce-audience)
+  ca_pem=$(attribute vigia-nats-ca)
+  write_file "$STATE/nats-ca.pem" 644 "$ca_pem"
+  VIGIA_ROOT=$ROOT bash "$STATE/src/scripts/install-publisher.sh" --binary "$STATE/vigia-publisher" \
+    --nats-url "$nats_urls" --interval "$interval" --nats-ca "$STATE/nats-ca.pem" \
+    --gce-identity --gce-audience "$audience"
   log "publisher installed, sending to $nats_urls"
 }
 

@@ -151,9 +151,11 @@ async fn connect_nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     }
     let servers = vigia_schema::servers::server_urls(&config.nats_url).context("--nats-url")?;
     if let Some(path) = &config.nats_nkey {
-        let seed = std::fs::read_to_string(path)
+        let text = std::fs::read_to_string(path)
             .with_context(|| format!("--nats-nkey {}", path.display()))?;
-        options = options.nkey(seed.trim().to_owned());
+        let seed = vigia_schema::identity::parse_seed(&text)
+            .with_context(|| format!("--nats-nkey {}", path.display()))?;
+        options = options.nkey(seed);
     }
     if let Some(ca) = &config.nats_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);

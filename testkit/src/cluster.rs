@@ -27,12 +27,32 @@ struct Node {
 pub struct NatsCluster {
     nodes: Vec<Node>,
     routes: String,
+    /// The nats-server to run, and a config file every node reads (the
+    /// command line's ports, names and routes win over it).
+    program: String,
+    config: Option<(TempDir, std::path::PathBuf)>,
 }
 
 impl NatsCluster {
     /// Starts the three nodes and waits until JetStream has elected its
     /// meta leader, so that creating a stream succeeds at once.
     pub fn start() -> Self {
+        let program =
+            std::env::var("VIGIA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        Self::start_with(program, None)
+    }
+
+    /// The same with `program` as every node's nats-server and `config`
+    /// (the text of a config file) read by every node: the authenticated
+    /// cluster (auth callout) runs the pinned server with its accounts.
+    pub fn start_configured(program: String, config: &str) -> Self {
+        let dir = TempDir::new("vigia-nats-cluster-config");
+        let path = dir.path().join("nats-server.conf");
+        std::fs::write(&path, config).expect("writing the cluster's config");
+        Self::start_with(program, Some((dir, path)))
+    }
+
+    fn start_with(program: String, config: Option<(TempDir, std::path::PathBuf)>) -> Self {
         let nodes: Vec<Node> = (1..=NODES)
             .map(|i| Node {
                 name: format!("n{i}"),
@@ -48,7 +68,12 @@ impl NatsCluster {
             .map(|n| format!("nats-route://127.0.0.1:{}", n.cluster_port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = Self { nodes, routes };
+        let mut cluster = Self {
+            nodes,
+            routes,
+            program,
+            config,
+        };
         for i in 0..NODES {
             cluster.spawn(i);
         }
@@ -118,30 +143,37 @@ impl NatsCluster {
         let monitor_port = node.monitor_port.to_string();
         let cluster = format!("nats://127.0.0.1:{}", node.cluster_port);
         let store = node.store.path().to_string_lossy().into_owned();
-        let program =
-            std::env::var("VIGIA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
         let log = node.store.path().join("nats-server.log");
+        let config = self
+            .config
+            .as_ref()
+            .map(|(_, path)| path.to_string_lossy().into_owned());
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(config) = &config {
+            args.extend(["-c", config.as_str()]);
+        }
+        args.extend([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-m",
+            &monitor_port,
+            "-js",
+            "-sd",
+            &store,
+            "--name",
+            &node.name,
+            "--cluster_name",
+            "vigia-test",
+            "--cluster",
+            &cluster,
+            "--routes",
+            &routes,
+        ]);
         node.process = Some(Child::spawn_with_log(
-            program,
-            &[
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-m",
-                &monitor_port,
-                "-js",
-                "-sd",
-                &store,
-                "--name",
-                &node.name,
-                "--cluster_name",
-                "vigia-test",
-                "--cluster",
-                &cluster,
-                "--routes",
-                &routes,
-            ],
+            self.program.clone(),
+            &args,
             &[],
             Some(&log),
         ));

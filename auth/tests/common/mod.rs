@@ -67,10 +67,15 @@ impl AuthStack {
 
     /// Starts vigia-auth and waits until it answers requests.
     pub fn start_auth(&mut self) {
+        self.start_auth_at(&self.url());
+    }
+
+    /// Starts vigia-auth with `urls` as its --nats-url (a server list).
+    pub fn start_auth_at(&mut self, urls: &str) {
         let issuer = self.dir.path().join("issuer.nk");
         let service = self.dir.path().join("service.nk");
         let registry = self.registry();
-        let url = self.url();
+        let url = urls.to_owned();
         let mut args = vec![
             "serve",
             "--nats-url",
