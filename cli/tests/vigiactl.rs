@@ -755,6 +755,39 @@ async fn kill_refuses_a_shared_host_unless_told_which_boot() {
     );
 }
 
+/// vigiactl asks `who` before every kill; at --control-rate 1 that used up
+/// the requester's only command, and every kill was refused.
+#[tokio::test]
+async fn kill_works_with_the_publisher_at_one_command_a_second() {
+    let (server, publisher) = setup("cli-rate1", &["--control-rate", "1"]).await;
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let out = kill(&server, &publisher.host, &pid, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("signalled pid {pid} (sleep) with SIGTERM\n")
+    );
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(15));
+    // Still one command a second: a second kill at once is refused.
+    let mut other = Command::new("sleep").arg("1000").spawn().unwrap();
+    let out = kill(&server, &publisher.host, &other.id().to_string(), &[]);
+    let shown = stdout(&out) + &stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("rate limit: at most 1 commands a second"),
+        "{shown}"
+    );
+    other.kill().unwrap();
+    other.wait().unwrap();
+}
+
 #[tokio::test]
 async fn kill_fills_in_the_one_live_boot() {
     use futures::StreamExt as _;

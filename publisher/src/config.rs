@@ -110,8 +110,10 @@ pub struct Config {
     )]
     pub deny: Vec<String>,
 
-    /// Most commands taken per second; beyond it requests get an error
-    /// reply.
+    /// Most commands taken per second from each requester; beyond it
+    /// requests get an error reply. `who` (vigiactl asks it before each
+    /// kill) has an allowance of the same size of its own, so it never
+    /// uses up a kill's.
     #[arg(long, env = "VIGIA_CONTROL_RATE", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub control_rate: u32,

@@ -13,13 +13,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use common::inproc::{now_ns, DeadLetter, InProcessSink};
-use futures::StreamExt;
+use common::inproc::{now_ns, CommitGaps, DeadLetters, InProcessSink};
 use sqlx::{MySqlPool, Row};
 use vigia_schema::{
     ByeBody, CpuBody, HealthBody, HelloBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody,
@@ -545,51 +542,8 @@ async fn a_hostile_stream_stalls_nothing_and_loses_nothing() {
     .unwrap();
     let sink = InProcessSink::start(&nats.url(), &db.url(), Duration::from_millis(100)).await;
 
-    // Dead letters, as they come, by payload.
-    let mut dead_subscription = async_nats::connect(nats.url())
-        .await
-        .unwrap()
-        .subscribe("deadletter.>")
-        .await
-        .unwrap();
-    let dead: Arc<std::sync::Mutex<Vec<DeadLetter>>> = Arc::default();
-    let collector = {
-        let dead = dead.clone();
-        tokio::spawn(async move {
-            while let Some(message) = dead_subscription.next().await {
-                let reason = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(vigia_schema::subject::HEADER_DEADLETTER_REASON))
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                dead.lock().unwrap().push(DeadLetter {
-                    subject: message.subject.to_string(),
-                    reason,
-                    payload: message.payload,
-                });
-            }
-        })
-    };
-
-    // The longest time between two commits while the stream runs.
-    let running = Arc::new(AtomicBool::new(true));
-    let watcher = {
-        let (metrics, running) = (sink.metrics.clone(), running.clone());
-        tokio::spawn(async move {
-            let (mut last, mut at, mut longest) =
-                (metrics.snapshot().batches, Instant::now(), Duration::ZERO);
-            while running.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                let batches = metrics.snapshot().batches;
-                if batches != last {
-                    longest = longest.max(at.elapsed());
-                    (last, at) = (batches, Instant::now());
-                }
-            }
-            longest.max(at.elapsed())
-        })
-    };
+    let dead = DeadLetters::collect(&nats.url()).await;
+    let gaps = CommitGaps::watch(sink.metrics.clone());
 
     let mut publishers = common::publishers(&nats.url(), &REAL_HOSTS);
     let mut rng = Rng(0x005e_ed0f_1157);
@@ -616,8 +570,7 @@ async fn a_hostile_stream_stalls_nothing_and_loses_nothing() {
     let mut pending: Vec<&Sent> = sent.iter().collect();
     loop {
         let dead_letters: std::collections::HashSet<(String, Vec<u8>)> = dead
-            .lock()
-            .unwrap()
+            .received()
             .iter()
             .map(|d| (d.subject.clone(), d.payload.to_vec()))
             .collect();
@@ -651,11 +604,9 @@ async fn a_hostile_stream_stalls_nothing_and_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    running.store(false, Ordering::Relaxed);
-    let longest = watcher.await.unwrap();
+    let longest = gaps.longest().await;
     sink.stop().await;
-    collector.abort();
-    let dead = std::mem::take(&mut *dead.lock().unwrap());
+    let dead = dead.received();
     let mut refused_by_mysql = 0;
     for letter in &dead {
         assert!(!letter.reason.is_empty(), "a reason for {}", letter.subject);

@@ -148,7 +148,8 @@ impl Handler {
         requester: Option<&str>,
         event: &mut EventBody,
     ) -> Result<Done, Denial> {
-        if let Admission::Refused { first } = self.limiter.admit(requester, Instant::now()) {
+        let now = Instant::now();
+        if let Admission::Refused { first } = self.limiter.admit(requester, now) {
             // The payload is not read: a flood costs no parsing.
             return Err(Denial::RateLimited { first });
         }
@@ -160,6 +161,8 @@ impl Handler {
         // Naming oneself controls nothing, so it is answered even under
         // --no-control: the operator learns which machine refuses.
         if request.action == ACTION_WHO {
+            // Charged to its own allowance when it has room (rate.rs).
+            self.limiter.was_who(requester, now);
             return Ok(Done::Identified);
         }
         self.policy.check_enabled().map_err(Denial::Refused)?;
@@ -354,6 +357,18 @@ mod tests {
         let event = handled.event.unwrap();
         assert_eq!(event.outcome, Outcome::Invalid);
         assert_eq!(event.signal.as_deref(), Some("KILL"));
+    }
+
+    #[test]
+    fn at_one_command_a_second_a_who_leaves_the_kill_its_slot() {
+        let mut h = Handler::new(Policy::new(true, vec![]), 1, me());
+        assert!(h.handle(br#"{"action":"who"}"#, None).reply.ok);
+        let handled = h.handle(br#"{"action":"kill","pid":999999999}"#, None);
+        assert_eq!(
+            handled.reply.error.as_deref(),
+            Some("no process with pid 999999999"),
+            "past the rate limit"
+        );
     }
 
     #[test]

@@ -5,16 +5,24 @@
 //! numbers is never complete, and an unlisted one (issue 11: 1690, out of
 //! range in the rollup; a statement over max_allowed_packet, which drops
 //! the connection) made the sink retry one batch forever. The sink asks
-//! MySQL instead: a probe on a fresh connection. When it does not answer,
-//! MySQL is away and [`Outage`] waits. When it answers, the batch is split
-//! in halves, each written in its own transaction, in order, the failing
-//! halves split again, until single samples fail. Those are dead-lettered
-//! with MySQL's error (naming the table), and everything else is stored.
+//! MySQL instead: a probe on a fresh connection, or the error itself when
+//! MySQL sent one about the statement ([`WriteError::shows_mysql_up`]).
+//! When MySQL does not answer, it is away and [`Outage`] waits. When it
+//! answers, the batch is split in halves, each written in its own
+//! transaction, in order, the failing halves split again, until single
+//! samples fail. Those are dead-lettered with MySQL's error (naming the
+//! table), and everything else is stored.
 //!
-//! Some errors come and go while MySQL answers (a deadlock, a lock wait,
-//! a timeout), so a sample is dead-lettered only once it has failed alone
-//! [`ATTEMPTS_ALONE`] times with a probe answering after each, unless the
-//! error says no retry can help (a row larger than a statement may be).
+//! Narrowing costs writes, never sleeps per sample: a sample that fails
+//! alone is dead-lettered at once, unless its error is one MySQL says may
+//! pass on a retry (a deadlock, a lock wait, an interrupted statement:
+//! [`WriteError::may_pass_later`]). Those are tried again in later rounds,
+//! at most [`ROUNDS`] in all, each after one pause shared by every sample
+//! it retries. So one batch spends at most 200 + 400 ms asleep however
+//! many of its samples MySQL refuses (issue 11's review: 400 refused
+//! samples, each tried three times with pauses of its own, stalled every
+//! host's storage for 247 s).
+//!
 //! A probe that fails in between turns the narrowing into a wait, and the
 //! same part is tried again once MySQL is back: an outage never
 //! dead-letters anything. Nor does the sink's own pool having no
@@ -36,12 +44,13 @@ use crate::metrics::DeadLetterClass;
 use crate::metrics::Metrics;
 use crate::store::{ProcessLists, WriteError};
 
-/// Failures alone, each followed by an answering probe, that make a
-/// sample's failure its own rather than the moment's.
-pub const ATTEMPTS_ALONE: u32 = 3;
-/// Pause before a sample is tried alone again, times its failures: a lock
-/// wait or a deadlock clears meanwhile.
-const PAUSE_ALONE: Duration = Duration::from_millis(200);
+/// Rounds of narrowing at most: the first finds the samples that fail
+/// alone, the later ones retry those whose error may pass.
+pub const ROUNDS: u32 = 3;
+/// The pause before round n + 1 is n times this: a lock wait or a deadlock
+/// clears meanwhile.
+const PAUSE: Duration = Duration::from_millis(200);
+
 /// Longest text of MySQL's error a reason quotes (it may echo values).
 const REASON_MAX: usize = 1_024;
 
@@ -95,7 +104,7 @@ fn reason(error: &WriteError) -> Rejection {
 impl Ingest {
     /// Stores every sample of `batch` at `suspects` that MySQL takes, and
     /// turns those that fail alone into rejections; `first` is the error of
-    /// writing them all together, after which the probe answered. Returns
+    /// writing them all together, after which MySQL answered. Returns
     /// false when shutdown came while waiting for MySQL.
     pub(super) async fn isolate(
         &self,
@@ -112,23 +121,69 @@ impl Ingest {
             error = %Escaped(&truncate(&shown, REASON_MAX)),
             "MySQL answers but refused a batch; narrowing it down to the samples that fail alone"
         );
-        let mut failures = vec![0u32; batch.len()];
-        // Parts still to write, the next one last; the first part is the
-        // whole batch, whose failure is known (and was probed already).
-        let mut parts: Vec<(Range<usize>, Option<WriteError>)> =
-            vec![(0..suspects.len(), Some(first))];
-        let mut rejected = 0usize;
+        let (total, mut rejected) = (suspects.len(), 0usize);
+        let (mut suspects, mut known) = (suspects, Some(first));
+        for round in 1..=ROUNDS {
+            let Some(failed) = self
+                .narrow(batch, &suspects, known.take(), lists, outage, stop)
+                .await
+            else {
+                return false;
+            };
+            let mut again = Vec::new();
+            for (i, error) in failed {
+                if round < ROUNDS && error.may_pass_later() {
+                    again.push(i);
+                } else {
+                    batch[i].verdict = Err(reason(&error));
+                    rejected += 1;
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            // One pause for every sample this round retries.
+            tokio::select! {
+                _ = stop.wait() => return false,
+                _ = tokio::time::sleep(PAUSE * round) => {}
+            }
+            suspects = again;
+        }
+        tracing::info!(
+            samples = total,
+            rejected,
+            "batch narrowed down: the rest is stored"
+        );
+        true
+    }
+
+    /// Writes the samples of `batch` at `suspects`, in order, splitting
+    /// each part that fails in halves, and returns the samples that failed
+    /// alone with their errors; `known` is the error of writing them all,
+    /// when already known. None when shutdown came while waiting for MySQL.
+    async fn narrow(
+        &self,
+        batch: &[Classified],
+        suspects: &[usize],
+        known: Option<WriteError>,
+        lists: &ProcessLists,
+        outage: &mut Outage,
+        stop: &Stop,
+    ) -> Option<Vec<(usize, WriteError)>> {
+        let mut failed = Vec::new();
+        // Parts still to write, the next one last.
+        let mut parts: Vec<(Range<usize>, Option<WriteError>)> = vec![(0..suspects.len(), known)];
         while let Some((part, known)) = parts.pop() {
             let error = match known {
                 Some(error) => error,
                 None => match self.write_some(batch, &suspects[part.clone()], lists).await {
                     Ok(()) => continue,
                     Err(error) => {
-                        if error.sent_nothing() || self.writer.probe().await.is_err() {
+                        if !self.answers(&error).await {
                             // MySQL went away meanwhile: wait, then the
                             // same part again.
                             if !outage.wait(&self.metrics, &error, batch.len(), stop).await {
-                                return false;
+                                return None;
                             }
                             parts.push((part, None));
                             continue;
@@ -142,27 +197,16 @@ impl Ingest {
                 let middle = part.start + part.len() / 2;
                 parts.push((middle..part.end, None));
                 parts.push((part.start..middle, None));
-                continue;
+            } else {
+                failed.push((suspects[part.start], error));
             }
-            let i = suspects[part.start];
-            failures[i] += 1;
-            if error.is_certain() || failures[i] >= ATTEMPTS_ALONE {
-                batch[i].verdict = Err(reason(&error));
-                rejected += 1;
-                continue;
-            }
-            let pause = PAUSE_ALONE * failures[i];
-            tokio::select! {
-                _ = stop.wait() => return false,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            parts.push((part, None));
         }
-        tracing::info!(
-            samples = suspects.len(),
-            rejected,
-            "batch narrowed down: the rest is stored"
-        );
-        true
+        Some(failed)
+    }
+
+    /// Whether MySQL is up after a write failed with `error`: the error
+    /// shows it, or a probe on a fresh connection answers.
+    async fn answers(&self, error: &WriteError) -> bool {
+        !error.sent_nothing() && (error.shows_mysql_up() || self.writer.probe().await.is_ok())
     }
 }

@@ -1,8 +1,9 @@
 //! The sink running inside the test process (its counters can be read),
 //! with a subscription to its dead letters.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use futures::StreamExt;
@@ -120,6 +121,89 @@ impl InProcessSink {
         assert!(!self.task.is_finished(), "the sink keeps going");
         let _ = self.stop.send(());
         self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Every dead letter, as it comes, read by a subscription of its own.
+pub struct DeadLetters {
+    letters: Arc<Mutex<Vec<DeadLetter>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeadLetters {
+    pub async fn collect(nats_url: &str) -> Self {
+        let mut subscription = async_nats::connect(nats_url)
+            .await
+            .unwrap()
+            .subscribe("deadletter.>")
+            .await
+            .unwrap();
+        let letters: Arc<Mutex<Vec<DeadLetter>>> = Arc::default();
+        let task = {
+            let letters = letters.clone();
+            tokio::spawn(async move {
+                while let Some(message) = subscription.next().await {
+                    let reason = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(HEADER_DEADLETTER_REASON))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    letters.lock().unwrap().push(DeadLetter {
+                        subject: message.subject.to_string(),
+                        reason,
+                        payload: message.payload,
+                    });
+                }
+            })
+        };
+        Self { letters, task }
+    }
+
+    /// The dead letters received so far.
+    pub fn received(&self) -> Vec<DeadLetter> {
+        self.letters.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DeadLetters {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watches a sink's batch counter: the longest time between two commits.
+pub struct CommitGaps {
+    running: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Duration>,
+}
+
+impl CommitGaps {
+    pub fn watch(metrics: Arc<Metrics>) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let task = {
+            let running = running.clone();
+            tokio::spawn(async move {
+                let (mut last, mut at, mut longest) =
+                    (metrics.snapshot().batches, Instant::now(), Duration::ZERO);
+                while running.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let batches = metrics.snapshot().batches;
+                    if batches != last {
+                        longest = longest.max(at.elapsed());
+                        (last, at) = (batches, Instant::now());
+                    }
+                }
+                longest.max(at.elapsed())
+            })
+        };
+        Self { running, task }
+    }
+
+    /// Stops watching; the longest gap seen.
+    pub async fn longest(self) -> Duration {
+        self.running.store(false, Ordering::Relaxed);
+        self.task.await.unwrap()
     }
 }
 
