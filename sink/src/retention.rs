@@ -92,7 +92,7 @@ async fn in_chunks(
 }
 
 /// Expires once a minute, forever.
-pub async fn run(pool: MySqlPool, retention: Duration, metrics: std::sync::Arc<Metrics>) {
+pub(crate) async fn run(pool: MySqlPool, retention: Duration, metrics: std::sync::Arc<Metrics>) {
     let mut ticker = tokio::time::interval(EVERY);
     loop {
         ticker.tick().await;
