@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use futures::TryStreamExt as _;
 use sqlx::Connection as _;
 use vigia_schema::subject::STREAM;
+use vigia_schema::url::redact;
 use vigia_schema::{subject, Kind, Sample, SampleBody};
 
 use crate::args::HostsArgs;
@@ -316,36 +317,9 @@ pub fn table(rows: &[HostRow]) -> String {
     out
 }
 
-/// The URL without its password, for error messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{host}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(
-            redact("mysql://vigia:s3cret@db:3306/vigia"),
-            "mysql://vigia@db:3306/vigia"
-        );
-        assert_eq!(
-            redact("mysql://root@127.0.0.1/v"),
-            "mysql://root@127.0.0.1/v"
-        );
-        assert_eq!(redact("nonsense"), "nonsense");
-    }
 
     #[test]
     fn a_hostile_source_is_shown_escaped() {

@@ -22,14 +22,12 @@ use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
 use tokio::time::Instant;
+use vigia_schema::backoff::Backoff;
 use vigia_schema::subject::{CONTENT_TYPE_MSGPACK, HEADER_CONTENT_TYPE, HEADER_MSG_ID};
 
 use crate::outbox::{Outbox, Outgoing};
 
 type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
-
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 struct InFlight {
     message: Outgoing,
@@ -50,8 +48,7 @@ pub struct Forwarder {
     outbox: Arc<Outbox>,
     in_flight: VecDeque<InFlight>,
     window: usize,
-    failing: bool,
-    backoff: Duration,
+    backoff: Backoff,
     acknowledged: u64,
     /// Messages dropped because the server's max_payload is smaller.
     too_large: u64,
@@ -75,8 +72,7 @@ impl Forwarder {
             outbox,
             in_flight: VecDeque::with_capacity(window),
             window: window.max(1),
-            failing: false,
-            backoff: BACKOFF_START,
+            backoff: Backoff::new(),
             acknowledged: 0,
             too_large: 0,
             sending: None,
@@ -125,17 +121,15 @@ impl Forwarder {
         match self.step().await {
             Ok(Step::Idle) => true,
             Ok(Step::Progress) => {
-                if self.failing {
-                    self.failing = false;
-                    self.backoff = BACKOFF_START;
+                if self.backoff.succeeded() {
                     tracing::info!(queued = self.outbox.len(), "publishing to JetStream again");
                 }
                 false
             }
             Err(error) => {
                 self.requeue_in_flight();
-                if !self.failing {
-                    self.failing = true;
+                let failure = self.backoff.failed();
+                if failure.first {
                     tracing::warn!(
                         %error,
                         queued = self.outbox.len(),
@@ -143,8 +137,7 @@ impl Forwarder {
                     );
                 }
                 self.wait_for_connection().await;
-                tokio::time::sleep(self.backoff).await;
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                tokio::time::sleep(failure.pause).await;
                 false
             }
         }

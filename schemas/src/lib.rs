@@ -17,7 +17,11 @@
 //!
 //! And one rule for everyone who shows what came from the wire: [`text`]
 //! escapes control and bidirectional characters before a log or a terminal
-//! sees them.
+//! sees them; and one for showing a URL: [`url`] hides its password.
+//!
+//! And [`backoff`]: how the publisher and the sink wait out a dependency
+//! that fails. Not part of the contract; here because the two share nothing
+//! else, and it needs only `std`.
 //!
 //! Payloads are MessagePack *maps* with named fields so that any language
 //! can decode them without these structs; decoders ignore unknown fields so
@@ -25,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod bounds;
 pub mod command;
 pub mod host;
@@ -34,6 +39,7 @@ pub mod servers;
 pub mod stamp;
 pub mod subject;
 pub mod text;
+pub mod url;
 
 pub use command::{CommandReply, CommandRequest, Encoding, SignalSpec};
 pub use host::{HostToken, HostTokenError};

@@ -19,12 +19,12 @@ use crate::metrics::DeadLetterClass;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct Rejection {
-    pub class: DeadLetterClass,
-    pub reason: String,
+    pub(crate) class: DeadLetterClass,
+    pub(crate) reason: String,
 }
 
 impl Rejection {
-    pub fn new(class: DeadLetterClass, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(class: DeadLetterClass, reason: impl Into<String>) -> Self {
         Self {
             class,
             reason: reason.into(),

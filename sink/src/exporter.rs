@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-pub use vigia_exporter::{bind, render, Probe};
+pub use vigia_exporter::{bind, Probe};
 
 use crate::metrics::{DeadLetterClass, Metrics};
 

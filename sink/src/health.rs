@@ -20,10 +20,10 @@ use sqlx::MySqlPool;
 use crate::metrics::{Lag, Metrics, Percentiles};
 
 /// Longest a sink instance name may be (the `sink` column).
-pub const MAX_INSTANCE_LEN: usize = 128;
+pub(crate) const MAX_INSTANCE_LEN: usize = 128;
 
 /// What the health task needs.
-pub struct Reporter {
+pub(crate) struct Reporter {
     pub pool: MySqlPool,
     pub consumer: PullConsumer,
     pub stream: Stream,
@@ -35,14 +35,14 @@ pub struct Reporter {
 
 /// The default instance name: host name and pid, so two sinks on one
 /// machine, and a restarted sink, are told apart.
-pub fn default_instance() -> String {
+pub(crate) fn default_instance() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     instance_name(&format!("{}/{}", host.trim(), std::process::id()))
 }
 
 /// `name` reduced to what the `sink` column holds: ASCII letters, digits
 /// and `._/-`, anything else as `-`, at most [`MAX_INSTANCE_LEN`].
-pub fn instance_name(name: &str) -> String {
+pub(crate) fn instance_name(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._/-".contains(c) {
@@ -57,7 +57,7 @@ pub fn instance_name(name: &str) -> String {
 
 /// Reads the consumer's lag: what waits, and how old the oldest message
 /// not yet acknowledged is (the one just past the ack floor).
-pub async fn read_lag(consumer: &mut PullConsumer, stream: &Stream) -> Option<Lag> {
+pub(crate) async fn read_lag(consumer: &mut PullConsumer, stream: &Stream) -> Option<Lag> {
     let info = consumer.info().await.ok()?;
     let (pending, ack_pending) = (info.num_pending, info.num_ack_pending as u64);
     if pending + ack_pending == 0 {

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::jetstream::ACK_WAIT;
 
 /// A third of the ack wait, so one late tick does not matter.
-pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(ACK_WAIT.as_secs() / 3);
+pub(crate) const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(ACK_WAIT.as_secs() / 3);
 
 /// The reply subjects of the held messages, by batch.
 #[derive(Default)]

@@ -30,7 +30,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::message::Message;
 use async_nats::jetstream::{AckKind, Context};
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use vigia_schema::bounds::TimeWindow;
 use vigia_schema::text::Escaped;
@@ -40,6 +40,8 @@ use crate::classify::{classify, Rejection};
 use crate::deadletter;
 use crate::held::{Held, KEEP_ALIVE_EVERY};
 use crate::metrics::Metrics;
+use crate::retry::{LogLimit, Retry};
+use crate::shutdown::Shutdown;
 use crate::store::{ProcessLists, WriteError, Writer};
 
 mod isolate;
@@ -52,10 +54,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// drained), instead of always waiting the whole batch wait.
 const IDLE_GAP: Duration = Duration::from_millis(20);
 
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-pub struct Ingest {
+pub(crate) struct Ingest {
     pub consumer: PullConsumer,
     pub jetstream: Context,
     pub writer: Writer,
@@ -70,31 +69,6 @@ pub struct Ingest {
     /// How long MySQL keeps samples (--retention): an older sample is
     /// dead-lettered, not stored to be deleted at the next pass.
     pub retention: Duration,
-}
-
-/// Allows one log line per period.
-pub struct LogLimit {
-    period: Duration,
-    last: std::sync::Mutex<Option<Instant>>,
-}
-
-impl LogLimit {
-    pub fn every(period: Duration) -> Self {
-        Self {
-            period,
-            last: std::sync::Mutex::new(None),
-        }
-    }
-
-    pub fn allow(&self) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < self.period) {
-            return false;
-        }
-        *last = Some(now);
-        true
-    }
 }
 
 /// A message and what it turned out to be.
@@ -187,58 +161,12 @@ fn delivered(messages: &mut Messages) -> Vec<Message> {
     out
 }
 
-/// The shutdown signal, shared by both stages; waiting on it again after
-/// it fired returns at once.
-struct Stop(watch::Sender<bool>);
-
-impl Stop {
-    fn new() -> Self {
-        Stop(watch::channel(false).0)
-    }
-
-    fn trigger(&self) {
-        self.0.send_replace(true);
-    }
-
-    fn is_triggered(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    async fn wait(&self) {
-        let mut rx = self.0.subscribe();
-        // The sender lives as long as `self`, so this only returns on true.
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    }
-}
-
-/// Logs a failing dependency once when it fails and once when it is back.
-#[derive(Default)]
-struct Health {
-    failing: bool,
-}
-
-impl Health {
-    fn failed(&mut self, what: &str, error: &dyn std::fmt::Display, holding: usize) {
-        if !self.failing {
-            self.failing = true;
-            tracing::warn!(%error, holding, "{what} failed; acknowledging nothing and retrying");
-        }
-    }
-
-    fn ok(&mut self, what: &str) {
-        if self.failing {
-            self.failing = false;
-            tracing::info!("{what} works again");
-        }
-    }
-}
-
 impl Ingest {
     /// Runs until `shutdown` resolves; a batch being written then is
     /// finished first, unless it is waiting for MySQL, in which case it is
     /// handed back to the stream unacknowledged, as are batches not yet
     /// written.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub(crate) async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let messages = self
             .consumer
             .stream()
@@ -251,15 +179,15 @@ impl Ingest {
             .expires(Duration::from_secs(30))
             .messages()
             .await?;
-        let stop = Stop::new();
+        let shutdown_signal = Shutdown::new();
         let held = Held::default();
         let client = self.jetstream.client();
         let (ready_tx, ready_rx) = mpsc::channel(1);
         let work = async {
             let stages = async {
                 let ((pulled, mut unwritten), more) = tokio::join!(
-                    self.pull(messages, ready_tx, &held, &stop),
-                    self.write_all(ready_rx, &held, &stop)
+                    self.pull(messages, ready_tx, &held, &shutdown_signal),
+                    self.write_all(ready_rx, &held, &shutdown_signal)
                 );
                 unwritten.extend(more);
                 (pulled, unwritten)
@@ -273,7 +201,7 @@ impl Ingest {
         let (pulled, unwritten) = tokio::select! {
             result = &mut work => result,
             _ = &mut shutdown => {
-                stop.trigger();
+                shutdown_signal.trigger();
                 work.await
             }
         };
@@ -294,12 +222,12 @@ impl Ingest {
         mut messages: Messages,
         ready: mpsc::Sender<Batch>,
         held: &Held,
-        stop: &Stop,
+        shutdown: &Shutdown,
     ) -> (anyhow::Result<()>, Vec<Message>) {
-        let mut nats = Health::default();
+        let mut nats = Retry::new("pulling from JetStream", "retrying");
         loop {
             let first = tokio::select! {
-                _ = stop.wait() => return (Ok(()), delivered(&mut messages)),
+                _ = shutdown.wait() => return (Ok(()), delivered(&mut messages)),
                 next = messages.next() => next,
             };
             let mut batch = Vec::with_capacity(self.batch_size.min(4096));
@@ -309,12 +237,12 @@ impl Ingest {
                     return (Err(ended), Vec::new());
                 }
                 Some(Err(error)) => {
-                    nats.failed("pulling from JetStream", &error, 0);
+                    nats.failed(&error, 0);
                     continue;
                 }
                 Some(Ok(message)) => batch.push(message),
             }
-            nats.ok("pulling from JetStream");
+            nats.ok();
             let gathering = Instant::now();
             let deadline = gathering + self.batch_wait;
             let mut bytes = batch[0].payload.len();
@@ -328,13 +256,13 @@ impl Ingest {
                         batch.push(message);
                     }
                     Ok(Some(Err(error))) => {
-                        nats.failed("pulling from JetStream", &error, batch.len());
+                        nats.failed(&error, batch.len());
                         break;
                     }
                     Ok(None) | Err(_) => break,
                 }
             }
-            if stop.is_triggered() {
+            if shutdown.is_triggered() {
                 batch.extend(delivered(&mut messages));
                 return (Ok(()), batch);
             }
@@ -367,20 +295,20 @@ impl Ingest {
         &self,
         mut ready: mpsc::Receiver<Batch>,
         held: &Held,
-        stop: &Stop,
+        shutdown: &Shutdown,
     ) -> Vec<Message> {
         let mut unwritten = Vec::new();
         loop {
             let batch = tokio::select! {
                 biased;
-                _ = stop.wait() => break,
+                _ = shutdown.wait() => break,
                 batch = ready.recv() => match batch {
                     Some(batch) => batch,
                     None => break,
                 },
             };
             let id = batch.held;
-            match self.process(batch, stop).await {
+            match self.process(batch, shutdown).await {
                 Ok(()) => held.let_go(id),
                 Err(batch) => {
                     unwritten = batch.into_messages();
@@ -397,26 +325,29 @@ impl Ingest {
 
     /// Stores, dead-letters and acknowledges one batch. Gives the batch
     /// back when shutdown came while it waited for MySQL, unwritten.
-    async fn process(&self, mut batch: Batch, stop: &Stop) -> Result<(), Batch> {
+    async fn process(&self, mut batch: Batch, shutdown: &Shutdown) -> Result<(), Batch> {
         let started = Instant::now();
-        if !self.store(&mut batch.items, &batch.lists, stop).await {
+        if !self.store(&mut batch.items, &batch.lists, shutdown).await {
             return Err(batch);
         }
         let written = started.elapsed();
         self.metrics.write_times.observe(written);
         let mut stored = 0u64;
-        let mut nats = Health::default();
+        let mut nats = Retry::new(
+            "acknowledging",
+            "the stream redelivers what it did not take",
+        );
         for item in &batch.items {
             match &item.verdict {
                 Ok(_) => {
                     if let Err(error) = item.message.ack().await {
                         // The stream redelivers it and the write is a no-op.
-                        nats.failed("acknowledging", &error, 0);
+                        nats.failed(&error, 0);
                     }
                     stored += 1;
                 }
                 Err(rejection) => {
-                    if !self.dead_letter(&item.message, rejection, stop).await {
+                    if !self.dead_letter(&item.message, rejection, shutdown).await {
                         // Stored and acknowledged as far as it got; the
                         // rest waits out the ack wait (NATS is away).
                         return Ok(());
@@ -446,7 +377,12 @@ impl Ingest {
     /// the data is suspect and the batch is narrowed down to the samples
     /// that fail on their own ([`isolate`]). No probe when the write works.
     /// Returns false when shutdown came while waiting for MySQL.
-    async fn store(&self, batch: &mut [Classified], lists: &ProcessLists, stop: &Stop) -> bool {
+    async fn store(
+        &self,
+        batch: &mut [Classified],
+        lists: &ProcessLists,
+        shutdown: &Shutdown,
+    ) -> bool {
         let mut outage = isolate::Outage::default();
         let everything: Vec<usize> = (0..batch.len())
             .filter(|&i| batch[i].verdict.is_ok())
@@ -462,10 +398,13 @@ impl Ingest {
             if !error.sent_nothing() && self.writer.probe().await.is_ok() {
                 outage.over(&self.metrics);
                 return self
-                    .isolate(batch, everything, lists, error, &mut outage, stop)
+                    .isolate(batch, everything, lists, error, &mut outage, shutdown)
                     .await;
             }
-            if !outage.wait(&self.metrics, &error, batch.len(), stop).await {
+            if !outage
+                .wait(&self.metrics, &error, batch.len(), shutdown)
+                .await
+            {
                 return false;
             }
         }
@@ -489,7 +428,12 @@ impl Ingest {
 
     /// Republishes a message to the dead-letter subject, then terminates
     /// it so it is never redelivered.
-    async fn dead_letter(&self, message: &Message, rejection: &Rejection, stop: &Stop) -> bool {
+    async fn dead_letter(
+        &self,
+        message: &Message,
+        rejection: &Rejection,
+        shutdown: &Shutdown,
+    ) -> bool {
         // The original's stream sequence: a dead letter sent again after a
         // crash is stored once. Messages from a consumer always have it.
         let id = match message.info() {
@@ -501,8 +445,10 @@ impl Ingest {
                 chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
             ),
         };
-        let mut health = Health::default();
-        let mut backoff = BACKOFF_START;
+        let mut nats = Retry::new(
+            "publishing a dead letter",
+            "acknowledging nothing and retrying",
+        );
         loop {
             match deadletter::publish(
                 &self.jetstream,
@@ -513,14 +459,13 @@ impl Ingest {
             )
             .await
             {
-                Ok(()) => break,
-                Err(error) => health.failed("publishing a dead letter", &error, 1),
+                Ok(()) => break nats.ok(),
+                Err(error) => {
+                    if !nats.pause_after(&error, 1, shutdown).await {
+                        return false;
+                    }
+                }
             }
-            tokio::select! {
-                _ = stop.wait() => return false,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
         let _ = message.ack_with(AckKind::Term).await;
         Metrics::add(&self.metrics.dead_lettered, 1);

@@ -17,15 +17,15 @@ use crate::config::Config;
 /// A sink keeps what it holds alive three times a wait (held.rs), however
 /// long its writes take, so this is how soon a dead sink's messages go to
 /// another.
-pub const ACK_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(60);
 /// Messages handed out and not yet acknowledged, across all sinks: room for
 /// a few sinks each holding three full default batches (gathering, decoded,
 /// writing: 15,000) and a pull ahead (1,000). Not derived from one sink's
 /// flags, since every sink that starts updates the consumer.
-pub const MAX_ACK_PENDING: i64 = 64_000;
+pub(crate) const MAX_ACK_PENDING: i64 = 64_000;
 
 /// The telemetry stream as the contract defines it (nats/README.md).
-pub fn telemetry_stream(config: &Config) -> StreamConfig {
+pub(crate) fn telemetry_stream(config: &Config) -> StreamConfig {
     StreamConfig {
         name: config.stream.clone(),
         subjects: vec![TELEMETRY_ALL.to_owned()],
@@ -61,11 +61,11 @@ fn deadletter_stream(config: &Config) -> StreamConfig {
 /// elected its JetStream leader answers stream requests only once its
 /// peers are current, a few seconds later; compose and systemd start the
 /// sink beside the nodes, not after them.
-pub const PREPARE_FOR: Duration = Duration::from_secs(60);
+pub(crate) const PREPARE_FOR: Duration = Duration::from_secs(60);
 
 /// [`prepare`], retried for up to [`PREPARE_FOR`] while JetStream does not
 /// answer or refuses, then failing with the last error.
-pub async fn prepare_when_ready(
+pub(crate) async fn prepare_when_ready(
     jetstream: &Context,
     config: &Config,
 ) -> anyhow::Result<PullConsumer> {

@@ -13,18 +13,23 @@
 
 #![forbid(unsafe_code)]
 
+// What other crates use (bench, grafana, auth's tests, the fuzz targets)
+// and the sink's own integration tests; everything else is the crate's.
 pub mod classify;
 pub mod config;
-pub mod deadletter;
-pub mod exporter;
 pub mod health;
 pub mod held;
-pub mod ingest;
 pub mod jetstream;
 pub mod liveness;
 pub mod metrics;
 pub mod retention;
 pub mod store;
+
+mod deadletter;
+mod exporter;
+mod ingest;
+mod retry;
+mod shutdown;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,7 +68,7 @@ pub async fn run(
     tracing::info!(
         stream = %config.stream,
         consumer = %config.consumer,
-        database = %store::redact(&config.database_url),
+        database = %vigia_schema::url::redact(&config.database_url),
         "sink started"
     );
 
@@ -112,7 +117,7 @@ pub async fn run(
         batch_size: config.batch_size as usize,
         batch_wait: config.batch_wait,
         batch_max_bytes: config.batch_max_mib as usize * (1 << 20),
-        dead_letter_log: ingest::LogLimit::every(Duration::from_secs(60)),
+        dead_letter_log: retry::LogLimit::every(Duration::from_secs(60)),
         retention: config.retention,
     };
     let result = ingest.run(shutdown).await;

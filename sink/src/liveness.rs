@@ -17,6 +17,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use sqlx::MySqlPool;
 
 use crate::metrics::Metrics;
+use crate::retry::Retry;
 
 pub const MISSED_INTERVALS: u32 = 3;
 /// The shortest silence that counts as gone, whatever the interval.
@@ -65,10 +66,15 @@ pub async fn sweep(pool: &MySqlPool) -> Result<Vec<String>, sqlx::Error> {
 
 /// Sweeps once a second while ingest is healthy and fewer than `backlog`
 /// messages wait (pending in the stream or delivered and unacknowledged).
-pub async fn run(pool: MySqlPool, mut consumer: PullConsumer, backlog: u64, metrics: Arc<Metrics>) {
+pub(crate) async fn run(
+    pool: MySqlPool,
+    mut consumer: PullConsumer,
+    backlog: u64,
+    metrics: Arc<Metrics>,
+) {
     let mut ticker = tokio::time::interval(EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
+    let mut sweeps = Retry::new("offline sweep", "trying again every second");
     loop {
         ticker.tick().await;
         if metrics.ingest_stalled.load(Ordering::Relaxed) {
@@ -83,7 +89,7 @@ pub async fn run(pool: MySqlPool, mut consumer: PullConsumer, backlog: u64, metr
         }
         match sweep(&pool).await {
             Ok(hosts) => {
-                failing = false;
+                sweeps.ok();
                 if !hosts.is_empty() {
                     tracing::info!(
                         hosts = %vigia_schema::text::Escaped(&hosts.join(",")),
@@ -91,11 +97,9 @@ pub async fn run(pool: MySqlPool, mut consumer: PullConsumer, backlog: u64, metr
                     );
                 }
             }
+            // The ticker paces the tries, not the backoff.
             Err(error) => {
-                if !failing {
-                    failing = true;
-                    tracing::warn!(%error, "offline sweep failed; trying again every second");
-                }
+                sweeps.failed(&error, 0);
             }
         }
     }

@@ -72,7 +72,7 @@ pub struct Lag {
 }
 
 /// Upper bounds of the write-time histogram, seconds.
-pub const WRITE_BUCKETS: [f64; 12] = [
+pub(crate) const WRITE_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
@@ -95,7 +95,7 @@ pub struct WriteTimes {
 
 /// The histogram at one moment: sum (s), count, cumulative buckets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     pub sum: f64,
     pub count: u64,
     pub buckets: Vec<(f64, u64)>,
@@ -103,7 +103,7 @@ pub struct Histogram {
 
 /// p50, p99 and max of some write times, milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
@@ -126,7 +126,7 @@ impl WriteTimes {
         }
     }
 
-    pub fn histogram(&self) -> Histogram {
+    pub(crate) fn histogram(&self) -> Histogram {
         let mut cumulative = 0;
         let mut buckets = Vec::with_capacity(WRITE_BUCKETS.len() + 1);
         for (i, bound) in WRITE_BUCKETS.iter().chain([&f64::INFINITY]).enumerate() {
@@ -142,7 +142,7 @@ impl WriteTimes {
 
     /// The percentiles of the writes since the previous call, which
     /// forgets them; None when there was none.
-    pub fn take_percentiles(&self) -> Option<Percentiles> {
+    pub(crate) fn take_percentiles(&self) -> Option<Percentiles> {
         let mut times = std::mem::take(&mut *self.recent.lock().unwrap_or_else(|e| e.into_inner()));
         percentiles(&mut times)
     }
@@ -173,7 +173,7 @@ pub struct Snapshot {
 }
 
 impl Metrics {
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -182,15 +182,15 @@ impl Metrics {
         Self::add(&self.dead_by_class[class as usize], 1);
     }
 
-    pub fn dead_by_class(&self) -> [u64; DeadLetterClass::ALL.len()] {
+    pub(crate) fn dead_by_class(&self) -> [u64; DeadLetterClass::ALL.len()] {
         std::array::from_fn(|i| self.dead_by_class[i].load(Ordering::Relaxed))
     }
 
-    pub fn set_lag(&self, lag: Option<Lag>) {
+    pub(crate) fn set_lag(&self, lag: Option<Lag>) {
         *self.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
     }
 
-    pub fn lag(&self) -> Option<Lag> {
+    pub(crate) fn lag(&self) -> Option<Lag> {
         *self.lag.lock().unwrap_or_else(|e| e.into_inner())
     }
 

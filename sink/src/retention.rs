@@ -107,7 +107,7 @@ pub async fn expire_commands(pool: &MySqlPool, retention: Duration) -> Result<u6
 
 /// Expires once a minute, forever; `commands` only when
 /// `commands_retention` is set.
-pub async fn run(
+pub(crate) async fn run(
     pool: MySqlPool,
     retention: Duration,
     commands_retention: Option<Duration>,

@@ -38,10 +38,11 @@ use std::time::Duration;
 
 use vigia_schema::text::{escape, truncate, Escaped};
 
-use super::{Classified, Health, Ingest, Stop, BACKOFF_MAX, BACKOFF_START};
+use super::{Classified, Ingest};
 use crate::classify::Rejection;
-use crate::metrics::DeadLetterClass;
-use crate::metrics::Metrics;
+use crate::metrics::{DeadLetterClass, Metrics};
+use crate::retry::Retry;
+use crate::shutdown::Shutdown;
 use crate::store::{ProcessLists, WriteError};
 
 /// Rounds of narrowing at most: the first finds the samples that fail
@@ -56,10 +57,15 @@ const REASON_MAX: usize = 1_024;
 
 /// Waiting out MySQL's absence: one warning when it starts, one line when
 /// it ends, a backoff in between, and the stall flag liveness reads.
-#[derive(Default)]
-pub struct Outage {
-    health: Health,
-    backoff: Option<Duration>,
+pub(super) struct Outage(Retry);
+
+impl Default for Outage {
+    fn default() -> Self {
+        Outage(Retry::new(
+            "writing to MySQL",
+            "acknowledging nothing and retrying",
+        ))
+    }
 }
 
 impl Outage {
@@ -69,25 +75,19 @@ impl Outage {
         metrics: &Metrics,
         error: &WriteError,
         holding: usize,
-        stop: &Stop,
+        shutdown: &Shutdown,
     ) -> bool {
-        let shown = error.to_string();
-        self.health
-            .failed("writing to MySQL", &Escaped(&shown), holding);
         metrics.ingest_stalled.store(true, Ordering::Relaxed);
         Metrics::add(&metrics.write_retries, 1);
-        let backoff = self.backoff.unwrap_or(BACKOFF_START);
-        self.backoff = Some((backoff * 2).min(BACKOFF_MAX));
-        tokio::select! {
-            _ = stop.wait() => false,
-            _ = tokio::time::sleep(backoff) => true,
-        }
+        let shown = error.to_string();
+        self.0
+            .pause_after(&Escaped(&shown), holding, shutdown)
+            .await
     }
 
     /// MySQL answers again.
     pub fn over(&mut self, metrics: &Metrics) {
-        self.health.ok("writing to MySQL");
-        self.backoff = None;
+        self.0.ok();
         metrics.ingest_stalled.store(false, Ordering::Relaxed);
     }
 }
@@ -113,7 +113,7 @@ impl Ingest {
         lists: &ProcessLists,
         first: WriteError,
         outage: &mut Outage,
-        stop: &Stop,
+        shutdown: &Shutdown,
     ) -> bool {
         let shown = first.to_string();
         tracing::warn!(
@@ -125,7 +125,7 @@ impl Ingest {
         let (mut suspects, mut known) = (suspects, Some(first));
         for round in 1..=ROUNDS {
             let Some(failed) = self
-                .narrow(batch, &suspects, known.take(), lists, outage, stop)
+                .narrow(batch, &suspects, known.take(), lists, outage, shutdown)
                 .await
             else {
                 return false;
@@ -144,7 +144,7 @@ impl Ingest {
             }
             // One pause for every sample this round retries.
             tokio::select! {
-                _ = stop.wait() => return false,
+                _ = shutdown.wait() => return false,
                 _ = tokio::time::sleep(PAUSE * round) => {}
             }
             suspects = again;
@@ -168,7 +168,7 @@ impl Ingest {
         known: Option<WriteError>,
         lists: &ProcessLists,
         outage: &mut Outage,
-        stop: &Stop,
+        shutdown: &Shutdown,
     ) -> Option<Vec<(usize, WriteError)>> {
         let mut failed = Vec::new();
         // Parts still to write, the next one last.
@@ -182,7 +182,10 @@ impl Ingest {
                         if !self.answers(&error).await {
                             // MySQL went away meanwhile: wait, then the
                             // same part again.
-                            if !outage.wait(&self.metrics, &error, batch.len(), stop).await {
+                            if !outage
+                                .wait(&self.metrics, &error, batch.len(), shutdown)
+                                .await
+                            {
                                 return None;
                             }
                             parts.push((part, None));

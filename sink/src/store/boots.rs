@@ -16,8 +16,8 @@ use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::QueryBuilder;
 use vigia_schema::{Sample, SampleBody};
 
+use super::error::{At as _, WriteError};
 use super::rows::datetime;
-use super::writer::{At as _, WriteError};
 use crate::liveness::{MIN_SILENCE, MISSED_INTERVALS};
 
 /// What one batch says about one boot.

@@ -6,9 +6,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection};
+use vigia_schema::url::redact;
 
 /// The schema, embedded at build time from `mysql/migrations/`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../mysql/migrations");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../mysql/migrations");
 
 /// Connects to `url`, creating its database when missing (if the user
 /// may), and runs the migrations. Errors name the URL, without password.
@@ -77,20 +78,6 @@ fn without_database(url: &str) -> String {
     }
 }
 
-/// The URL with any password replaced by `***`, fit for logs and errors.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,17 +89,5 @@ mod tests {
             "mysql://u:p@h:3306?ssl-mode=disabled"
         );
         assert_eq!(without_database("mysql://h/vigia"), "mysql://h");
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("mysql://vigia:s3cret@db:3306/vigia"),
-            "mysql://vigia:***@db:3306/vigia"
-        );
-        assert_eq!(
-            redact("mysql://root@127.0.0.1/vigia"),
-            "mysql://root@127.0.0.1/vigia"
-        );
     }
 }

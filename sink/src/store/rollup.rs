@@ -32,16 +32,21 @@
 //! newest rows and so in the buffer pool.
 //!
 //! Two sinks cannot recompute one host's minute at once from different
-//! snapshots: `Writer::write` locks the batch's `hosts` rows first (FOR
-//! UPDATE), so transactions writing the same host run one after the other.
+//! snapshots: the writer locks the batch's `hosts` rows first (FOR UPDATE,
+//! `super::hosts`), so transactions writing the same host run one after
+//! the other.
+//!
+//! Each rollup is described once ([`Rollup`]: its table, the finer table it
+//! is computed from, its aggregates), and its statement written from that.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::NaiveDateTime;
 use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::QueryBuilder;
 
+use super::error::{At as _, WriteError};
 use super::rows::{datetime, Plan};
-use super::writer::{table_of, At, ProcsBefore, WriteError};
 
 const MINUTE_NS: i64 = 60_000_000_000;
 const TEN_MINUTES_NS: i64 = 10 * MINUTE_NS;
@@ -56,9 +61,183 @@ const MINUTE_OF_TS: &str = "CAST(DATE_FORMAT(ts, '%Y-%m-%d %H:%i:00') AS DATETIM
 const TEN_MINUTES_OF_TS: &str = "CAST(DATE_FORMAT(ts, '%Y-%m-%d %H:00:00') AS DATETIME) \
     + INTERVAL (MINUTE(ts) DIV 10 * 10) MINUTE";
 
+/// For each host of a batch, its newest procs snapshot stored before it:
+/// which `process_ten_minutes` periods the batch closes. The hosts' update
+/// reads it while it locks their rows (`super::hosts`).
+pub(super) type ProcsBefore<'a> = HashMap<&'a str, Option<NaiveDateTime>>;
+
+/// A rollup table and how its rows are recomputed from a finer table:
+///
+/// ```sql
+/// INSERT INTO <table> (host, <period>, <keys>, <values>)
+/// SELECT host, <period_of>, <keys>, <aggregates> FROM <source>
+/// WHERE [<filter> AND] ((host = ? AND <time> >= ? AND <time> < ?) OR ...)
+/// GROUP BY host, period, keys
+/// ON DUPLICATE KEY UPDATE <value> = VALUES(<value>), ...
+/// ```
+struct Rollup {
+    table: &'static str,
+    /// Its period column, and the SQL of a source row's period.
+    period: &'static str,
+    period_of: &'static str,
+    /// The finer table, the time column its ranges are on, and a condition
+    /// its rows must meet besides.
+    source: &'static str,
+    time: &'static str,
+    filter: Option<&'static str>,
+    /// Columns copied from the source and grouped by, after host and period.
+    keys: &'static [&'static str],
+    /// Columns computed, each with its aggregate over the source rows.
+    values: &'static [(&'static str, &'static str)],
+}
+
+/// The CPU half of host_minutes (0003_host_minutes.sql).
+const HOST_MINUTES_FROM_CPU: Rollup = Rollup {
+    table: "host_minutes",
+    period: "minute",
+    period_of: MINUTE_OF_TS,
+    source: "cpu_samples",
+    time: "ts",
+    filter: None,
+    keys: &[],
+    values: &[
+        ("cpu_busy_pct", "AVG(busy_pct)"),
+        ("cpu_busy_max", "MAX(busy_pct)"),
+        ("load1", "AVG(load1)"),
+        ("cpu_samples", "COUNT(*)"),
+    ],
+};
+
+/// The RAM half of host_minutes.
+const HOST_MINUTES_FROM_RAM: Rollup = Rollup {
+    table: "host_minutes",
+    period: "minute",
+    period_of: MINUTE_OF_TS,
+    source: "ram_samples",
+    time: "ts",
+    filter: Some("total > 0"),
+    keys: &[],
+    values: &[
+        ("ram_used_pct", "AVG(100 * used / total)"),
+        ("ram_used_max", "MAX(100 * used / total)"),
+        ("ram_samples", "COUNT(*)"),
+    ],
+};
+
+/// host_minutes in periods of ten minutes (0005_long_range_rollups.sql),
+/// averages weighted by the minutes' sample counts.
+const HOST_TEN_MINUTES: Rollup = Rollup {
+    table: "host_ten_minutes",
+    period: "period",
+    period_of: "minute - INTERVAL (MINUTE(minute) MOD 10) MINUTE",
+    source: "host_minutes",
+    time: "minute",
+    filter: None,
+    keys: &[],
+    values: &[
+        (
+            "cpu_busy_pct",
+            "SUM(cpu_busy_pct * cpu_samples) / NULLIF(SUM(cpu_samples), 0)",
+        ),
+        ("cpu_busy_max", "MAX(cpu_busy_max)"),
+        (
+            "load1",
+            "SUM(load1 * cpu_samples) / NULLIF(SUM(cpu_samples), 0)",
+        ),
+        ("cpu_samples", "SUM(cpu_samples)"),
+        (
+            "ram_used_pct",
+            "SUM(ram_used_pct * ram_samples) / NULLIF(SUM(ram_samples), 0)",
+        ),
+        ("ram_used_max", "MAX(ram_used_max)"),
+        ("ram_samples", "SUM(ram_samples)"),
+    ],
+};
+
+/// The process history in periods of ten minutes, closed periods only.
+const PROCESS_TEN_MINUTES: Rollup = Rollup {
+    table: "process_ten_minutes",
+    period: "period",
+    period_of: TEN_MINUTES_OF_TS,
+    source: "process_samples",
+    time: "ts",
+    filter: None,
+    keys: &["pid", "name"],
+    values: &[
+        ("cpu_pct", "AVG(cpu_pct)"),
+        ("rss", "MAX(rss)"),
+        ("samples", "COUNT(*)"),
+    ],
+};
+
+impl Rollup {
+    /// The statement's text up to its ranges, and from them on.
+    fn sql(&self) -> (String, String) {
+        let keys: String = self.keys.iter().map(|k| format!(", {k}")).collect();
+        let columns: Vec<&str> = self.values.iter().map(|(c, _)| *c).collect();
+        let aggregates: Vec<&str> = self.values.iter().map(|(_, a)| *a).collect();
+        let filter = self.filter.map_or(String::new(), |f| format!("{f} AND "));
+        let head = format!(
+            "INSERT INTO {} (host, {}{keys}, {}) SELECT host, {}{keys}, {} FROM {} WHERE {filter}(",
+            self.table,
+            self.period,
+            columns.join(", "),
+            self.period_of,
+            aggregates.join(", "),
+            self.source,
+        );
+        let group: String = (1..=2 + self.keys.len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let updates: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} = VALUES({c})"))
+            .collect();
+        let tail = format!(
+            ") GROUP BY {group} ON DUPLICATE KEY UPDATE {}",
+            updates.join(", ")
+        );
+        (head, tail)
+    }
+
+    /// Recomputes the rows of `ranges`, in statements of [`MAX_RANGES`]
+    /// ranges.
+    async fn recompute(
+        &self,
+        conn: &mut MySqlConnection,
+        ranges: &[Range<'_>],
+    ) -> Result<(), WriteError> {
+        let (head, tail) = self.sql();
+        let (at_least, below) = (
+            format!(" AND {} >= ", self.time),
+            format!(" AND {} < ", self.time),
+        );
+        for part in ranges.chunks(MAX_RANGES) {
+            let mut query = QueryBuilder::<MySql>::new(&head);
+            for (i, r) in part.iter().enumerate() {
+                if i > 0 {
+                    query.push(" OR ");
+                }
+                query
+                    .push("(host = ")
+                    .push_bind(r.host)
+                    .push(&at_least)
+                    .push_bind(datetime(r.from))
+                    .push(&below)
+                    .push_bind(datetime(r.to))
+                    .push(")");
+            }
+            query.push(&tail);
+            query.build().execute(&mut *conn).await.at(self.table)?;
+        }
+        Ok(())
+    }
+}
+
 /// A host and a run of whole periods, [from, to) in unix nanoseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Range<'a> {
+pub(super) struct Range<'a> {
     pub host: &'a str,
     pub from: i64,
     pub to: i64,
@@ -66,7 +245,7 @@ pub struct Range<'a> {
 
 /// The (host, minute) pairs of `stamps`, merged into runs of consecutive
 /// minutes per host, sorted by host and time.
-pub fn ranges<'a>(stamps: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<Range<'a>> {
+pub(super) fn ranges<'a>(stamps: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<Range<'a>> {
     periods(stamps, MINUTE_NS)
 }
 
@@ -92,39 +271,15 @@ fn periods<'a>(stamps: impl IntoIterator<Item = (&'a str, i64)>, period_ns: i64)
 
 /// Recomputes the rollup rows of every period that `plan`'s samples fall
 /// in. Call after the raw rows are written, in the same transaction.
-pub async fn write(
+pub(super) async fn write(
     conn: &mut MySqlConnection,
     plan: &Plan<'_>,
     procs_before: &ProcsBefore<'_>,
 ) -> Result<(), WriteError> {
     let cpu = ranges(plan.cpu.iter().map(|(s, _)| (s.host.as_str(), s.ts)));
-    recompute(
-        conn,
-        "INSERT INTO host_minutes (host, minute, cpu_busy_pct, cpu_busy_max, load1, \
-         cpu_samples) SELECT host, ",
-        MINUTE_OF_TS,
-        ", AVG(busy_pct), MAX(busy_pct), AVG(load1), COUNT(*) FROM cpu_samples WHERE (",
-        "ts",
-        ") GROUP BY 1, 2 ON DUPLICATE KEY UPDATE cpu_busy_pct = VALUES(cpu_busy_pct), \
-         cpu_busy_max = VALUES(cpu_busy_max), load1 = VALUES(load1), \
-         cpu_samples = VALUES(cpu_samples)",
-        &cpu,
-    )
-    .await?;
+    HOST_MINUTES_FROM_CPU.recompute(conn, &cpu).await?;
     let ram = ranges(plan.ram.iter().map(|(s, _)| (s.host.as_str(), s.ts)));
-    recompute(
-        conn,
-        "INSERT INTO host_minutes (host, minute, ram_used_pct, ram_used_max, ram_samples) \
-         SELECT host, ",
-        MINUTE_OF_TS,
-        ", AVG(100 * used / total), MAX(100 * used / total), COUNT(*) FROM ram_samples \
-         WHERE total > 0 AND (",
-        "ts",
-        ") GROUP BY 1, 2 ON DUPLICATE KEY UPDATE ram_used_pct = VALUES(ram_used_pct), \
-         ram_used_max = VALUES(ram_used_max), ram_samples = VALUES(ram_samples)",
-        &ram,
-    )
-    .await?;
+    HOST_MINUTES_FROM_RAM.recompute(conn, &ram).await?;
     // After host_minutes, which it reads.
     let ten_minutes = periods(
         plan.cpu
@@ -133,39 +288,12 @@ pub async fn write(
             .chain(plan.ram.iter().map(|(s, _)| (s.host.as_str(), s.ts))),
         TEN_MINUTES_NS,
     );
-    recompute(
-        conn,
-        "INSERT INTO host_ten_minutes (host, period, cpu_busy_pct, cpu_busy_max, load1, \
-         cpu_samples, ram_used_pct, ram_used_max, ram_samples) SELECT host, ",
-        "minute - INTERVAL (MINUTE(minute) MOD 10) MINUTE",
-        ", SUM(cpu_busy_pct * cpu_samples) / NULLIF(SUM(cpu_samples), 0), MAX(cpu_busy_max), \
-         SUM(load1 * cpu_samples) / NULLIF(SUM(cpu_samples), 0), SUM(cpu_samples), \
-         SUM(ram_used_pct * ram_samples) / NULLIF(SUM(ram_samples), 0), MAX(ram_used_max), \
-         SUM(ram_samples) FROM host_minutes WHERE (",
-        "minute",
-        ") GROUP BY 1, 2 ON DUPLICATE KEY UPDATE cpu_busy_pct = VALUES(cpu_busy_pct), \
-         cpu_busy_max = VALUES(cpu_busy_max), load1 = VALUES(load1), \
-         cpu_samples = VALUES(cpu_samples), ram_used_pct = VALUES(ram_used_pct), \
-         ram_used_max = VALUES(ram_used_max), ram_samples = VALUES(ram_samples)",
-        &ten_minutes,
-    )
-    .await?;
+    HOST_TEN_MINUTES.recompute(conn, &ten_minutes).await?;
     let procs = closed_periods(
         plan.procs.iter().map(|(s, _)| (s.host.as_str(), s.ts)),
         procs_before,
     );
-    recompute(
-        conn,
-        "INSERT INTO process_ten_minutes (host, period, pid, name, cpu_pct, rss, samples) \
-         SELECT host, ",
-        TEN_MINUTES_OF_TS,
-        ", pid, name, AVG(cpu_pct), MAX(rss), COUNT(*) FROM process_samples WHERE (",
-        "ts",
-        ") GROUP BY 1, 2, 3, 4 ON DUPLICATE KEY UPDATE cpu_pct = VALUES(cpu_pct), \
-         rss = VALUES(rss), samples = VALUES(samples)",
-        &procs,
-    )
-    .await
+    PROCESS_TEN_MINUTES.recompute(conn, &procs).await
 }
 
 /// The periods of `process_ten_minutes` a batch must compute, given its
@@ -175,7 +303,7 @@ pub async fn write(
 /// batch to the one open after it, plus each earlier (closed) period that
 /// a snapshot of the batch fell in, late or redelivered. The open period
 /// is left to the raw table.
-pub fn closed_periods<'a>(
+pub(super) fn closed_periods<'a>(
     snapshots: impl IntoIterator<Item = (&'a str, i64)>,
     before: &ProcsBefore<'_>,
 ) -> Vec<Range<'a>> {
@@ -215,45 +343,31 @@ pub fn closed_periods<'a>(
     out
 }
 
-/// `head` + `period` (the SQL of a row's period) + `from` + one condition
-/// per range on `column` + `tail`, in statements of [`MAX_RANGES`] ranges.
-async fn recompute(
-    conn: &mut MySqlConnection,
-    head: &'static str,
-    period: &str,
-    from: &str,
-    column: &str,
-    tail: &str,
-    ranges: &[Range<'_>],
-) -> Result<(), WriteError> {
-    let (at_least, below) = (format!(" AND {column} >= "), format!(" AND {column} < "));
-    for part in ranges.chunks(MAX_RANGES) {
-        let mut query = QueryBuilder::<MySql>::new(head);
-        query.push(period).push(from);
-        for (i, r) in part.iter().enumerate() {
-            if i > 0 {
-                query.push(" OR ");
-            }
-            query
-                .push("(host = ")
-                .push_bind(r.host)
-                .push(&at_least)
-                .push_bind(datetime(r.from))
-                .push(&below)
-                .push_bind(datetime(r.to))
-                .push(")");
-        }
-        query.push(tail);
-        query.build().execute(&mut *conn).await.at(table_of(head))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const M: i64 = MINUTE_NS;
+
+    #[test]
+    fn a_rollup_statement_is_written_from_its_description() {
+        let (head, tail) = PROCESS_TEN_MINUTES.sql();
+        assert_eq!(
+            format!("{head}(host = ? AND ts >= ? AND ts < ?){tail}"),
+            format!(
+                "INSERT INTO process_ten_minutes (host, period, pid, name, cpu_pct, rss, samples) \
+                 SELECT host, {TEN_MINUTES_OF_TS}, pid, name, AVG(cpu_pct), MAX(rss), COUNT(*) \
+                 FROM process_samples WHERE ((host = ? AND ts >= ? AND ts < ?)) \
+                 GROUP BY 1, 2, 3, 4 ON DUPLICATE KEY UPDATE cpu_pct = VALUES(cpu_pct), \
+                 rss = VALUES(rss), samples = VALUES(samples)"
+            )
+        );
+        let (head, _) = HOST_MINUTES_FROM_RAM.sql();
+        assert!(
+            head.ends_with("FROM ram_samples WHERE total > 0 AND ("),
+            "{head}"
+        );
+    }
 
     #[test]
     fn runs_of_minutes_merge_per_host() {

@@ -44,10 +44,11 @@ pub struct Plan<'a> {
     pub cpu: Vec<(&'a Sample, &'a CpuBody)>,
     pub ram: Vec<(&'a Sample, &'a RamBody)>,
     pub procs: Vec<(&'a Sample, &'a ProcsBody)>,
-    /// hello and bye.
-    pub events: Vec<&'a Sample>,
-    /// `event` samples: commands taken on cmd.<host>, for `commands`.
-    pub commands: Vec<(&'a Sample, &'a EventBody)>,
+    /// hello and bye samples, for `host_events`.
+    pub lifecycle: Vec<&'a Sample>,
+    /// `event` samples: commands a publisher took on cmd.<host>, for
+    /// `commands`.
+    pub command_events: Vec<(&'a Sample, &'a EventBody)>,
     /// `health` samples: the publishers' own state, for `publisher_health`.
     pub health: Vec<(&'a Sample, &'a HealthBody)>,
     /// Sorted by host, which is also the order rows are locked in, so two
@@ -63,8 +64,8 @@ impl<'a> Plan<'a> {
                 SampleBody::Cpu(b) => plan.cpu.push((sample, b)),
                 SampleBody::Ram(b) => plan.ram.push((sample, b)),
                 SampleBody::Procs(b) => plan.procs.push((sample, b)),
-                SampleBody::Hello(_) | SampleBody::Bye(_) => plan.events.push(sample),
-                SampleBody::Event(b) => plan.commands.push((sample, b)),
+                SampleBody::Hello(_) | SampleBody::Bye(_) => plan.lifecycle.push(sample),
+                SampleBody::Event(b) => plan.command_events.push((sample, b)),
                 SampleBody::Health(b) => plan.health.push((sample, b)),
             }
             let seen = plan.hosts.entry(sample.host.as_str()).or_insert(HostSeen {
@@ -178,7 +179,7 @@ mod tests {
         let plan = Plan::new(&refs);
         assert_eq!(plan.ram.len(), 2);
         assert_eq!(plan.procs.len(), 2);
-        assert_eq!(plan.events.len(), 1);
+        assert_eq!(plan.lifecycle.len(), 1);
         assert_eq!(plan.hosts.keys().copied().collect::<Vec<_>>(), ["a", "b"]);
         let a = &plan.hosts["a"];
         assert_eq!(a.oldest_ts, 3);
