@@ -364,7 +364,7 @@ fn an_unreachable_database_is_one_clear_line() {
     let text = stderr(&out);
     assert!(
         text.starts_with(&format!(
-            "vigiactl: cannot connect to the database at mysql://root@127.0.0.1:{port}/vigia"
+            "vigiactl: cannot connect to the database at mysql://root:***@127.0.0.1:{port}/vigia"
         )),
         "{text}"
     );
