@@ -372,9 +372,9 @@ impl Ingest {
     }
 
     /// Writes the batch's samples. When the write fails, a probe asks
-    /// MySQL whether it answers: if not, MySQL is away, and the whole batch
-    /// is retried with a capped backoff, nothing dead-lettered; if it does,
-    /// the data is suspect and the batch is narrowed down to the samples
+    /// MySQL whether it answers and takes writes: if not (away, or
+    /// read-only during a failover), the whole batch is retried with a
+    /// capped backoff, nothing dead-lettered; if it does, the data is suspect and the batch is narrowed down to the samples
     /// that fail on their own ([`isolate`]). No probe when the write works.
     /// Returns false when shutdown came while waiting for MySQL.
     async fn store(

@@ -7,11 +7,16 @@
 //! the connection) made the sink retry one batch forever. The sink asks
 //! MySQL instead: a probe on a fresh connection, or the error itself when
 //! MySQL sent one about the statement ([`WriteError::shows_mysql_up`]).
-//! When MySQL does not answer, it is away and [`Outage`] waits. When it
-//! answers, the batch is split in halves, each written in its own
-//! transaction, in order, the failing halves split again, until single
-//! samples fail. Those are dead-lettered with MySQL's error (naming the
-//! table), and everything else is stored.
+//! When MySQL does not answer, it is away and [`Outage`] waits; so too
+//! when it answers but is read-only (`@@read_only`, which the probe reads:
+//! a managed failover, a replica promoted late, maintenance), for every
+//! write fails then whatever its data, and narrowing would dead-letter
+//! every sample of every batch, with no replay. Nor does MySQL's refusal
+//! for a server-wide option (1290, what read_only sends) show it up: the
+//! probe judges. When MySQL answers and takes writes, the batch is split in
+//! halves, each written in its own transaction, in order, the failing
+//! halves split again, until single samples fail. Those are dead-lettered
+//! with MySQL's error (naming the table), and everything else is stored.
 //!
 //! Narrowing costs writes, never sleeps per sample: a sample that fails
 //! alone is dead-lettered at once, unless its error is one MySQL says may

@@ -3,8 +3,9 @@
 //! The writer does not judge whether MySQL is away or the data is bad: an
 //! error number tells too little (issue 11: an unlisted one stalled the
 //! sink for good). Ingest asks MySQL itself ([`super::Writer::probe`]) and
-//! narrows a batch down when it answers; the questions below are what it
-//! asks of an error on the way.
+//! narrows a batch down when it answers and takes writes; the questions
+//! below are what it asks of an error on the way, and [`ProbeError`] is why
+//! the probe says MySQL cannot take a batch now.
 
 /// Why a write failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,21 +48,30 @@ impl WriteError {
         )
     }
 
-    /// Whether the error itself shows MySQL up, so no probe is needed:
-    /// MySQL answered the statement with an error of its own, or the
-    /// writer refused a row before sending it. Not SQLSTATE classes 08
-    /// ("connection exception") and 70 ("interrupted"), which a server
-    /// going down sends to the statements it cuts off; and a dropped
-    /// connection or a timeout shows nothing: only a probe tells.
+    /// Whether the error itself shows MySQL up and taking writes, so no
+    /// probe is needed: MySQL answered the statement with an error of its
+    /// own, or the writer refused a row before sending it. Not SQLSTATE
+    /// classes 08 ("connection exception") and 70 ("interrupted"), which a
+    /// server going down sends to the statements it cuts off; not a refusal
+    /// for a server-wide option ([`ER_OPTION_PREVENTS_STATEMENT`], which
+    /// `read_only` sends during a failover, or [`ER_READ_ONLY_MODE`]): that
+    /// says nothing of the data, and the probe tells whether the server is
+    /// read-only; and a dropped connection or a timeout shows nothing: only
+    /// a probe tells.
     pub fn shows_mysql_up(&self) -> bool {
         match self {
             WriteError::TooLarge { .. } => true,
             WriteError::Statement {
                 source: sqlx::Error::Database(db),
                 ..
-            } => db
-                .code()
-                .is_none_or(|state| !(state.starts_with("08") || state.starts_with("70"))),
+            } => {
+                db.code()
+                    .is_none_or(|state| !(state.starts_with("08") || state.starts_with("70")))
+                    && !matches!(
+                        self.mysql_number(),
+                        Some(ER_OPTION_PREVENTS_STATEMENT | ER_READ_ONLY_MODE)
+                    )
+            }
             _ => false,
         }
     }
@@ -110,6 +120,31 @@ impl WriteError {
 /// "Lock wait timeout exceeded; try restarting transaction" (SQLSTATE
 /// HY000, so its class does not say it).
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+
+/// "The MySQL server is running with the --read-only option so it cannot
+/// execute this statement" (or another server-wide option): what every
+/// write gets while a failover or maintenance holds the server read-only.
+const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
+
+/// "Running in read-only mode".
+const ER_READ_ONLY_MODE: u16 = 1836;
+
+/// Why the probe says MySQL cannot take a batch now: the sink waits, as for
+/// an outage, and dead-letters nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No connection, or no answer to the query.
+    #[error("MySQL does not answer: {0}")]
+    Unreachable(#[from] sqlx::Error),
+    /// No answer within the probe's time.
+    #[error("MySQL did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
+    /// MySQL answers but takes no writes (`@@read_only`): a managed
+    /// failover, a replica promoted late, an operator's maintenance. Every
+    /// write fails whatever its data, so none is the data's fault.
+    #[error("MySQL answers but is read-only (@@read_only); waiting for it to take writes")]
+    ReadOnly,
+}
 
 /// Names the statement a sqlx error came from.
 pub(super) trait At<T> {

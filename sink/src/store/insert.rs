@@ -73,7 +73,7 @@ impl PacketLimit {
         self.0.load(Ordering::Relaxed)
     }
 
-    fn set(&self, bytes: u64) {
+    pub(super) fn set(&self, bytes: u64) {
         let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
         self.0.store(bytes, Ordering::Relaxed);
     }

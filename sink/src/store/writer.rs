@@ -20,7 +20,7 @@ use sqlx::query_builder::Separated;
 use sqlx::Connection;
 use vigia_schema::{ProcsBody, Sample, SampleBody};
 
-use super::error::{At as _, WriteError};
+use super::error::{At as _, ProbeError, WriteError};
 use super::insert::{insert, PacketLimit, Table};
 use super::lists::{process_list_json, state_letter, ProcessLists};
 use super::rows::{datetime, fit, history, state_counts, Plan};
@@ -138,21 +138,44 @@ impl Writer {
         }
     }
 
-    /// Whether MySQL answers: a cheap query on a fresh connection (not one
-    /// from the pool, which may be the broken one), within a few seconds.
-    /// Reads max_allowed_packet on the way. A failed write followed by an
-    /// answering probe means the data is suspect, not MySQL.
-    pub(crate) async fn probe(&self) -> Result<(), sqlx::Error> {
+    /// Whether MySQL answers and takes writes: a cheap query on a fresh
+    /// connection (not one from the pool, which may be the broken one),
+    /// within a few seconds. A failed write followed by a probe that works
+    /// means the data is suspect, not MySQL.
+    ///
+    /// A server that answers but is read-only (`@@read_only`: a managed
+    /// failover, a replica promoted late, maintenance) fails every write
+    /// whatever the data, so it counts as not answering
+    /// ([`ProbeError::ReadOnly`]) and the sink waits; taken for an answer,
+    /// it made the sink dead-letter every sample of every batch. MySQL 8's
+    /// super_read_only sets read_only too. A user with SUPER (MariaDB) or
+    /// CONNECTION_ADMIN (MySQL) writes through read_only, and the probe
+    /// then says read-only for writes that would work: the sink runs as a
+    /// user of its own without them (mysql/init/05-sink-user.sh).
+    ///
+    /// Reads max_allowed_packet in the same query.
+    pub(crate) async fn probe(&self) -> Result<(), ProbeError> {
         let options = self.pool.connect_options();
         let answer = async {
             let mut conn = MySqlConnection::connect_with(&options).await?;
-            let read = self.packet.read(&mut conn).await;
+            // read_only as text: an integer on MariaDB 10.11 and MySQL 8,
+            // and decoded alike whatever type a server gives it.
+            let read = sqlx::query_as::<_, (u64, String)>(
+                "SELECT @@max_allowed_packet, CAST(@@read_only AS CHAR)",
+            )
+            .fetch_one(&mut conn)
+            .await;
             let _ = conn.close().await;
-            read
+            let (packet, read_only) = read?;
+            self.packet.set(packet);
+            if is_on(&read_only) {
+                return Err(ProbeError::ReadOnly);
+            }
+            Ok(())
         };
         tokio::time::timeout(PROBE_TIMEOUT, answer)
             .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| ProbeError::TimedOut(PROBE_TIMEOUT))?
     }
 
     /// Writes every sample, or none of them.
@@ -406,4 +429,27 @@ fn envelope<'b, 'qb, 'args>(
         .push_bind(&s.boot)
         .push_bind(s.seq)
         .push_bind(datetime(s.ts))
+}
+
+/// Whether a server variable read as text is on: `1`/`ON`, or any other
+/// mode but off (so a mode a newer server adds counts as read-only: the
+/// sink waits rather than dead-letter).
+fn is_on(value: &str) -> bool {
+    let value = value.trim();
+    !(value == "0" || value.eq_ignore_ascii_case("OFF"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_on;
+
+    #[test]
+    fn read_only_is_off_only_for_zero_or_off() {
+        for off in ["0", "OFF", "off", " 0 "] {
+            assert!(!is_on(off), "{off:?}");
+        }
+        for on in ["1", "ON", "on", "NO_LOCK"] {
+            assert!(is_on(on), "{on:?}");
+        }
+    }
 }
