@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDateTime;
 use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::QueryBuilder;
+use vigia_schema::sample::DEFAULT_INTERVAL;
 use vigia_schema::{Sample, SampleBody};
 
 use super::error::{At as _, WriteError};
@@ -73,8 +74,11 @@ const LIVE_UNTIL: [&str; 3] = [
 /// cut when bound, here as there). For a new row only: a row already
 /// stored is widened, and its `live_until` comes from the merged row.
 fn live_until(s: &BootSeen) -> NaiveDateTime {
-    let silence_ms = (u64::from(s.interval_ms.unwrap_or(1_000)) * u64::from(MISSED_INTERVALS))
-        .max(MIN_SILENCE.as_millis() as u64);
+    let interval_ms = s
+        .interval_ms
+        .map_or(DEFAULT_INTERVAL.as_millis() as u64, u64::from);
+    let silence_ms =
+        (interval_ms * u64::from(MISSED_INTERVALS)).max(MIN_SILENCE.as_millis() as u64);
     s.ended.unwrap_or_else(|| {
         let silence = chrono::TimeDelta::milliseconds(silence_ms as i64);
         s.last_seen
