@@ -8,20 +8,24 @@
 
 /// `url` with the password of its user info replaced by `***`.
 ///
-/// The user info ends at the *last* `@` before the query, so a password
+/// The user info ends at the *last* `@` (see below), so a password
 /// holding `@` or `/` (written raw rather than percent-encoded, as people
 /// do) is hidden whole; a URL with no user info is returned unchanged.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    // The scheme is optional here: a URL typed without it still reaches a
+    // log line. Userinfo ends at the LAST `@`, even one in the query: a
+    // password may hold `?`, `#`, `/` and `@`, and hiding too much of a
+    // URL is harmless where showing a secret is not.
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
-    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..before_query].rfind('@') else {
+    let Some(at) = rest.rfind('@') else {
         return url.to_owned();
     };
     let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
     match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        Some((user, _)) => format!("{scheme}{user}:***@{host}"),
         None => url.to_owned(),
     }
 }
@@ -61,5 +65,19 @@ mod tests {
             "mysql://vigia:***@db/vigia"
         );
         assert!(!redact("mysql://u:x@y:z@db/v?a=b@c").contains('x'));
+    }
+
+    #[test]
+    fn a_password_holding_a_query_mark_or_a_missing_scheme_is_hidden_too() {
+        for url in [
+            "mysql://u:SEKRIT?x@127.0.0.1:1/x",
+            "mysql://u:SEK#RIT@127.0.0.1:1/x",
+            "u:SEKRIT@127.0.0.1:1/x",
+            "mysql:/u:SEKRIT@127.0.0.1:1/x",
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains("SEK"), "{url} -> {shown}");
+            assert!(shown.ends_with("@127.0.0.1:1/x"), "{url} -> {shown}");
+        }
     }
 }
