@@ -68,3 +68,61 @@ pub async fn stored_samples(
     }
     samples
 }
+
+/// Every sample stored on `subject` in stream TELEMETRY right now, oldest
+/// first, read through the server at `url`.
+///
+/// In a cluster that has just lost a node the JetStream API can time out
+/// while the survivors elect new leaders (the meta leader, the stream's,
+/// a consumer's); that says nothing about the data, so the read starts over,
+/// for up to a minute, before the test is failed.
+pub async fn all_stored(url: &str, subject: &str) -> Vec<Sample> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match read_all_once(url, subject).await {
+            Ok(payloads) => {
+                return payloads
+                    .iter()
+                    .map(|payload| Sample::decode(payload).expect("a stored sample decodes"))
+                    .collect()
+            }
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                eprintln!("reading {subject} through {url}: {error}; starting over");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => panic!("reading {subject} through {url}: {error}"),
+        }
+    }
+}
+
+async fn read_all_once(url: &str, subject: &str) -> Result<Vec<Vec<u8>>, String> {
+    let client = async_nats::connect(url)
+        .await
+        .map_err(|e| format!("connecting: {e}"))?;
+    let stream = jetstream::new(client)
+        .get_stream(STREAM)
+        .await
+        .map_err(|e| format!("stream {STREAM}: {e}"))?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: subject.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("an ordered consumer: {e}"))?;
+    let pending = consumer.cached_info().num_pending;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| format!("consuming: {e}"))?;
+    let mut payloads = Vec::new();
+    while (payloads.len() as u64) < pending {
+        match tokio::time::timeout(Duration::from_secs(10), messages.next()).await {
+            Ok(Some(Ok(message))) => payloads.push(message.payload.to_vec()),
+            Ok(Some(Err(error))) => return Err(format!("message {}: {error}", payloads.len())),
+            Ok(None) => return Err("the consumer ended".into()),
+            Err(_) => return Err(format!("{} of {pending} after 10 s", payloads.len())),
+        }
+    }
+    Ok(payloads)
+}

@@ -107,32 +107,8 @@ pub async fn byes_of(nats_url: &str, hosts: &[&str]) -> LastSeqs {
 }
 
 async fn byes_on(nats_url: &str, filter: &str) -> LastSeqs {
-    use futures::StreamExt;
-    let client = async_nats::connect(nats_url)
-        .await
-        .expect("connecting to NATS");
-    let js = async_nats::jetstream::new(client);
-    let stream = js
-        .get_stream(vigia_schema::subject::STREAM)
-        .await
-        .expect("stream TELEMETRY");
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: filter.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("ordered consumer");
-    let pending = consumer.cached_info().num_pending;
-    let mut messages = consumer.messages().await.expect("messages");
     let mut out = LastSeqs::new();
-    for _ in 0..pending {
-        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("reading a bye from the stream")
-            .expect("stream open")
-            .expect("a message");
-        let sample = vigia_schema::Sample::decode(&message.payload).expect("a bye");
+    for sample in vigia_testkit::telemetry::all_stored(nats_url, filter).await {
         let vigia_schema::SampleBody::Bye(bye) = sample.body else {
             panic!("not a bye")
         };
