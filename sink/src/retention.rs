@@ -53,8 +53,10 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
         let sql = format!("DELETE FROM {table} WHERE ts < ? LIMIT {CHUNK}");
         deleted += in_chunks(pool, &sql, None, cutoff).await?;
     }
-    // Boots (0006_host_boots.sql) last heard of before the horizon.
-    let sql = format!("DELETE FROM host_boots WHERE last_seen < ? LIMIT {CHUNK}");
+    // Boots (0006_host_boots.sql) no longer live before the horizon: by
+    // live_until, which is indexed and never earlier than last_seen
+    // (0009_host_boots_written_less.sql).
+    let sql = format!("DELETE FROM host_boots WHERE live_until < ? LIMIT {CHUNK}");
     deleted += in_chunks(pool, &sql, None, cutoff).await?;
     // A host unheard of for the whole retention period is gone, and so is
     // its last process list.

@@ -245,6 +245,15 @@ async fn retention_deletes_only_what_is_old() {
         count(&pool, "SELECT COUNT(*) FROM hosts WHERE host = 'h'").await,
         1
     );
+    // Boots go by live_until (0009): the gone host's boot, not h's.
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM host_boots WHERE host = 'gone'").await,
+        0
+    );
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM host_boots WHERE host = 'h'").await,
+        1
+    );
 }
 
 /// A batch whose process lists add up to more than MySQL's default

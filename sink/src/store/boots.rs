@@ -3,13 +3,40 @@
 //!
 //! A host token keeps only the short host name: `col.x` and `col.y` both
 //! publish as `col`, their samples interleave in one host's rows, and a
-//! command on `cmd.col` reaches both. Every batch updates one row per
+//! command on `cmd.col` reaches both. A batch updates the row of each
 //! (host, boot) it holds: the span of its samples, its bye, its interval,
 //! and until when it counts as live. The view `live_boots` marks a host
 //! shared when two of its boots are live with overlapping spans; `vigiactl
 //! hosts` and the Fleet dashboard read it.
+//!
+//! # Not every batch rewrites every boot
+//!
+//! At a fleet's pace a host is in every batch (cpu and ram each second,
+//! batches every 200 ms), and rewriting its boot's row each time moved
+//! `last_seen` by a fraction of a second at the cost of an upsert and two
+//! index updates per host per batch: the ingest benchmark lost about four
+//! points of its ratio to it. What the rows are for needs `last_seen` only
+//! to within seconds, so a sink remembers what it wrote ([`Written`]) and
+//! writes a boot's row again only when the batch holds its hello or bye,
+//! reaches before the span written, or is [`REFRESH`] past the `last_seen`
+//! written. In exchange a row's `live_until` is its `last_seen` plus the
+//! silence *plus* [`REFRESH`], so that:
+//! - a boot that keeps publishing never drops out of `live_boots` between
+//!   two writes;
+//! - a boot that falls silent without a bye drops out between its silence
+//!   and its silence plus [`REFRESH`] after its last sample;
+//! - a stored `last_seen` never runs ahead of the boot's newest sample, so
+//!   skipping cannot make two boots overlap that did not (a publisher
+//!   restarted on one machine is still not "shared"); two that do overlap
+//!   are seen within [`REFRESH`].
+//!
+//! Several sinks each remember their own writes; rows merge (LEAST,
+//! GREATEST, COALESCE), so what one sink skips another may write, and a
+//! sink that forgot (restart, [`MAX_REMEMBERED`]) writes again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use sqlx::mysql::{MySql, MySqlConnection};
@@ -59,41 +86,133 @@ pub fn boots<'a>(samples: &[&'a Sample]) -> BTreeMap<(&'a str, &'a str), BootSee
     seen
 }
 
-/// When a boot stops counting as live, in SQL over its row's columns (or
-/// the values bound in their place): its bye, or its newest sample plus the
-/// silence after which liveness.rs marks a host offline. An interval not yet
-/// known (no hello stored) counts as 1 s, the `hosts` table's default.
-const LIVE_UNTIL: [&str; 3] = [
-    "COALESCE(ended, last_seen + INTERVAL GREATEST(COALESCE(interval_ms, 1000) * ",
+/// How stale a boot's stored `last_seen` may grow before a batch writes
+/// its row again, and how much longer than its silence a row counts as
+/// live (see the module's doc).
+pub const REFRESH: Duration = Duration::from_secs(10);
+
+/// Boots remembered at most; when full, all are forgotten at once, and the
+/// next batch of each boot writes its row (what every batch did before).
+const MAX_REMEMBERED: usize = 100_000;
+
+/// When a boot stops counting as live, in SQL over its row's columns: its
+/// bye, or its newest sample plus the silence after which liveness.rs
+/// marks a host offline, plus [`REFRESH`]. An interval not yet known (no
+/// hello stored) counts as 1 s, the `hosts` table's default. Bound between
+/// the parts: [`MISSED_INTERVALS`], [`MIN_SILENCE`] and [`REFRESH`] in ms.
+const LIVE_UNTIL: [&str; 4] = [
+    "COALESCE(ended, last_seen + INTERVAL (GREATEST(COALESCE(interval_ms, 1000) * ",
     ", ",
+    ") + ",
     ") * 1000 MICROSECOND)",
 ];
+
+/// The silence, in ms, after which a boot of this interval is not heard
+/// from (the same as liveness.rs waits for a host).
+fn silence_ms(interval_ms: Option<u32>) -> u64 {
+    let interval_ms = interval_ms.map_or(DEFAULT_INTERVAL.as_millis() as u64, u64::from);
+    (interval_ms * u64::from(MISSED_INTERVALS)).max(MIN_SILENCE.as_millis() as u64)
+}
 
 /// [`LIVE_UNTIL`] over what one batch says about a boot, as MySQL would
 /// work it out over the same values (DATETIME(6): the microseconds are
 /// cut when bound, here as there). For a new row only: a row already
 /// stored is widened, and its `live_until` comes from the merged row.
 fn live_until(s: &BootSeen) -> NaiveDateTime {
-    let interval_ms = s
-        .interval_ms
-        .map_or(DEFAULT_INTERVAL.as_millis() as u64, u64::from);
-    let silence_ms =
-        (interval_ms * u64::from(MISSED_INTERVALS)).max(MIN_SILENCE.as_millis() as u64);
     s.ended.unwrap_or_else(|| {
-        let silence = chrono::TimeDelta::milliseconds(silence_ms as i64);
+        let live_ms = silence_ms(s.interval_ms) + REFRESH.as_millis() as u64;
         s.last_seen
-            .checked_add_signed(silence)
+            .checked_add_signed(chrono::TimeDelta::milliseconds(live_ms as i64))
             .unwrap_or(NaiveDateTime::MAX)
     })
 }
 
-/// Inserts or widens the row of every boot in `samples`. Boots per batch
-/// are few (one or two per host): statements of at most `MAX_ROWS` rows.
-pub async fn record(conn: &mut MySqlConnection, samples: &[&Sample]) -> Result<(), WriteError> {
+/// What this sink last wrote of one boot's row, after its commit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Written {
+    first_seen: NaiveDateTime,
+    last_seen: NaiveDateTime,
+    ended: bool,
+    interval_ms: Option<u32>,
+}
+
+impl Written {
+    /// Whether the stored row already says what `seen` would add, to
+    /// within [`REFRESH`] of `last_seen`.
+    fn covers(&self, seen: &BootSeen) -> bool {
+        let fresh = self
+            .last_seen
+            .checked_add_signed(chrono::TimeDelta::milliseconds(REFRESH.as_millis() as i64))
+            .is_none_or(|limit| seen.last_seen < limit);
+        (seen.ended.is_none() || self.ended)
+            && (seen.interval_ms.is_none() || seen.interval_ms == self.interval_ms)
+            && seen.first_seen >= self.first_seen
+            && fresh
+    }
+
+    fn merged(this: Option<&Written>, seen: &BootSeen) -> Written {
+        Written {
+            first_seen: this.map_or(seen.first_seen, |w| w.first_seen.min(seen.first_seen)),
+            last_seen: this.map_or(seen.last_seen, |w| w.last_seen.max(seen.last_seen)),
+            ended: seen.ended.is_some() || this.is_some_and(|w| w.ended),
+            interval_ms: seen.interval_ms.or(this.and_then(|w| w.interval_ms)),
+        }
+    }
+}
+
+/// The boots this sink has written, and what it wrote: see the module's
+/// doc. Shared by the sink's writes (a short lock, never held across an
+/// await).
+#[derive(Debug, Default)]
+pub(crate) struct Remembered(Mutex<HashMap<(String, String), Written>>);
+
+/// The boots one batch writes, to remember once it has committed: a
+/// write rolled back and remembered would skip rows never stored.
+#[derive(Debug, Default)]
+pub(crate) struct ToRemember(Vec<((String, String), BootSeen)>);
+
+impl Remembered {
+    /// The boots of `seen` whose rows must be written.
+    fn to_write<'a, 's>(
+        &self,
+        seen: &'s BTreeMap<(&'a str, &'a str), BootSeen>,
+    ) -> Vec<(&'s (&'a str, &'a str), &'s BootSeen)> {
+        let written = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter(|((host, boot), s)| {
+                !written
+                    .get(&((*host).to_owned(), (*boot).to_owned()))
+                    .is_some_and(|w| w.covers(s))
+            })
+            .collect()
+    }
+
+    /// Called after the commit of the batch that wrote `rows`.
+    pub(crate) fn remember(&self, rows: ToRemember) {
+        let mut written = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if written.len() + rows.0.len() > MAX_REMEMBERED {
+            written.clear();
+        }
+        for (key, seen) in rows.0 {
+            let merged = Written::merged(written.get(&key), &seen);
+            written.insert(key, merged);
+        }
+    }
+}
+
+/// Inserts or widens the row of every boot in `samples` that `remembered`
+/// does not cover. Boots per batch are few (one or two per host):
+/// statements of at most `MAX_ROWS` rows. Returns what to remember once the
+/// transaction has committed.
+pub(crate) async fn record(
+    conn: &mut MySqlConnection,
+    samples: &[&Sample],
+    remembered: &Remembered,
+) -> Result<ToRemember, WriteError> {
     const MAX_ROWS: usize = 1_000;
-    let seen: Vec<_> = boots(samples).into_iter().collect();
-    let min_silence_ms = MIN_SILENCE.as_millis() as u64;
-    for part in seen.chunks(MAX_ROWS) {
+    let seen = boots(samples);
+    let rows = remembered.to_write(&seen);
+    for part in rows.chunks(MAX_ROWS) {
         let mut query = QueryBuilder::<MySql>::new(
             "INSERT INTO host_boots (host, boot, first_seen, last_seen, ended, interval_ms, \
              live_until) ",
@@ -122,11 +241,17 @@ pub async fn record(conn: &mut MySqlConnection, samples: &[&Sample]) -> Result<(
         query.push(LIVE_UNTIL[0]);
         query.push_bind(MISSED_INTERVALS);
         query.push(LIVE_UNTIL[1]);
-        query.push_bind(min_silence_ms);
+        query.push_bind(MIN_SILENCE.as_millis() as u64);
         query.push(LIVE_UNTIL[2]);
+        query.push_bind(REFRESH.as_millis() as u64);
+        query.push(LIVE_UNTIL[3]);
         query.build().execute(&mut *conn).await.at("host_boots")?;
     }
-    Ok(())
+    Ok(ToRemember(
+        rows.into_iter()
+            .map(|((host, boot), s)| (((*host).to_owned(), (*boot).to_owned()), s.clone()))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -181,25 +306,116 @@ mod tests {
         assert_eq!((b2.ended, b2.interval_ms), (None, None));
     }
 
-    /// The same silence liveness.rs waits for: three intervals, at least
-    /// 2 s, 1 s when no hello told the interval; a bye ends it at once.
+    /// The same silence liveness.rs waits for (three intervals, at least
+    /// 2 s, 1 s when no hello told the interval), plus REFRESH; a bye ends
+    /// it at once.
     #[test]
-    fn a_new_boot_is_live_until_its_bye_or_three_intervals_of_silence() {
+    fn a_new_boot_is_live_until_its_bye_or_its_silence_and_refresh() {
         let seen = |ended: Option<i64>, interval_ms: Option<u32>| BootSeen {
             first_seen: datetime(1_000_000_000),
             last_seen: datetime(10_000_000_000),
             ended: ended.map(datetime),
             interval_ms,
         };
-        assert_eq!(live_until(&seen(None, None)), datetime(13_000_000_000));
-        assert_eq!(live_until(&seen(None, Some(500))), datetime(12_000_000_000));
+        assert_eq!(REFRESH, Duration::from_secs(10));
+        assert_eq!(live_until(&seen(None, None)), datetime(23_000_000_000));
+        assert_eq!(live_until(&seen(None, Some(500))), datetime(22_000_000_000));
         assert_eq!(
             live_until(&seen(None, Some(5_000))),
-            datetime(25_000_000_000)
+            datetime(35_000_000_000)
         );
         assert_eq!(
             live_until(&seen(Some(10_000_000_000), Some(500))),
             datetime(10_000_000_000)
         );
+    }
+
+    fn seen_at(first_s: i64, last_s: i64) -> BootSeen {
+        BootSeen {
+            first_seen: datetime(first_s * 1_000_000_000),
+            last_seen: datetime(last_s * 1_000_000_000),
+            ended: None,
+            interval_ms: None,
+        }
+    }
+
+    fn remembered_after(first_s: i64, last_s: i64) -> Remembered {
+        let remembered = Remembered::default();
+        remembered.remember(ToRemember(vec![(
+            ("col".into(), "a1".into()),
+            seen_at(first_s, last_s),
+        )]));
+        remembered
+    }
+
+    fn written(remembered: &Remembered, seen: BootSeen) -> bool {
+        let batch = BTreeMap::from([(("col", "a1"), seen)]);
+        !remembered.to_write(&batch).is_empty()
+    }
+
+    #[test]
+    fn a_boot_not_written_by_this_sink_is_written() {
+        assert!(written(&Remembered::default(), seen_at(100, 101)));
+        let remembered = remembered_after(100, 101);
+        let other = BTreeMap::from([(("col", "b2"), seen_at(100, 101))]);
+        assert_eq!(remembered.to_write(&other).len(), 1, "another boot");
+    }
+
+    #[test]
+    fn a_batch_within_refresh_of_the_written_last_seen_skips_the_row() {
+        let remembered = remembered_after(100, 101);
+        assert!(!written(&remembered, seen_at(101, 102)));
+        assert!(!written(&remembered, seen_at(105, 110)));
+        // A redelivered batch inside the written span.
+        assert!(!written(&remembered, seen_at(100, 100)));
+    }
+
+    #[test]
+    fn a_batch_refresh_past_the_written_last_seen_is_written() {
+        let remembered = remembered_after(100, 101);
+        assert!(written(&remembered, seen_at(110, 111)));
+        // Once written, the next skips are measured from there.
+        remembered.remember(ToRemember(vec![(
+            ("col".into(), "a1".into()),
+            seen_at(110, 111),
+        )]));
+        assert!(!written(&remembered, seen_at(112, 120)));
+        assert!(written(&remembered, seen_at(112, 121)));
+    }
+
+    #[test]
+    fn a_hello_a_bye_or_an_earlier_sample_is_always_written() {
+        let remembered = remembered_after(100, 101);
+        let mut bye = seen_at(101, 102);
+        bye.ended = Some(datetime(102_000_000_000));
+        assert!(written(&remembered, bye.clone()));
+        let mut hello = seen_at(101, 102);
+        hello.interval_ms = Some(500);
+        assert!(written(&remembered, hello));
+        assert!(written(&remembered, seen_at(99, 101)), "reaches back");
+        // A bye already written is not written again.
+        remembered.remember(ToRemember(vec![(("col".into(), "a1".into()), bye.clone())]));
+        assert!(!written(&remembered, bye));
+    }
+
+    #[test]
+    fn a_full_memory_forgets_everything_and_writes_again() {
+        let remembered = Remembered::default();
+        let many: Vec<_> = (0..MAX_REMEMBERED)
+            .map(|i| (("h".to_owned(), i.to_string()), seen_at(100, 101)))
+            .collect();
+        remembered.remember(ToRemember(many));
+        assert!(!written_of(&remembered, "h", "0"));
+        remembered.remember(ToRemember(vec![(
+            ("col".into(), "a1".into()),
+            seen_at(100, 101),
+        )]));
+        assert!(written_of(&remembered, "h", "0"), "forgotten");
+        assert!(!written(&remembered, seen_at(100, 101)), "the newest kept");
+    }
+
+    fn written_of(remembered: &Remembered, host: &str, boot: &str) -> bool {
+        let batch = BTreeMap::from([((host, boot), seen_at(100, 101))]);
+        !remembered.to_write(&batch).is_empty()
     }
 }

@@ -110,6 +110,8 @@ pub struct Writer {
     pool: MySqlPool,
     history_top: usize,
     packet: PacketLimit,
+    /// The host_boots rows this sink has written (see store/boots.rs).
+    boots: std::sync::Arc<super::boots::Remembered>,
 }
 
 /// Milliseconds spent in each step of a write, for the trace log.
@@ -135,6 +137,7 @@ impl Writer {
             pool,
             history_top,
             packet: PacketLimit::default(),
+            boots: Default::default(),
         }
     }
 
@@ -200,7 +203,7 @@ impl Writer {
             self.packet.read(&mut tx).await.at("max_allowed_packet")?;
         }
         let hosts = super::hosts::write(&mut tx, &self.packet, &plan).await?;
-        super::boots::record(&mut tx, samples).await?;
+        let boots = super::boots::record(&mut tx, samples, &self.boots).await?;
         let hosts_ms = steps.next();
         self.write_processes(&mut tx, &hosts.newer_procs, lists)
             .await?;
@@ -210,6 +213,7 @@ impl Writer {
         super::rollup::write(&mut tx, &plan, &hosts.procs_before).await?;
         let rollup = steps.next();
         tx.commit().await.at("commit")?;
+        self.boots.remember(boots);
         let commit = steps.next();
         // Where a write's time goes (RUST_LOG=vigia_sink=trace).
         tracing::trace!(
