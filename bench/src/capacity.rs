@@ -98,6 +98,10 @@ pub struct Args {
     /// Sinks sharing the durable consumer (1–16).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     sinks: u8,
+    /// Keep the sink's log here, at trace level: per batch, where its time
+    /// went (each step of the write). Several sinks log beside it.
+    #[arg(long)]
+    sink_log: Option<PathBuf>,
 }
 
 /// A lag below this at the end of a step counts as bounded.
@@ -165,7 +169,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (Some(server), db)
     };
     let sinks = usize::from(args.sinks);
-    let rig = SinkRig::start_sinks(db, "bench_capacity", &args.sink_args, None, sinks).await?;
+    let rig = SinkRig::start_sinks(
+        db,
+        "bench_capacity",
+        &args.sink_args,
+        args.sink_log.as_deref(),
+        sinks,
+    )
+    .await?;
     let pool = &rig.pool;
     let client = async_nats::connect(&rig.nats.url()).await?;
     let js = async_nats::jetstream::new(client.clone());
