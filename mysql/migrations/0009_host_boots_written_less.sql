@@ -11,7 +11,8 @@
 -- extends it.
 --
 -- The last_seen index goes: only retention read it, and retention now
--- deletes by live_until (never earlier than last_seen), which has its own
--- index for the live_boots view. One index fewer to update per row written.
+-- deletes by live_until, which has its own index for the live_boots view
+-- (live_until is last_seen plus the silence, or for a boot that said bye its
+-- bye's time). One index fewer to update per row written.
 
 ALTER TABLE host_boots DROP INDEX host_boots_last_seen;

@@ -53,9 +53,11 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
         let sql = format!("DELETE FROM {table} WHERE ts < ? LIMIT {CHUNK}");
         deleted += in_chunks(pool, &sql, None, cutoff).await?;
     }
-    // Boots (0006_host_boots.sql) no longer live before the horizon: by
-    // live_until, which is indexed and never earlier than last_seen
-    // (0009_host_boots_written_less.sql).
+    // Boots (0006_host_boots.sql) no longer live before the horizon, by
+    // live_until, which is indexed (0009_host_boots_written_less.sql). It is
+    // never earlier than last_seen but for a boot that said bye, where it is
+    // the bye's time and a sample stamped after the bye may be later: such
+    // a boot, already over, goes up to that gap sooner.
     let sql = format!("DELETE FROM host_boots WHERE live_until < ? LIMIT {CHUNK}");
     deleted += in_chunks(pool, &sql, None, cutoff).await?;
     // A host unheard of for the whole retention period is gone, and so is

@@ -172,6 +172,15 @@ pub(crate) struct Remembered(Mutex<HashMap<(String, String), Written>>);
 pub(crate) struct ToRemember(Vec<((String, String), BootSeen)>);
 
 impl Remembered {
+    /// Forgets every write: called when a write fails. A commit the sink
+    /// saw succeed may still be gone (a failover to a replica that had not
+    /// received it, a restore), and a hello or bye remembered as written
+    /// would then never be written again; after a failure each boot's row
+    /// is written once more instead.
+    pub(crate) fn forget(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The boots of `seen` whose rows must be written.
     fn to_write<'a, 's>(
         &self,
@@ -190,7 +199,8 @@ impl Remembered {
     /// Called after the commit of the batch that wrote `rows`.
     pub(crate) fn remember(&self, rows: ToRemember) {
         let mut written = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if written.len() + rows.0.len() > MAX_REMEMBERED {
+        let new = rows.0.iter().filter(|(key, _)| !written.contains_key(key));
+        if written.len() + new.count() > MAX_REMEMBERED {
             written.clear();
         }
         for (key, seen) in rows.0 {
@@ -412,6 +422,32 @@ mod tests {
         )]));
         assert!(written_of(&remembered, "h", "0"), "forgotten");
         assert!(!written(&remembered, seen_at(100, 101)), "the newest kept");
+    }
+
+    #[test]
+    fn a_forgotten_memory_writes_every_boot_again() {
+        let remembered = remembered_after(100, 101);
+        assert!(!written(&remembered, seen_at(101, 102)));
+        remembered.forget();
+        assert!(written(&remembered, seen_at(101, 102)));
+    }
+
+    #[test]
+    fn boots_already_remembered_do_not_count_toward_the_bound() {
+        let remembered = Remembered::default();
+        let many = |n: usize| -> Vec<_> {
+            (0..n)
+                .map(|i| (("h".to_owned(), i.to_string()), seen_at(100, 101)))
+                .collect()
+        };
+        remembered.remember(ToRemember(many(MAX_REMEMBERED)));
+        // The same boots again, a batch later: nothing new, nothing forgotten.
+        remembered.remember(ToRemember(many(10)));
+        assert!(!written_of(
+            &remembered,
+            "h",
+            &(MAX_REMEMBERED - 1).to_string()
+        ));
     }
 
     fn written_of(remembered: &Remembered, host: &str, boot: &str) -> bool {

@@ -193,6 +193,18 @@ impl Writer {
         samples: &[&Sample],
         lists: &ProcessLists,
     ) -> Result<(), WriteError> {
+        let written = self.write_in_one_transaction(samples, lists).await;
+        if written.is_err() {
+            self.boots.forget();
+        }
+        written
+    }
+
+    async fn write_in_one_transaction(
+        &self,
+        samples: &[&Sample],
+        lists: &ProcessLists,
+    ) -> Result<(), WriteError> {
         if samples.is_empty() {
             return Ok(());
         }
