@@ -46,10 +46,6 @@ use crate::store::{ProcessLists, WriteError, Writer};
 
 mod isolate;
 
-/// Longest a batch write may take before it counts as failed and is
-/// retried: a half-open connection to MySQL would otherwise hang ingest
-/// (and shutdown) until TCP gives up, minutes later.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A batch also closes when no message came for this long (the stream is
 /// drained), instead of always waiting the whole batch wait.
 const IDLE_GAP: Duration = Duration::from_millis(20);
@@ -421,9 +417,7 @@ impl Ingest {
             .iter()
             .filter_map(|&i| batch[i].verdict.as_ref().ok())
             .collect();
-        tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_prepared(&samples, lists))
-            .await
-            .unwrap_or_else(|_| Err(WriteError::TimedOut(WRITE_TIMEOUT)))
+        self.writer.write_prepared(&samples, lists).await
     }
 
     /// Republishes a message to the dead-letter subject, then terminates

@@ -105,6 +105,13 @@ const PUBLISHER_HEALTH: Table = Table {
     on_duplicate: NO_OP,
 };
 
+/// Longest a batch write may take before it counts as failed and is
+/// retried: a half-open connection to MySQL would otherwise hang ingest
+/// (and shutdown) until TCP gives up, minutes later. Timed here, where a
+/// write that timed out is treated like any other failure (the boots'
+/// memory is forgotten: the commit may or may not have happened).
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct Writer {
     pool: MySqlPool,
@@ -193,7 +200,10 @@ impl Writer {
         samples: &[&Sample],
         lists: &ProcessLists,
     ) -> Result<(), WriteError> {
-        let written = self.write_in_one_transaction(samples, lists).await;
+        let written =
+            tokio::time::timeout(WRITE_TIMEOUT, self.write_in_one_transaction(samples, lists))
+                .await
+                .unwrap_or(Err(WriteError::TimedOut(WRITE_TIMEOUT)));
         if written.is_err() {
             self.boots.forget();
         }
