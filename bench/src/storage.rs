@@ -12,13 +12,22 @@
 //! is one `--interval` of one host's life (the filler's fleet churns: some
 //! hosts join late, some leave early). The per-host figures of tables that
 //! hold one row per host whatever the history (`hosts`, `process_lists`) are
-//! printed apart: they do not grow with retention.
+//! printed apart: they do not grow with retention. The totals follow the
+//! sink's default retention tiers (sink/src/retention.rs).
+//!
+//! Then retention's cost, old way against new, on the same rows: each
+//! partitioned table is copied without partitions and expired there as the
+//! sink did before migration 0010 (per host, `DELETE ... LIMIT 2000` until
+//! none is left; the statements' time, without the pauses between them),
+//! and expired in the original by dropping its days, as the sink does now.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use vigia_dashboards::fill::{self, Plan};
+use vigia_sink::partitions::TABLES;
+use vigia_sink::retention::{Retention, Tier};
 use vigia_testkit::{Mariadbd, TestDatabase};
 
 #[derive(clap::Args)]
@@ -101,6 +110,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("| table | rows (est.) | data MiB | index MiB | bytes per host-day |");
     println!("|---|---|---|---|---|");
     let (mut growing, mut fixed) = (0.0, 0.0);
+    let mut per_table: Vec<(String, f64)> = Vec::new();
     for row in rows {
         let name: String = row.try_get("name")?;
         let n: u64 = row.try_get("n")?;
@@ -112,6 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             format!("{:.0} per host (does not grow)", bytes / args.hosts as f64)
         } else {
             growing += bytes / host_days;
+            per_table.push((name.clone(), bytes / host_days));
             format!("{:.0}", bytes / host_days)
         };
         println!(
@@ -120,16 +131,130 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             idx as f64 / 1048576.0
         );
     }
+    let tiers = default_tiers();
+    let kept_days = |table: &str| {
+        let tier = TABLES
+            .iter()
+            .find(|t| t.0 == table)
+            .map_or(Tier::Raw, |t| t.2);
+        tiers.of(tier).as_secs_f64() / 86_400.0
+    };
+    let at_retention: f64 = per_table
+        .iter()
+        .map(|(table, per_day)| per_day * kept_days(table))
+        .sum::<f64>()
+        + fixed;
     println!(
-        "total: {:.1} MB per host-day of history, plus {:.1} kB per host; at a 7-day \
-         retention {:.0} MB per host, {:.0} GB for 2,000 hosts",
+        "total: {:.1} MB per host-day of history, plus {:.1} kB per host; at the default \
+         retention (raw {}, minutes {}, ten minutes {}) {:.0} MB per host, {:.0} GB for 2,000 hosts",
         growing / 1e6,
         fixed / 1e3,
-        (growing * 7.0 + fixed) / 1e6,
-        (growing * 7.0 + fixed) * 2000.0 / 1e9
+        humantime::format_duration(tiers.raw),
+        humantime::format_duration(tiers.minutes),
+        humantime::format_duration(tiers.ten_minutes),
+        at_retention / 1e6,
+        at_retention * 2000.0 / 1e9
     );
+    retention_cost(&pool, host_days).await?;
     pool.close().await;
     drop(db);
     drop(server);
+    Ok(())
+}
+
+/// The sink's retention tiers when no flag is given.
+fn default_tiers() -> Retention {
+    use clap::Parser as _;
+    vigia_sink::config::Config::try_parse_from(["vigia-sink"])
+        .ok()
+        .and_then(|c| c.retention().ok())
+        .unwrap_or_else(|| Retention::uniform(Duration::from_secs(7 * 86_400)))
+}
+
+/// Expires every partitioned table's rows both ways; prints the time each
+/// took, per table and per host-day dropped.
+async fn retention_cost(pool: &sqlx::MySqlPool, host_days: f64) -> anyhow::Result<()> {
+    println!(
+        "== retention: the same rows expired row by row (before 0010) and by dropping their days"
+    );
+    println!("| table | rows | row by row s | drop days s | row by row / drop |");
+    println!("|---|---|---|---|---|");
+    let (mut old_total, mut new_total) = (Duration::ZERO, Duration::ZERO);
+    for (table, column, _) in TABLES {
+        let copy = format!("{table}_rowwise");
+        for sql in [
+            format!("CREATE TABLE {copy} LIKE {table}"),
+            format!("ALTER TABLE {copy} REMOVE PARTITIONING"),
+            format!("INSERT INTO {copy} SELECT * FROM {table}"),
+        ] {
+            sqlx::query(&sql).execute(pool).await?;
+        }
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(pool)
+            .await?;
+        // The old way: every host's rows older than the cutoff (here: all).
+        let key = if table == "sink_health" {
+            "sink"
+        } else {
+            "host"
+        };
+        let owners: Vec<String> = sqlx::query_scalar(&format!("SELECT DISTINCT {key} FROM {copy}"))
+            .fetch_all(pool)
+            .await?;
+        let delete = format!("DELETE FROM {copy} WHERE {key} = ? AND {column} < ? LIMIT 2000");
+        let cutoff = chrono::Utc::now().naive_utc() + chrono::Duration::days(30);
+        let started = Instant::now();
+        for owner in &owners {
+            while sqlx::query(&delete)
+                .bind(owner)
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 2000
+            {}
+        }
+        let old = started.elapsed();
+        // The new way: drop the days (every one but `future`).
+        let days: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(PARTITION_NAME AS CHAR) FROM information_schema.PARTITIONS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND PARTITION_NAME <> 'future'",
+        )
+        .bind(table)
+        .fetch_all(pool)
+        .await?;
+        let started = Instant::now();
+        sqlx::query(&format!(
+            "ALTER TABLE {table} DROP PARTITION {}",
+            days.join(", ")
+        ))
+        .execute(pool)
+        .await?;
+        let new = started.elapsed();
+        let left: i64 = sqlx::query_scalar(&format!(
+            "SELECT (SELECT COUNT(*) FROM {table}) + (SELECT COUNT(*) FROM {copy})"
+        ))
+        .fetch_one(pool)
+        .await?;
+        anyhow::ensure!(left == 0, "{table}: {left} rows left after expiring all");
+        sqlx::query(&format!("DROP TABLE {copy}"))
+            .execute(pool)
+            .await?;
+        println!(
+            "| {table} | {rows} | {:.3} | {:.3} | {:.0}x |",
+            old.as_secs_f64(),
+            new.as_secs_f64(),
+            old.as_secs_f64() / new.as_secs_f64().max(1e-6)
+        );
+        old_total += old;
+        new_total += new;
+    }
+    println!(
+        "retention per host-day dropped: row by row {:.3} s, dropping days {:.4} s \
+         ({:.0}x less database time)",
+        old_total.as_secs_f64() / host_days,
+        new_total.as_secs_f64() / host_days,
+        old_total.as_secs_f64() / new_total.as_secs_f64().max(1e-6)
+    );
     Ok(())
 }

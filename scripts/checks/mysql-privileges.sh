@@ -68,7 +68,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$nats" -a 127.0.0.1 -p "$port" -js -sd "$work/js" >"$work/nats.log" 2>&1 &
 pids+=($!)
 "$bin/vigia-sink" --nats-url "nats://127.0.0.1:$port" --database-url "mysql://$sink_user:sinkpw$id@127.0.0.1:3306/$db" \
-  --batch-wait 50ms >"$work/sink.log" 2>&1 &
+  --batch-wait 50ms --minute-retention 7d --ten-minute-retention 7d >"$work/sink.log" 2>&1 &
 pids+=($!)
 migrations=$(find "mysql/migrations" -name '*.sql' | wc -l)
 applied=0
@@ -98,6 +98,26 @@ else
   fail "no sample written by the sink as its user" "$(tail -5 "$work/sink.log"; tail -3 "$work/pub.log" | cut -c1-300)"
 fi
 
+# --- retention drops expired days as the sink's user ------------------------
+# A new database has a day for each of the last eight (0010); with every
+# tier kept 7d (the flags above) the sink's first pass drops the oldest of
+# every partitioned table, which needs DROP on each (05-sink-user.sh).
+oldest=d$(date -u -d '8 days ago' +%Y%m%d)
+left=""
+for _ in $(seq 1 150); do
+  left=$("${root[@]}" -N -e "SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.PARTITIONS
+    WHERE TABLE_SCHEMA='$db' AND PARTITION_NAME='$oldest'")
+  [ "$left" = "NULL" ] && break
+  sleep 0.2
+done
+partitioned=$("${root[@]}" -N -e "SELECT COUNT(DISTINCT TABLE_NAME) FROM information_schema.PARTITIONS
+  WHERE TABLE_SCHEMA='$db' AND PARTITION_NAME='future'")
+if [ "$left" = "NULL" ] && [ "$partitioned" -ge 10 ]; then
+  pass "the sink, as its own user, drops the expired day $oldest of all $partitioned partitioned tables"
+else
+  fail "the day $oldest is still in: $left" "$(grep -i 'retention' "$work/sink.log" | tail -3 | cut -c1-300)"
+fi
+
 # --- what each user is refused ----------------------------------------------
 refused() { # refused WHO-ARRAY-NAME DESCRIPTION SQL
   local -n who=$1
@@ -111,7 +131,8 @@ refused() { # refused WHO-ARRAY-NAME DESCRIPTION SQL
   fi
 }
 refused as_sink "the sink: DROP DATABASE of its own database" "DROP DATABASE \`$db\`"
-refused as_sink "the sink: DROP TABLE of a data table" "DROP TABLE cpu_samples"
+refused as_sink "the sink: DROP TABLE of the audit trail" "DROP TABLE commands"
+refused as_sink "the sink: DROP TABLE of the hosts" "DROP TABLE hosts"
 refused as_sink "the sink: TRUNCATE of a data table" "TRUNCATE TABLE hosts"
 refused as_sink "the sink: reading another schema" "SELECT * FROM \`$other\`.precious"
 refused as_sink "the sink: DROP TABLE in another schema" "DROP TABLE \`$other\`.precious"

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::retention::Retention;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "vigia-sink",
@@ -79,9 +81,21 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub batch_max_mib: u32,
 
-    /// How long samples are kept in MySQL.
+    /// How long raw samples are kept in MySQL (and the pipeline's health
+    /// rows, host events and boots): the first tier of retention. The sink
+    /// refuses samples older than this.
     #[arg(long, env = "VIGIA_RETENTION", default_value = "7d", value_parser = parse_positive)]
     pub retention: Duration,
+
+    /// How long the per-minute rollup (host_minutes) is kept; at least
+    /// --retention.
+    #[arg(long, env = "VIGIA_MINUTE_RETENTION", default_value = "35d", value_parser = parse_positive)]
+    pub minute_retention: Duration,
+
+    /// How long the ten-minute rollups (host_ten_minutes,
+    /// process_ten_minutes) are kept; at least --minute-retention.
+    #[arg(long, env = "VIGIA_TEN_MINUTE_RETENTION", default_value = "400d", value_parser = parse_positive)]
+    pub ten_minute_retention: Duration,
 
     /// How long the `commands` table (the audit trail of process control)
     /// is kept; unset, it is kept forever. Apart from --retention on
@@ -109,6 +123,45 @@ pub struct Config {
     /// This sink's name in sink_health; default: host name/pid.
     #[arg(long, env = "VIGIA_INSTANCE")]
     pub instance: Option<String>,
+}
+
+impl Config {
+    /// The retention tiers, each kept at least as long as the finer one
+    /// before it: a rollup that expired before the samples it sums would
+    /// leave long dashboard ranges nothing to read while the raw rows are
+    /// still there.
+    pub fn retention(&self) -> Result<Retention, String> {
+        let tiers = [
+            ("--retention", self.retention),
+            ("--minute-retention", self.minute_retention),
+            ("--ten-minute-retention", self.ten_minute_retention),
+        ];
+        for pair in tiers.windows(2) {
+            let ((finer, short), (coarser, long)) = (pair[0], pair[1]);
+            if long < short {
+                return Err(format!(
+                    "{coarser} {} is shorter than {finer} {}; a coarser tier is kept at least \
+                     as long as the finer one",
+                    shown(long),
+                    shown(short),
+                ));
+            }
+        }
+        Ok(Retention {
+            raw: self.retention,
+            minutes: self.minute_retention,
+            ten_minutes: self.ten_minute_retention,
+        })
+    }
+}
+
+/// A duration as it would be written: whole days in days (humantime
+/// would say 1month 4days 13h 26m 24s for 35d).
+fn shown(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 86_400 == 0 && d.subsec_nanos() == 0 => format!("{}d", s / 86_400),
+        _ => humantime::format_duration(d).to_string(),
+    }
 }
 
 /// A positive duration, or `off` as zero.
@@ -144,6 +197,14 @@ mod tests {
         assert_eq!(c.batch_wait, Duration::from_millis(200));
         assert_eq!(c.batch_max_mib, 8);
         assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            c.retention(),
+            Ok(Retention {
+                raw: Duration::from_secs(7 * 86_400),
+                minutes: Duration::from_secs(35 * 86_400),
+                ten_minutes: Duration::from_secs(400 * 86_400),
+            })
+        );
         assert_eq!(c.commands_retention, None, "the audit trail is kept");
         assert_eq!(c.stream, "TELEMETRY");
         assert_eq!(c.consumer, "sink");
@@ -183,6 +244,39 @@ mod tests {
         );
         let e = parse(&["--commands-retention", "0s"]).unwrap_err();
         assert!(e.contains("--commands-retention"), "{e}");
+        let e = parse(&["--minute-retention", "a month"]).unwrap_err();
+        assert!(
+            e.contains("--minute-retention") && e.contains("'a month'"),
+            "{e}"
+        );
+        let e = parse(&["--retention", "40d"])
+            .unwrap()
+            .retention()
+            .unwrap_err();
+        assert!(
+            e.contains("--minute-retention 35d") && e.contains("--retention 40d"),
+            "{e}"
+        );
+        let e = parse(&["--minute-retention", "500d"])
+            .unwrap()
+            .retention()
+            .unwrap_err();
+        assert!(
+            e.contains("--ten-minute-retention 400d") && e.contains("--minute-retention 500d"),
+            "{e}"
+        );
+        let c = parse(&[
+            "--retention",
+            "48h",
+            "--minute-retention",
+            "48h",
+            "--ten-minute-retention",
+            "48h",
+        ]);
+        assert_eq!(
+            c.unwrap().retention(),
+            Ok(Retention::uniform(Duration::from_secs(48 * 3600)))
+        );
         let e = parse(&["--batch-size", "0"]).unwrap_err();
         assert!(e.contains("--batch-size") && e.contains("'0'"), "{e}");
         let e = parse(&["--batch-max-mib", "1000"]).unwrap_err();

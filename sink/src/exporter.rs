@@ -96,8 +96,14 @@ impl Collector for SinkCollector {
         counter(
             &mut encoder,
             "expired_rows",
-            "Rows removed by retention",
+            "Rows removed by retention from the tables not partitioned by day",
             totals.expired_rows,
+        )?;
+        counter(
+            &mut encoder,
+            "expired_days",
+            "Days (one per table and day) dropped by retention from the partitioned tables",
+            totals.expired_days,
         )?;
         let stalled = m.ingest_stalled.load(Ordering::Relaxed);
         gauge(

@@ -22,6 +22,7 @@ pub mod held;
 pub mod jetstream;
 pub mod liveness;
 pub mod metrics;
+pub mod partitions;
 pub mod retention;
 pub mod store;
 
@@ -48,6 +49,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let retention = config.retention().map_err(anyhow::Error::msg)?;
     let pool = store::connect(&config.database_url, 4).await?;
     let client = connect_nats(&config).await?;
     let jetstream = async_nats::jetstream::new(client.clone());
@@ -102,7 +104,7 @@ pub async fn run(
         )),
         tokio::spawn(retention::run(
             pool.clone(),
-            config.retention,
+            retention,
             config.commands_retention,
             metrics.clone(),
         )),
@@ -191,6 +193,7 @@ async fn log_stats(metrics: Arc<Metrics>) {
                 batches = now.batches - before.batches,
                 write_retries = now.write_retries - before.write_retries,
                 expired_rows = now.expired_rows - before.expired_rows,
+                expired_days = now.expired_days - before.expired_days,
                 "last minute"
             );
         }

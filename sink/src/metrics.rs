@@ -17,8 +17,11 @@ pub struct Metrics {
     pub batches: AtomicU64,
     /// Failed attempts to write a batch (each retried).
     pub write_retries: AtomicU64,
-    /// Rows removed by retention.
+    /// Rows removed by retention from the tables that are not partitioned.
     pub expired_rows: AtomicU64,
+    /// Whole days dropped by retention from the partitioned tables (one
+    /// per table and day).
+    pub expired_days: AtomicU64,
     /// True while ingest cannot write to MySQL (liveness waits meanwhile).
     pub ingest_stalled: AtomicBool,
     /// Dead letters by [`DeadLetterClass`], in its order.
@@ -170,6 +173,7 @@ pub struct Snapshot {
     pub batches: u64,
     pub write_retries: u64,
     pub expired_rows: u64,
+    pub expired_days: u64,
 }
 
 impl Metrics {
@@ -202,6 +206,7 @@ impl Metrics {
             batches: get(&self.batches),
             write_retries: get(&self.write_retries),
             expired_rows: get(&self.expired_rows),
+            expired_days: get(&self.expired_days),
         }
     }
 }

@@ -1,6 +1,11 @@
-//! Deletes what is older than the retention period, in small chunks with
-//! pauses between them, so that retention never holds locks long enough to
-//! stall ingest.
+//! Expires what is past its retention: whole days of the partitioned
+//! tables (crate::partitions), and row by row, in small chunks with pauses
+//! between them, the few small tables that are not partitioned.
+//!
+//! Retention is in tiers ([`Tier`], sink flags --retention,
+//! --minute-retention, --ten-minute-retention): the raw samples go first,
+//! the per-minute rollup later, the ten-minute rollups last, so long
+//! dashboard ranges keep a tier to read after the raw rows are gone.
 //!
 //! The `commands` table, the audit trail of process control, has a period
 //! of its own (`--commands-retention`, unset by default: kept forever). It
@@ -14,54 +19,91 @@ use chrono::{NaiveDateTime, Utc};
 use sqlx::MySqlPool;
 
 use crate::metrics::Metrics;
+use crate::partitions;
 
 const CHUNK: u32 = 2_000;
 const PAUSE: Duration = Duration::from_millis(20);
 const EVERY: Duration = Duration::from_secs(60);
 
-/// Tables keyed by (host, ..., time) and their time column: deleted host
-/// by host through their (host, time) index. The rollups
-/// (0003_host_minutes.sql, 0005_long_range_rollups.sql) go with their
-/// samples.
-const HOST_TABLES: [(&str, &str); 8] = [
-    ("cpu_samples", "ts"),
-    ("ram_samples", "ts"),
-    ("procs_snapshots", "ts"),
-    ("process_samples", "ts"),
-    ("host_minutes", "minute"),
-    ("host_ten_minutes", "period"),
-    ("process_ten_minutes", "period"),
-    ("publisher_health", "ts"),
-];
+/// What a table holds, for how long it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Samples as they came, and the pipeline's health and events.
+    Raw,
+    /// host_minutes.
+    Minutes,
+    /// host_ten_minutes and process_ten_minutes.
+    TenMinutes,
+}
 
-/// One pass over every table but `commands`; returns the rows deleted.
-pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    let cutoff: NaiveDateTime = (Utc::now() - retention).naive_utc();
-    let hosts: Vec<String> = sqlx::query_scalar("SELECT host FROM hosts ORDER BY host")
-        .fetch_all(pool)
-        .await?;
-    let mut deleted = 0;
-    for (table, column) in HOST_TABLES {
-        let sql = format!("DELETE FROM {table} WHERE host = ? AND {column} < ? LIMIT {CHUNK}");
-        for host in &hosts {
-            deleted += in_chunks(pool, &sql, Some(host), cutoff).await?;
+/// How long each tier is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub raw: Duration,
+    pub minutes: Duration,
+    pub ten_minutes: Duration,
+}
+
+impl Retention {
+    /// Every tier kept for `period`.
+    pub fn uniform(period: Duration) -> Self {
+        Retention {
+            raw: period,
+            minutes: period,
+            ten_minutes: period,
         }
     }
-    // Tables keyed by time alone: lifecycle events and the sinks' own
-    // health rows (0007_pipeline_health.sql).
-    for table in ["host_events", "sink_health"] {
-        let sql = format!("DELETE FROM {table} WHERE ts < ? LIMIT {CHUNK}");
-        deleted += in_chunks(pool, &sql, None, cutoff).await?;
+
+    pub fn of(&self, tier: Tier) -> Duration {
+        match tier {
+            Tier::Raw => self.raw,
+            Tier::Minutes => self.minutes,
+            Tier::TenMinutes => self.ten_minutes,
+        }
     }
+}
+
+/// What a pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// Whole days dropped from the partitioned tables.
+    pub days: usize,
+    /// Rows deleted from the tables that are not partitioned.
+    pub rows: u64,
+}
+
+/// Why a pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error(transparent)]
+    Partitions(#[from] partitions::PartitionError),
+    #[error(transparent)]
+    Rows(#[from] sqlx::Error),
+}
+
+/// One pass over every table but `commands`: keeps the partitions (days
+/// ahead created, expired days dropped) and deletes the expired rows of the
+/// small tables.
+pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, RetentionError> {
+    let now = Utc::now().naive_utc();
+    let report = partitions::manage(pool, retention, now).await?;
+    let cutoff: NaiveDateTime =
+        now - chrono::Duration::from_std(retention.raw).unwrap_or(chrono::TimeDelta::MAX);
+    let mut deleted = 0;
     // Boots (0006_host_boots.sql) no longer live before the horizon, by
     // live_until, which is indexed (0009_host_boots_written_less.sql). It is
     // never earlier than last_seen but for a boot that said bye, where it is
     // the bye's time and a sample stamped after the bye may be later: such
     // a boot, already over, goes up to that gap sooner.
     let sql = format!("DELETE FROM host_boots WHERE live_until < ? LIMIT {CHUNK}");
-    deleted += in_chunks(pool, &sql, None, cutoff).await?;
+    deleted += in_chunks(pool, &sql, cutoff).await?;
     // A host unheard of for the whole retention period is gone, and so is
     // its last process list.
+    let hosts: Vec<String> =
+        sqlx::query_scalar("SELECT host FROM hosts WHERE last_seen < ? ORDER BY host")
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await?;
     for host in &hosts {
         let gone = sqlx::query("DELETE FROM hosts WHERE host = ? AND last_seen < ?")
             .bind(host)
@@ -77,22 +119,20 @@ pub async fn expire(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::
             deleted += gone;
         }
     }
-    Ok(deleted)
+    Ok(Expired {
+        days: report.dropped,
+        rows: deleted,
+    })
 }
 
-async fn in_chunks(
-    pool: &MySqlPool,
-    sql: &str,
-    host: Option<&str>,
-    cutoff: NaiveDateTime,
-) -> Result<u64, sqlx::Error> {
+async fn in_chunks(pool: &MySqlPool, sql: &str, cutoff: NaiveDateTime) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let mut query = sqlx::query(sql);
-        if let Some(host) = host {
-            query = query.bind(host);
-        }
-        let n = query.bind(cutoff).execute(pool).await?.rows_affected();
+        let n = sqlx::query(sql)
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
         total += n;
         if n < u64::from(CHUNK) {
             return Ok(total);
@@ -106,28 +146,38 @@ async fn in_chunks(
 pub async fn expire_commands(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let cutoff: NaiveDateTime = (Utc::now() - retention).naive_utc();
     let sql = format!("DELETE FROM commands WHERE ts < ? LIMIT {CHUNK}");
-    in_chunks(pool, &sql, None, cutoff).await
+    in_chunks(pool, &sql, cutoff).await
 }
 
 /// Expires once a minute, forever; `commands` only when
 /// `commands_retention` is set.
 pub(crate) async fn run(
     pool: MySqlPool,
-    retention: Duration,
+    retention: Retention,
     commands_retention: Option<Duration>,
     metrics: std::sync::Arc<Metrics>,
 ) {
+    // The first pass at once: a sink started after a day boundary creates
+    // the day's partitions before its first batch needs them.
     let mut ticker = tokio::time::interval(EVERY);
     loop {
         ticker.tick().await;
-        let mut pass = expire(&pool, retention).await;
-        if let (Ok(deleted), Some(keep)) = (&pass, commands_retention) {
-            pass = expire_commands(&pool, keep).await.map(|n| n + deleted);
+        let mut pass = expire(&pool, &retention).await;
+        if let (Ok(expired), Some(keep)) = (&mut pass, commands_retention) {
+            match expire_commands(&pool, keep).await {
+                Ok(n) => expired.rows += n,
+                Err(error) => pass = Err(error.into()),
+            }
         }
         match pass {
-            Ok(n) => Metrics::add(&metrics.expired_rows, n),
+            Ok(expired) => {
+                Metrics::add(&metrics.expired_rows, expired.rows);
+                Metrics::add(&metrics.expired_days, expired.days as u64);
+            }
+            // Not at debug: a pass that keeps failing (a user without the
+            // ALTER or DROP privilege, say) lets the disk fill.
             Err(error) => {
-                tracing::debug!(%error, "retention pass failed; trying again next minute")
+                tracing::warn!(%error, "retention pass failed; trying again next minute")
             }
         }
     }

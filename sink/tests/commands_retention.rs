@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use vigia_schema::stamp::unix_nanos;
 use vigia_schema::{EventBody, Outcome, Sample, SampleBody};
+use vigia_sink::retention::Retention;
 use vigia_sink::store::{connect, Writer};
 use vigia_testkit::TestDatabase;
 
@@ -49,7 +50,9 @@ async fn commands_outlive_the_samples_retention_and_expire_with_their_own() {
         .await
         .unwrap();
 
-    vigia_sink::retention::expire(&pool, WEEK).await.unwrap();
+    vigia_sink::retention::expire(&pool, &Retention::uniform(WEEK))
+        .await
+        .unwrap();
     assert_eq!(seqs(&pool).await, [1, 2, 3], "the samples' retention");
 
     let year = Duration::from_secs(365 * 86_400);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use vigia_schema::{HealthBody, SampleBody};
 use vigia_sink::metrics::{Lag, Metrics};
+use vigia_sink::retention::Retention;
 use vigia_sink::store::{connect, Writer};
 use vigia_testkit::TestDatabase;
 
@@ -63,7 +64,7 @@ async fn retention_expires_old_health_rows_like_samples() {
     );
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM sink_health").await, 2);
 
-    vigia_sink::retention::expire(&pool, Duration::from_secs(7 * 86_400))
+    vigia_sink::retention::expire(&pool, &Retention::uniform(Duration::from_secs(7 * 86_400)))
         .await
         .unwrap();
     assert_eq!(

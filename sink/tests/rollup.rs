@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sqlx::MySqlPool;
 use vigia_schema::{CpuBody, ProcessEntry, ProcsBody, RamBody, Sample, SampleBody};
+use vigia_sink::retention::Retention;
 use vigia_sink::store::{connect, Writer};
 use vigia_testkit::TestDatabase;
 
@@ -376,7 +377,7 @@ async fn retention_expires_the_rollup_with_the_samples() {
     for (table, before, _) in tables {
         assert_eq!(count(table).await, before, "{table} before");
     }
-    vigia_sink::retention::expire(&pool, Duration::from_secs(7 * 86_400))
+    vigia_sink::retention::expire(&pool, &Retention::uniform(Duration::from_secs(7 * 86_400)))
         .await
         .unwrap();
     for (table, _, after) in tables {
