@@ -88,14 +88,15 @@ pub struct Config {
     pub retention: Duration,
 
     /// How long the per-minute rollup (host_minutes) is kept; at least
-    /// --retention.
-    #[arg(long, env = "VIGIA_MINUTE_RETENTION", default_value = "35d", value_parser = parse_positive)]
-    pub minute_retention: Duration,
+    /// --retention. Unset: 35 days, or --retention if longer.
+    #[arg(long, env = "VIGIA_MINUTE_RETENTION", value_parser = parse_positive)]
+    pub minute_retention: Option<Duration>,
 
     /// How long the ten-minute rollups (host_ten_minutes,
-    /// process_ten_minutes) are kept; at least --minute-retention.
-    #[arg(long, env = "VIGIA_TEN_MINUTE_RETENTION", default_value = "400d", value_parser = parse_positive)]
-    pub ten_minute_retention: Duration,
+    /// process_ten_minutes) are kept; at least --minute-retention. Unset:
+    /// 400 days, or the minute tier's if longer.
+    #[arg(long, env = "VIGIA_TEN_MINUTE_RETENTION", value_parser = parse_positive)]
+    pub ten_minute_retention: Option<Duration>,
 
     /// How long the `commands` table (the audit trail of process control)
     /// is kept; unset, it is kept forever. Apart from --retention on
@@ -125,16 +126,30 @@ pub struct Config {
     pub instance: Option<String>,
 }
 
+/// The default of --minute-retention.
+pub const MINUTE_RETENTION: Duration = Duration::from_secs(35 * 86_400);
+/// The default of --ten-minute-retention.
+pub const TEN_MINUTE_RETENTION: Duration = Duration::from_secs(400 * 86_400);
+
 impl Config {
     /// The retention tiers, each kept at least as long as the finer one
     /// before it: a rollup that expired before the samples it sums would
     /// leave long dashboard ranges nothing to read while the raw rows are
     /// still there.
     pub fn retention(&self) -> Result<Retention, String> {
+        // An unset tier follows the finer one when that is longer than its
+        // default, so a deployment that set only --retention 90d still
+        // starts.
+        let minutes = self
+            .minute_retention
+            .unwrap_or(MINUTE_RETENTION.max(self.retention));
+        let ten_minutes = self
+            .ten_minute_retention
+            .unwrap_or(TEN_MINUTE_RETENTION.max(minutes));
         let tiers = [
             ("--retention", self.retention),
-            ("--minute-retention", self.minute_retention),
-            ("--ten-minute-retention", self.ten_minute_retention),
+            ("--minute-retention", minutes),
+            ("--ten-minute-retention", ten_minutes),
         ];
         for pair in tiers.windows(2) {
             let ((finer, short), (coarser, long)) = (pair[0], pair[1]);
@@ -149,8 +164,8 @@ impl Config {
         }
         Ok(Retention {
             raw: self.retention,
-            minutes: self.minute_retention,
-            ten_minutes: self.ten_minute_retention,
+            minutes,
+            ten_minutes,
         })
     }
 }
@@ -249,7 +264,14 @@ mod tests {
             e.contains("--minute-retention") && e.contains("'a month'"),
             "{e}"
         );
-        let e = parse(&["--retention", "40d"])
+        let c = parse(&["--retention", "40d"]).unwrap().retention().unwrap();
+        assert_eq!(
+            c.minutes,
+            Duration::from_secs(40 * 86_400),
+            "follows --retention"
+        );
+        assert_eq!(c.ten_minutes, TEN_MINUTE_RETENTION);
+        let e = parse(&["--retention", "40d", "--minute-retention", "35d"])
             .unwrap()
             .retention()
             .unwrap_err();
@@ -257,10 +279,17 @@ mod tests {
             e.contains("--minute-retention 35d") && e.contains("--retention 40d"),
             "{e}"
         );
-        let e = parse(&["--minute-retention", "500d"])
-            .unwrap()
-            .retention()
-            .unwrap_err();
+        let c = parse(&["--minute-retention", "500d"]).unwrap().retention();
+        assert_eq!(c.unwrap().ten_minutes, Duration::from_secs(500 * 86_400));
+        let e = parse(&[
+            "--minute-retention",
+            "500d",
+            "--ten-minute-retention",
+            "400d",
+        ])
+        .unwrap()
+        .retention()
+        .unwrap_err();
         assert!(
             e.contains("--ten-minute-retention 400d") && e.contains("--minute-retention 500d"),
             "{e}"

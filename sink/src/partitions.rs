@@ -43,6 +43,20 @@ use crate::retention::{Retention, Tier};
 /// Days created past today: time to spare for a sink that is down over a
 /// day boundary (`future` takes the rows meanwhile) or for clocks ahead.
 pub const AHEAD_DAYS: u64 = 2;
+/// How much younger than the raw retention a sample must be for the sink
+/// to take it ([`accepted`]): a sample taken just inside the retention but
+/// written late (retries, a slow batch) must still find its day, or its
+/// minute's rollup, kept longer, would be recomputed from that one sample
+/// alone after the rest of the minute was dropped.
+pub const GRACE: Duration = Duration::from_secs(3600);
+
+/// The age up to which the sink takes samples under a raw retention of
+/// `raw`: `raw` less [`GRACE`] (less half of it when it is shorter than
+/// two graces).
+pub fn accepted(raw: Duration) -> Duration {
+    raw - GRACE.min(raw / 2)
+}
+
 /// How long a pass waits for a table's metadata lock before it gives up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -146,7 +160,8 @@ pub fn plan(parts: &[Partition], today: NaiveDate, cutoff: NaiveDateTime) -> Pla
 }
 
 /// One pass over every table; returns what it did. `now` is the server's
-/// UTC time as the caller read it.
+/// UTC time as the caller read it (retention reads `UTC_TIMESTAMP()`: a
+/// sink whose clock runs ahead must not drop the database's days early).
 pub async fn manage(
     pool: &MySqlPool,
     retention: &Retention,
@@ -188,50 +203,77 @@ async fn pass(
     .execute(&mut *conn)
     .await
     .map_err(at("lock_wait_timeout"))?;
+    // Every table's days ahead first, then the drops, each table on its
+    // own: a table that fails (a user without DROP on it, a lock wait given
+    // up) stops neither the others nor the creation of days, which keeps
+    // rows out of `future`. The first error is returned once all are done.
     let mut report = Report::default();
-    for (table, column, tier) in TABLES {
-        let parts = layout(conn, table).await?;
-        let cutoff =
-            now - chrono::Duration::from_std(retention.of(tier)).unwrap_or(chrono::TimeDelta::MAX);
-        let plan = plan(&parts, now.date(), cutoff);
-        if !plan.add.is_empty() {
-            let days: Vec<String> = plan
-                .add
-                .iter()
-                .map(|d| {
-                    format!(
-                        "PARTITION {} VALUES LESS THAN ('{}')",
-                        name_of(*d),
-                        *d + Days::new(1)
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "ALTER TABLE {table} REORGANIZE PARTITION {FUTURE} INTO ({}, \
-                 PARTITION {FUTURE} VALUES LESS THAN (MAXVALUE))",
-                days.join(", ")
-            );
-            sqlx::query(&sql)
-                .execute(&mut *conn)
-                .await
-                .map_err(at(table))?;
-            report.added += plan.add.len();
-            tracing::debug!(table, column, days = plan.add.len(), "partitions created");
-        }
-        if !plan.drop.is_empty() {
-            let sql = format!(
-                "ALTER TABLE {table} DROP PARTITION {}",
-                plan.drop.join(", ")
-            );
-            sqlx::query(&sql)
-                .execute(&mut *conn)
-                .await
-                .map_err(at(table))?;
-            report.dropped += plan.drop.len();
-            tracing::info!(table, days = ?plan.drop, "expired days dropped");
+    let mut first_error = None;
+    let mut plans = Vec::with_capacity(TABLES.len());
+    for (table, _, tier) in TABLES {
+        let keep = retention.of(tier);
+        let cutoff = now - chrono::Duration::from_std(keep).unwrap_or(chrono::TimeDelta::MAX);
+        match layout(conn, table).await {
+            Ok(parts) => plans.push((table, plan(&parts, now.date(), cutoff))),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok(report)
+    for (table, plan) in &plans {
+        if plan.add.is_empty() {
+            continue;
+        }
+        let days: Vec<String> = plan
+            .add
+            .iter()
+            .map(|d| {
+                format!(
+                    "PARTITION {} VALUES LESS THAN ('{}')",
+                    name_of(*d),
+                    *d + Days::new(1)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "ALTER TABLE {table} REORGANIZE PARTITION {FUTURE} INTO ({}, \
+             PARTITION {FUTURE} VALUES LESS THAN (MAXVALUE))",
+            days.join(", ")
+        );
+        match sqlx::query(&sql).execute(&mut *conn).await {
+            Ok(_) => {
+                report.added += plan.add.len();
+                tracing::debug!(table, days = plan.add.len(), "partitions created");
+            }
+            Err(e) => {
+                first_error.get_or_insert(at(table)(e));
+            }
+        }
+    }
+    for (table, plan) in &plans {
+        if plan.drop.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = plan
+            .drop
+            .iter()
+            .map(|n| format!("`{}`", n.replace('`', "``")))
+            .collect();
+        let sql = format!("ALTER TABLE {table} DROP PARTITION {}", names.join(", "));
+        match sqlx::query(&sql).execute(&mut *conn).await {
+            Ok(_) => {
+                report.dropped += plan.drop.len();
+                tracing::info!(table, days = ?plan.drop, "expired days dropped");
+            }
+            Err(e) => {
+                first_error.get_or_insert(at(table)(e));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// A table's partitions in order, as the server reports them.
@@ -272,8 +314,11 @@ fn parse_bound(text: &str) -> Option<Option<NaiveDate>> {
         return Some(None);
     }
     let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
-    let date = inner.strip_suffix(" 00:00:00").unwrap_or(inner);
-    NaiveDate::parse_from_str(date, "%Y-%m-%d").ok().map(Some)
+    if let Ok(day) = NaiveDate::parse_from_str(inner, "%Y-%m-%d") {
+        return Some(Some(day));
+    }
+    let at = NaiveDateTime::parse_from_str(inner, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    (at.time() == chrono::NaiveTime::MIN).then_some(Some(at.date()))
 }
 
 fn at(table: &'static str) -> impl Fn(sqlx::Error) -> PartitionError {
@@ -389,11 +434,22 @@ mod tests {
     }
 
     #[test]
+    fn samples_are_taken_a_grace_short_of_the_retention() {
+        let week = Duration::from_secs(7 * 86_400);
+        assert_eq!(accepted(week), week - GRACE);
+        assert_eq!(accepted(Duration::from_secs(60)), Duration::from_secs(30));
+    }
+
+    #[test]
     fn bounds_read_as_both_servers_show_them() {
         assert_eq!(parse_bound("MAXVALUE"), Some(None));
         assert_eq!(parse_bound("'2026-12-08'"), Some(Some(day("2026-12-08"))));
         assert_eq!(
             parse_bound("'2026-12-08 00:00:00'"),
+            Some(Some(day("2026-12-08")))
+        );
+        assert_eq!(
+            parse_bound("'2026-12-08 00:00:00.000000'"),
             Some(Some(day("2026-12-08")))
         );
         assert_eq!(parse_bound("'2026-12-08 12:00:00'"), None);

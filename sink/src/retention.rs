@@ -85,8 +85,12 @@ pub enum RetentionError {
 /// ahead created, expired days dropped) and deletes the expired rows of the
 /// small tables.
 pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, RetentionError> {
-    let now = Utc::now().naive_utc();
-    let report = partitions::manage(pool, retention, now).await?;
+    // The database's clock, not the sink's: days are dropped by it.
+    let now: NaiveDateTime = sqlx::query_scalar("SELECT UTC_TIMESTAMP(6)")
+        .fetch_one(pool)
+        .await?;
+    // The partitions' failure does not stop the small tables' retention.
+    let partitioned = partitions::manage(pool, retention, now).await;
     let cutoff: NaiveDateTime =
         now - chrono::Duration::from_std(retention.raw).unwrap_or(chrono::TimeDelta::MAX);
     let mut deleted = 0;
@@ -119,6 +123,7 @@ pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, 
             deleted += gone;
         }
     }
+    let report = partitioned?;
     Ok(Expired {
         days: report.dropped,
         rows: deleted,

@@ -118,6 +118,8 @@ fn offset(days: i64) -> NaiveDate {
         .unwrap()
 }
 
+/// Now, `days` on. (A run that crosses midnight UTC between its first
+/// and last step could see two todays; the tests take seconds.)
 fn at(days: i64) -> NaiveDateTime {
     Utc::now().naive_utc() + chrono::Duration::days(days)
 }

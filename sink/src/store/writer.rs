@@ -6,10 +6,13 @@
 //! samples inserted, a multi-row INSERT per table ([`super::insert`]), and
 //! the rollups recomputed ([`super::rollup`]); then the commit.
 //!
-//! Every sample table is keyed on (host, boot, seq), process_samples on
-//! (host, boot, seq, pid), and their inserts end in a no-op `ON DUPLICATE
-//! KEY UPDATE seq = seq` (`pid = pid`): a redelivered message finds its row
-//! and changes nothing. Statements hold as many rows as fit under the
+//! Every sample table is keyed on (host, boot, seq, ts), process_samples on
+//! (host, boot, seq, pid, ts) (ts since the tables are partitioned by day,
+//! 0010_daily_partitions.sql), and their inserts end in a no-op `ON
+//! DUPLICATE KEY UPDATE seq = seq` (`pid = pid`): a redelivered message
+//! carries the same ts, finds its row and changes nothing. (A publisher
+//! resending a seq with another ts would now store a second row: only
+//! under its own host, which only it may publish.) Statements hold as many rows as fit under the
 //! placeholder limit, a row count and the server's max_allowed_packet, so a
 //! table gets one statement per batch in the usual case.
 
