@@ -146,12 +146,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         + fixed;
     println!(
         "total: {:.1} MB per host-day of history, plus {:.1} kB per host; at the default \
-         retention (raw {}, minutes {}, ten minutes {}) {:.0} MB per host, {:.0} GB for 2,000 hosts",
+         retention (raw {} d, minutes {} d, ten minutes {} d) {:.0} MB per host, {:.0} GB for 2,000 hosts",
         growing / 1e6,
         fixed / 1e3,
-        humantime::format_duration(tiers.raw),
-        humantime::format_duration(tiers.minutes),
-        humantime::format_duration(tiers.ten_minutes),
+        tiers.raw.as_secs() / 86_400,
+        tiers.minutes.as_secs() / 86_400,
+        tiers.ten_minutes.as_secs() / 86_400,
         at_retention / 1e6,
         at_retention * 2000.0 / 1e9
     );

@@ -94,7 +94,8 @@ pub struct Config {
 
     /// How long the ten-minute rollups (host_ten_minutes,
     /// process_ten_minutes) are kept; at least --minute-retention. Unset:
-    /// 400 days, or the minute tier's if longer.
+    /// 90 days, or the minute tier's if longer. A year costs about 2.5 times
+    /// the disk of the raw tier's 7 days per host (README.md, "Disk").
     #[arg(long, env = "VIGIA_TEN_MINUTE_RETENTION", value_parser = parse_positive)]
     pub ten_minute_retention: Option<Duration>,
 
@@ -129,7 +130,7 @@ pub struct Config {
 /// The default of --minute-retention.
 pub const MINUTE_RETENTION: Duration = Duration::from_secs(35 * 86_400);
 /// The default of --ten-minute-retention.
-pub const TEN_MINUTE_RETENTION: Duration = Duration::from_secs(400 * 86_400);
+pub const TEN_MINUTE_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
 impl Config {
     /// The retention tiers, each kept at least as long as the finer one
@@ -217,7 +218,7 @@ mod tests {
             Ok(Retention {
                 raw: Duration::from_secs(7 * 86_400),
                 minutes: Duration::from_secs(35 * 86_400),
-                ten_minutes: Duration::from_secs(400 * 86_400),
+                ten_minutes: Duration::from_secs(90 * 86_400),
             })
         );
         assert_eq!(c.commands_retention, None, "the audit trail is kept");
@@ -285,13 +286,13 @@ mod tests {
             "--minute-retention",
             "500d",
             "--ten-minute-retention",
-            "400d",
+            "90d",
         ])
         .unwrap()
         .retention()
         .unwrap_err();
         assert!(
-            e.contains("--ten-minute-retention 400d") && e.contains("--minute-retention 500d"),
+            e.contains("--ten-minute-retention 90d") && e.contains("--minute-retention 500d"),
             "{e}"
         );
         let c = parse(&[
