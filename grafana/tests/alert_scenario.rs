@@ -38,7 +38,12 @@ struct Sink {
 
 impl Sink {
     fn start(nats_url: &str, db_url: &str) -> Sink {
-        let config = <Config as clap::Parser>::parse_from([
+        Self::start_with(nats_url, db_url, &[])
+    }
+
+    /// Started with `extra` flags besides the scenario's.
+    fn start_with(nats_url: &str, db_url: &str, extra: &[&str]) -> Sink {
+        let mut args = vec![
             "vigia-sink",
             "--nats-url",
             nats_url,
@@ -50,7 +55,9 @@ impl Sink {
             "250ms",
             "--instance",
             "scenario-sink",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let config = <Config as clap::Parser>::parse_from(args);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(vigia_sink::run(
             config,
@@ -462,5 +469,80 @@ async fn each_rule_fires_on_real_trouble_through_the_sink_and_clears_after() -> 
 
     ticker.abort();
     sink.stop().await.context("the sink stops cleanly")?;
+    Ok(())
+}
+
+/// A sink outage longer than the stream holds: the stream drops the oldest
+/// telemetry unread, the sink counts it when it is back, and the rule says
+/// so; an hour without new losses later, it is quiet.
+#[tokio::test(flavor = "multi_thread")]
+async fn telemetry_the_stream_dropped_unread_fires_its_rule_and_clears_after() -> Result<()> {
+    let nats = NatsServer::start();
+    let db = TestDatabase::new("alert_discards");
+    let env = alerting::compose_env(&alerting::read_env_file(&alerting::env_example())?)?;
+    let rules = Rules(alerting::load(&alerting::rules_file(), &env)?);
+    let rule = rules.get("vigia-stream-discarded");
+    // A 1 MiB stream, the smallest --stream-max-bytes takes.
+    let small = ["--stream-max-bytes", "1048576"];
+    let sink = Sink::start_with(&nats.url(), &db.url(), &small);
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    until("the sink to create its stream", async || {
+        Ok(js
+            .get_stream(vigia_schema::subject::STREAM)
+            .await
+            .ok()
+            .map(|_| ()))
+    })
+    .await?;
+    let mut conn = runner::connect(&db.url()).await?;
+    let mut host = Host::new("lossy", "l0");
+    let now = Utc::now();
+    publish(
+        &js,
+        &[host.hello(now, Duration::from_secs(60)), host.cpu(now, 5.0)],
+    )
+    .await?;
+    until("the first samples and a health row", async || {
+        let stored = count(&mut conn, "SELECT COUNT(*) FROM cpu_samples").await? == 1
+            && count(&mut conn, "SELECT COUNT(*) FROM sink_health").await? > 0;
+        Ok(stored.then_some(()))
+    })
+    .await?;
+    assert_eq!(who(&mut conn, rule, Utc::now()).await?, []);
+    sink.stop().await?;
+
+    // About 3 MiB of process lists while no sink runs.
+    let processes: Vec<ProcessEntry> = (1..=300)
+        .map(|pid| ProcessEntry {
+            pid,
+            name: format!("worker-{pid}"),
+            user: "someone".into(),
+            ..ProcessEntry::default()
+        })
+        .collect();
+    let lists: Vec<Sample> = (0..150)
+        .map(|i| {
+            host.sample(
+                now + chrono::Duration::seconds(i),
+                SampleBody::Procs(ProcsBody {
+                    processes: processes.clone(),
+                }),
+            )
+        })
+        .collect();
+    publish(&js, &lists).await?;
+
+    let sink = Sink::start_with(&nats.url(), &db.url(), &small);
+    let lost = until("the rule to fire", async || {
+        let f = firing(&mut conn, rule, Utc::now()).await?;
+        Ok((!f.is_empty()).then_some(f))
+    })
+    .await?;
+    assert_eq!(lost.len(), 1);
+    assert!(lost[0].labels.is_empty(), "{lost:?}");
+    assert!(lost[0].value >= 50.0, "most of 150 lists lost: {lost:?}");
+    let later = Utc::now() + chrono::Duration::minutes(61);
+    assert_eq!(who(&mut conn, rule, later).await?, []);
+    sink.stop().await?;
     Ok(())
 }

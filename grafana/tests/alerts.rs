@@ -35,6 +35,7 @@ fn the_rules_load_with_fixed_uids_on_the_mysql_data_source() {
             "vigia-process-hog",
             "vigia-kills-refused",
             "vigia-dead-letters",
+            "vigia-stream-discarded",
             "vigia-sink-lag",
             "vigia-sink-silent",
         ]

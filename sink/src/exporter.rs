@@ -105,6 +105,12 @@ impl Collector for SinkCollector {
             "Days (one per table and day) dropped by retention from the partitioned tables",
             totals.expired_days,
         )?;
+        counter(
+            &mut encoder,
+            "stream_discarded",
+            "Messages the stream discarded before any sink read them (an outage outlasted its horizon)",
+            totals.stream_discarded,
+        )?;
         let stalled = m.ingest_stalled.load(Ordering::Relaxed);
         gauge(
             &mut encoder,

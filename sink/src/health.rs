@@ -17,6 +17,7 @@ use async_nats::jetstream::stream::Stream;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::MySqlPool;
 
+use crate::discards::Discards;
 use crate::metrics::{Lag, Metrics, Percentiles};
 
 /// Longest a sink instance name may be (the `sink` column).
@@ -31,6 +32,7 @@ pub(crate) struct Reporter {
     pub instance: String,
     pub started: DateTime<Utc>,
     pub every: Duration,
+    pub discards: Discards,
 }
 
 /// The default instance name: host name and pid, so two sinks on one
@@ -56,34 +58,72 @@ pub(crate) fn instance_name(name: &str) -> String {
 }
 
 /// Reads the consumer's lag: what waits, and how old the oldest message
-/// not yet acknowledged is (the one just past the ack floor).
-pub(crate) async fn read_lag(consumer: &mut PullConsumer, stream: &Stream) -> Option<Lag> {
-    let info = consumer.info().await.ok()?;
+/// not yet acknowledged is (the one just past the ack floor, or the
+/// stream's first when the stream dropped that one). Also the stream's
+/// first sequence and the consumer's last delivered, for [`Discards`].
+pub(crate) async fn read_lag(
+    consumer: &mut PullConsumer,
+    stream: &Stream,
+) -> (Option<Lag>, Option<(u64, u64)>) {
+    let Ok(info) = consumer.info().await.cloned() else {
+        return (None, None);
+    };
+    let state = stream.get_info().await.ok().map(|i| i.state);
+    let sequences = state
+        .as_ref()
+        .map(|s| (s.first_sequence, info.delivered.stream_sequence));
     let (pending, ack_pending) = (info.num_pending, info.num_ack_pending as u64);
     if pending + ack_pending == 0 {
-        return Some(Lag {
+        let lag = Lag {
             pending,
             ack_pending,
             seconds: 0.0,
-        });
+        };
+        return (Some(lag), sequences);
     }
-    let oldest = stream
-        .get_raw_message(info.ack_floor.stream_sequence + 1)
+    let first = state.map_or(0, |s| s.first_sequence);
+    let Ok(oldest) = stream
+        .get_raw_message((info.ack_floor.stream_sequence + 1).max(first))
         .await
-        .ok()?;
+    else {
+        return (None, sequences);
+    };
     let stored: SystemTime = oldest.time.into();
     let seconds = SystemTime::now()
         .duration_since(stored)
         .unwrap_or_default()
         .as_secs_f64();
-    Some(Lag {
+    let lag = Lag {
         pending,
         ack_pending,
         seconds,
-    })
+    };
+    (Some(lag), sequences)
 }
 
 impl Reporter {
+    /// Reads the stream once: the lag for the metrics, and any messages
+    /// the stream dropped unread, counted and logged. Called once at start,
+    /// before ingest pulls (so the gap an outage left is seen whole), then
+    /// every interval by [`Self::run`].
+    pub async fn read(&mut self) -> Option<Lag> {
+        let (lag, sequences) = read_lag(&mut self.consumer, &self.stream).await;
+        self.metrics.set_lag(lag);
+        if let Some((first, delivered)) = sequences {
+            if let Some(gap) = self.discards.observe(first, delivered) {
+                Metrics::add(&self.metrics.stream_discarded, gap.messages());
+                tracing::warn!(
+                    messages = gap.messages(),
+                    first = gap.first,
+                    last = gap.last,
+                    "the stream discarded telemetry no sink had read: an outage of the sinks or \
+                     MySQL outlasted what the stream holds (--stream-max-bytes, --stream-max-age)"
+                );
+            }
+        }
+        lag
+    }
+
     /// Writes a row every `every`, forever.
     pub async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.every);
@@ -91,8 +131,7 @@ impl Reporter {
         let mut failing = false;
         loop {
             ticker.tick().await;
-            let lag = read_lag(&mut self.consumer, &self.stream).await;
-            self.metrics.set_lag(lag);
+            let lag = self.read().await;
             match self.write(lag).await {
                 Ok(()) => failing = false,
                 Err(error) => {
@@ -135,8 +174,8 @@ pub async fn write_row(
     sqlx::query(
         "INSERT INTO sink_health (sink, ts, started, stored, dead_decode, dead_mismatch, \
          dead_invalid, dead_mysql, batches, write_retries, write_ms_p50, write_ms_p99, \
-         write_ms_max, pending, ack_pending, lag_seconds) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         write_ms_max, pending, ack_pending, lag_seconds, stream_discarded) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(instance)
     .bind(now)
@@ -154,6 +193,7 @@ pub async fn write_row(
     .bind(lag.map(|l| l.pending))
     .bind(lag.map(|l| l.ack_pending))
     .bind(lag.map(|l| l.seconds))
+    .bind(totals.stream_discarded)
     .execute(pool)
     .await?;
     Ok(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream::{
-    Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
+    Compression, Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
 };
 use async_nats::jetstream::Context;
 use vigia_schema::subject::{DEADLETTER_ALL, DEADLETTER_STREAM, DUPLICATE_WINDOW, TELEMETRY_ALL};
@@ -36,6 +36,13 @@ pub(crate) fn telemetry_stream(config: &Config) -> StreamConfig {
         max_bytes: config.stream_max_bytes,
         duplicate_window: DUPLICATE_WINDOW,
         num_replicas: usize::from(config.stream_replicas),
+        // S2 on NATS 2.10 and later, which 2.9 ignores: the cap
+        // (--stream-max-bytes) counts messages uncompressed, so it does
+        // not lengthen the horizon, but the disk it takes shrinks about
+        // 3x (a real procs sample: 4 MiB of stream on 1.9 MB of disk
+        // instead of 6.1), so the cap can be raised for the same disk.
+        // The server compresses; publishers pay nothing.
+        compression: Some(Compression::S2),
         ..StreamConfig::default()
     }
 }
@@ -53,6 +60,7 @@ fn deadletter_stream(config: &Config) -> StreamConfig {
         max_bytes: 1 << 30,
         duplicate_window: DUPLICATE_WINDOW,
         num_replicas: usize::from(config.stream_replicas),
+        compression: Some(Compression::S2),
         ..StreamConfig::default()
     }
 }
@@ -146,6 +154,8 @@ mod tests {
             assert_eq!(json["storage"], "file");
             assert_eq!(json["discard"], "old");
             assert_eq!(json["num_replicas"], created.num_replicas, "{file}");
+            assert_eq!(json["compression"], "s2", "{file}");
+            assert_eq!(created.compression, Some(Compression::S2), "{file}");
         }
     }
 
@@ -169,6 +179,7 @@ mod tests {
             assert_eq!(json["max_bytes"], created.max_bytes, "{file}");
             assert_eq!(json["num_replicas"], 3, "{file}");
             assert_eq!(created.num_replicas, 3, "{file}");
+            assert_eq!(json["compression"], "s2", "{file}");
         }
     }
 }

@@ -17,6 +17,7 @@
 // and the sink's own integration tests; everything else is the crate's.
 pub mod classify;
 pub mod config;
+pub mod discards;
 pub mod health;
 pub mod held;
 pub mod jetstream;
@@ -76,8 +77,8 @@ pub async fn run(
 
     let health = match config.health_interval {
         every if every.is_zero() => None,
-        every => Some(tokio::spawn(
-            health::Reporter {
+        every => {
+            let mut reporter = health::Reporter {
                 pool: pool.clone(),
                 consumer: consumer.clone(),
                 stream: jetstream
@@ -91,9 +92,13 @@ pub async fn run(
                     .map_or_else(health::default_instance, health::instance_name),
                 started: chrono::Utc::now(),
                 every,
-            }
-            .run(),
-        )),
+                discards: discards::Discards::default(),
+            };
+            // Before ingest's first pull: a gap an outage left is seen
+            // whole (crate::discards).
+            reporter.read().await;
+            Some(tokio::spawn(reporter.run()))
+        }
     };
     let background = [
         tokio::spawn(liveness::run(
@@ -194,6 +199,7 @@ async fn log_stats(metrics: Arc<Metrics>) {
                 write_retries = now.write_retries - before.write_retries,
                 expired_rows = now.expired_rows - before.expired_rows,
                 expired_days = now.expired_days - before.expired_days,
+                stream_discarded = now.stream_discarded - before.stream_discarded,
                 "last minute"
             );
         }

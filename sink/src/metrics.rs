@@ -22,6 +22,9 @@ pub struct Metrics {
     /// Whole days dropped by retention from the partitioned tables (one
     /// per table and day).
     pub expired_days: AtomicU64,
+    /// Messages the stream discarded before any sink read them, as this
+    /// sink saw (crate::discards).
+    pub stream_discarded: AtomicU64,
     /// True while ingest cannot write to MySQL (liveness waits meanwhile).
     pub ingest_stalled: AtomicBool,
     /// Dead letters by [`DeadLetterClass`], in its order.
@@ -174,6 +177,7 @@ pub struct Snapshot {
     pub write_retries: u64,
     pub expired_rows: u64,
     pub expired_days: u64,
+    pub stream_discarded: u64,
 }
 
 impl Metrics {
@@ -207,6 +211,7 @@ impl Metrics {
             write_retries: get(&self.write_retries),
             expired_rows: get(&self.expired_rows),
             expired_days: get(&self.expired_days),
+            stream_discarded: get(&self.stream_discarded),
         }
     }
 }

@@ -32,18 +32,24 @@ impl InProcessSink {
     /// Starts the sink against `nats_url` and `database_url`, its flags
     /// the defaults with `batch_wait`.
     pub async fn start(nats_url: &str, database_url: &str, batch_wait: Duration) -> Self {
-        let config = Config {
+        Self::start_with(Config {
             nats_url: nats_url.into(),
             database_url: database_url.into(),
             batch_wait,
             ..<Config as clap::Parser>::parse_from(["vigia-sink"])
-        };
+        })
+        .await
+    }
+
+    /// Starts the sink with `config`.
+    pub async fn start_with(config: Config) -> Self {
+        let nats_url = config.nats_url.clone();
         let metrics = Arc::new(Metrics::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(vigia_sink::run(config, metrics.clone(), async {
             let _ = stopped.await;
         }));
-        let client = async_nats::connect(nats_url).await.unwrap();
+        let client = async_nats::connect(nats_url.as_str()).await.unwrap();
         let dead = client.subscribe("deadletter.>").await.unwrap();
         let js = async_nats::jetstream::new(client);
         for _ in 0..300 {
