@@ -98,6 +98,9 @@ pub fn cell_text(row: &MySqlRow, i: usize) -> Result<String> {
     if let Ok(v) = row.try_get::<i64, _>(i) {
         return Ok(v.to_string());
     }
+    if let Ok(v) = row.try_get::<u64, _>(i) {
+        return Ok(v.to_string());
+    }
     if let Ok(v) = row.try_get::<f64, _>(i) {
         return Ok(v.to_string());
     }

@@ -21,9 +21,9 @@
 SET SESSION group_concat_max_len = 1048576;
 
 -- One list of days for every table: from the oldest row of any of them, or
--- at least from eight days back (the sink takes samples as old as its
--- retention, 7 days by default, and each lands in its own day), to two
--- days ahead. A table whose own rows
+-- at least from eight days back (more than the sink takes at its default
+-- retention, so each sample it takes lands in its own day), to two days
+-- ahead. A table whose own rows
 -- start later has a few empty days first; retention drops them. At most a
 -- year back (MySQL recurses 1,000 times at most, and a table holds 8,192
 -- partitions): anything older lands in the first day, which retention

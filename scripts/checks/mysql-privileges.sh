@@ -100,8 +100,9 @@ fi
 
 # --- retention drops expired days as the sink's user ------------------------
 # A new database has a day for each of the last eight (0010); with every
-# tier kept 7d (the flags above) the sink's first pass drops the oldest of
-# every partitioned table, which needs DROP on each (05-sink-user.sh).
+# tier kept at most 7d (the flags above) the sink's first pass drops the
+# oldest of every partitioned table, which needs DROP on each
+# (05-sink-user.sh).
 oldest=d$(date -u -d '8 days ago' +%Y%m%d)
 left=""
 for _ in $(seq 1 150); do

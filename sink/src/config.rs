@@ -82,9 +82,10 @@ pub struct Config {
     pub batch_max_mib: u32,
 
     /// How long raw samples are kept in MySQL (and the pipeline's health
-    /// rows, host events and boots): the first tier of retention. The sink
-    /// refuses samples older than this.
-    #[arg(long, env = "VIGIA_RETENTION", default_value = "7d", value_parser = parse_positive)]
+    /// rows and boots): the first tier of retention. The sink refuses
+    /// samples older than this (less an hour). Older ranges are drawn from
+    /// the rollups.
+    #[arg(long, env = "VIGIA_RETENTION", default_value = "48h", value_parser = parse_positive)]
     pub retention: Duration,
 
     /// How long the per-minute rollup (host_minutes) is kept; at least
@@ -212,11 +213,11 @@ mod tests {
         assert_eq!(c.batch_size, 5000);
         assert_eq!(c.batch_wait, Duration::from_millis(200));
         assert_eq!(c.batch_max_mib, 8);
-        assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.retention, Duration::from_secs(2 * 86_400));
         assert_eq!(
             c.retention(),
             Ok(Retention {
-                raw: Duration::from_secs(7 * 86_400),
+                raw: Duration::from_secs(2 * 86_400),
                 minutes: Duration::from_secs(35 * 86_400),
                 ten_minutes: Duration::from_secs(90 * 86_400),
             })

@@ -68,7 +68,7 @@ pub const TABLES: [(&str, &str, Tier); 10] = [
     ("procs_snapshots", "ts", Tier::Raw),
     ("process_samples", "ts", Tier::Raw),
     ("publisher_health", "ts", Tier::Raw),
-    ("host_events", "ts", Tier::Raw),
+    ("host_events", "ts", Tier::Minutes),
     ("sink_health", "ts", Tier::Raw),
     ("host_minutes", "minute", Tier::Minutes),
     ("host_ten_minutes", "period", Tier::TenMinutes),

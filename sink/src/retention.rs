@@ -28,9 +28,10 @@ const EVERY: Duration = Duration::from_secs(60);
 /// What a table holds, for how long it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
-    /// Samples as they came, and the pipeline's health and events.
+    /// Samples as they came, and the pipeline's health rows.
     Raw,
-    /// host_minutes.
+    /// host_minutes, the hosts' lifecycle events (small: two rows a boot),
+    /// and `hosts` itself.
     Minutes,
     /// host_ten_minutes and process_ten_minutes.
     TenMinutes,
@@ -101,8 +102,11 @@ pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, 
     // a boot, already over, goes up to that gap sooner.
     let sql = format!("DELETE FROM host_boots WHERE live_until < ? LIMIT {CHUNK}");
     deleted += in_chunks(pool, &sql, cutoff).await?;
-    // A host unheard of for the whole retention period is gone, and so is
-    // its last process list.
+    // A host unheard of for as long as its minutes are kept is gone, and
+    // so is its last process list: until then the dashboards list it, and
+    // its Host dashboard draws its history from the minutes.
+    let cutoff: NaiveDateTime =
+        now - chrono::Duration::from_std(retention.minutes).unwrap_or(chrono::TimeDelta::MAX);
     let hosts: Vec<String> =
         sqlx::query_scalar("SELECT host FROM hosts WHERE last_seen < ? ORDER BY host")
             .bind(cutoff)

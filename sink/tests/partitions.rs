@@ -316,17 +316,21 @@ async fn sinks_managing_at_once_leave_one_layout_and_no_error() {
     );
 }
 
-/// A digest of every row of `table`: its count and an order-free hash of
-/// its columns.
-async fn digest(pool: &MySqlPool, table: &str) -> (i64, i64) {
-    let columns: Vec<String> = sqlx::query_scalar(
+/// A table's columns, in order.
+async fn columns(pool: &MySqlPool, table: &str) -> Vec<String> {
+    sqlx::query_scalar(
         "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
     )
     .bind(table)
     .fetch_all(pool)
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// A digest of every row of `table` over `columns`: its count and an
+/// order-free hash of the values.
+async fn digest(pool: &MySqlPool, table: &str, columns: &[String]) -> (i64, i64) {
     let quoted: Vec<String> = columns
         .iter()
         .map(|c| format!("COALESCE(`{c}`, '~')"))
@@ -366,22 +370,65 @@ async fn a_database_holding_data_is_migrated_without_losing_or_changing_a_row() 
     assert_eq!(earlier.len(), 9);
     before.migrations = earlier.into();
     before.run(&pool).await.unwrap();
-    // Twelve days of samples, the rollups kept from them, hellos and the
-    // rest: the writer's statements are the same on both schemas.
-    let writer = Writer::new(pool.clone(), 10);
+    // Twelve days of samples, and the rollups and events kept from them,
+    // written as the schema of then takes them (today's writer fills
+    // columns later migrations add).
     let offsets: Vec<i64> = (-11..=0).collect();
-    write_days(&writer, &offsets).await;
+    for (i, &d) in offsets.iter().enumerate() {
+        let ts = chrono::DateTime::from_timestamp_nanos(noon(d)).naive_utc();
+        let seq = i as u64 + 1;
+        for sql in [
+            "INSERT INTO cpu_samples (host, boot, seq, ts, busy_pct, user_pct, system_pct, \
+             iowait_pct, steal_pct, idle_pct, load1, load5, load15, cpus, per_cpu_busy_pct) \
+             VALUES ('h', 'b', ?, ?, 10 + ?, 1, 2, 3, 4, 5, 0.5, 0.25, 0.125, 2, '[1]')",
+            "INSERT INTO ram_samples (host, boot, seq, ts, total, used, free, available, buffers, \
+             cached, swap_total, swap_free) VALUES ('h', 'b', ?, ?, 1000, 100 * ?, 1, 2, 3, 4, 5, 6)",
+            "INSERT INTO host_events (host, boot, kind, seq, ts, detail) \
+             VALUES ('h', 'b', 'hello', ?, ?, CONCAT('day ', ?))",
+        ] {
+            sqlx::query(sql)
+                .bind(seq)
+                .bind(ts)
+                .bind(seq)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    for sql in [
+        "INSERT INTO host_minutes (host, minute, cpu_busy_pct, cpu_busy_max, load1, cpu_samples) \
+         SELECT host, CAST(DATE_FORMAT(ts, '%Y-%m-%d %H:%i:00') AS DATETIME), AVG(busy_pct), \
+         MAX(busy_pct), AVG(load1), COUNT(*) FROM cpu_samples GROUP BY 1, 2",
+        "INSERT INTO host_ten_minutes (host, period, cpu_busy_pct, cpu_samples) \
+         SELECT host, minute, cpu_busy_pct, cpu_samples FROM host_minutes",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    // Each table's digest over the columns it has now.
     let mut digests = BTreeMap::new();
     for (table, _, _) in TABLES {
-        digests.insert(table, digest(&pool, table).await);
+        let columns = columns(&pool, table).await;
+        digests.insert(table, (digest(&pool, table, &columns).await, columns));
     }
-    assert_eq!(digests["cpu_samples"].0, 12);
+    assert_eq!(digests["cpu_samples"].0 .0, 12);
+    assert_eq!(digests["host_minutes"].0 .0, 12);
 
-    // The sink starts on it: 0010 runs.
+    // The sink starts on it: 0010 and every later migration run.
     let pool = connect(&db.url(), 2).await.unwrap();
     for (table, _, _) in TABLES {
-        assert_eq!(digest(&pool, table).await, digests[table], "{table}");
+        let (was, columns) = &digests[table];
+        assert_eq!(&digest(&pool, table, columns).await, was, "{table}");
     }
+    // 0012 computed the Host dashboard's minute columns from the samples.
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT COUNT(*) FROM host_minutes WHERE cpu_user_pct = 1 AND load15 = 0.125 \
+             AND ram_cached = 4 AND ram_total = 1000"
+        )
+        .await,
+        12
+    );
     // Every row in its own day, from the oldest data's.
     assert_eq!(
         days(&pool, "cpu_samples").await,
@@ -400,7 +447,8 @@ async fn a_database_holding_data_is_migrated_without_losing_or_changing_a_row() 
     }
     // A redelivered sample is still a no-op.
     write_days(&Writer::new(pool.clone(), 10), &offsets).await;
-    assert_eq!(digest(&pool, "cpu_samples").await, digests["cpu_samples"]);
+    let (was, columns) = &digests["cpu_samples"];
+    assert_eq!(&digest(&pool, "cpu_samples", columns).await, was);
     // And retention now drops the days past it.
     manage_until_done(&pool, &week(), at(0)).await;
     assert_eq!(

@@ -1,5 +1,6 @@
 //! Keeps the rollups exact: `host_minutes`, the per-host, per-minute
-//! rollup of CPU and RAM (mysql/migrations/0003_host_minutes.sql), and for
+//! rollup of CPU, RAM and process states (mysql/migrations/0003_host_minutes.sql,
+//! 0012_host_minutes_for_the_host_dashboard.sql), and for
 //! ranges over 6 h `host_ten_minutes` (from host_minutes) and
 //! `process_ten_minutes` (from the process history; 0005_long_range_rollups.sql).
 //!
@@ -121,6 +122,15 @@ const HOST_MINUTES_FROM_CPU: Rollup = Rollup {
         ("cpu_busy_max", "MAX(busy_pct)"),
         ("load1", "AVG(load1)"),
         ("cpu_samples", "COUNT(*)"),
+        // The Host dashboard's series (0012).
+        ("cpu_user_pct", "AVG(user_pct)"),
+        ("cpu_system_pct", "AVG(system_pct)"),
+        ("cpu_iowait_pct", "AVG(iowait_pct)"),
+        ("cpu_steal_pct", "AVG(steal_pct)"),
+        ("cpu_idle_pct", "AVG(idle_pct)"),
+        ("load5", "AVG(load5)"),
+        ("load15", "AVG(load15)"),
+        ("cpus", "MAX(cpus)"),
     ],
 };
 
@@ -137,6 +147,30 @@ const HOST_MINUTES_FROM_RAM: Rollup = Rollup {
         ("ram_used_pct", "AVG(100 * used / total)"),
         ("ram_used_max", "MAX(100 * used / total)"),
         ("ram_samples", "COUNT(*)"),
+        // The Host dashboard's series (0012).
+        ("ram_used", "AVG(used)"),
+        ("ram_cached", "AVG(cached)"),
+        ("ram_free", "AVG(free)"),
+        ("ram_total", "MAX(total)"),
+    ],
+};
+
+/// The process states of host_minutes, for the Host dashboard (0012).
+const HOST_MINUTES_FROM_PROCS: Rollup = Rollup {
+    table: "host_minutes",
+    period: "minute",
+    period_of: MINUTE_OF_TS,
+    source: "procs_snapshots",
+    time: "ts",
+    filter: None,
+    keys: &[],
+    values: &[
+        ("procs_running", "AVG(running)"),
+        ("procs_sleeping", "AVG(sleeping)"),
+        ("procs_blocked", "AVG(blocked)"),
+        ("procs_zombie", "AVG(zombie)"),
+        ("procs_other", "AVG(other)"),
+        ("procs_samples", "COUNT(*)"),
     ],
 };
 
@@ -296,6 +330,8 @@ pub(super) async fn write(
     HOST_MINUTES_FROM_CPU.recompute(conn, &cpu).await?;
     let ram = ranges(plan.ram.iter().map(|(s, _)| (s.host.as_str(), s.ts)));
     HOST_MINUTES_FROM_RAM.recompute(conn, &ram).await?;
+    let snapshots = ranges(plan.procs.iter().map(|(s, _)| (s.host.as_str(), s.ts)));
+    HOST_MINUTES_FROM_PROCS.recompute(conn, &snapshots).await?;
     // After host_minutes, which it reads.
     let ten_minutes = periods(
         plan.cpu
