@@ -125,6 +125,16 @@ pub enum PartitionError {
     Layout { table: &'static str },
 }
 
+/// `now` less `keep`, or the earliest time there is when `keep` reaches
+/// past it (a retention of a million years keeps everything, it does not
+/// overflow).
+pub fn cutoff(now: NaiveDateTime, keep: Duration) -> NaiveDateTime {
+    chrono::Duration::from_std(keep)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(NaiveDateTime::MIN)
+}
+
 /// The day partition named for `day`: `dYYYYMMDD`.
 pub fn name_of(day: NaiveDate) -> String {
     format!("d{}", day.format("%Y%m%d"))
@@ -211,8 +221,7 @@ async fn pass(
     let mut first_error = None;
     let mut plans = Vec::with_capacity(TABLES.len());
     for (table, _, tier) in TABLES {
-        let keep = retention.of(tier);
-        let cutoff = now - chrono::Duration::from_std(keep).unwrap_or(chrono::TimeDelta::MAX);
+        let cutoff = cutoff(now, retention.of(tier));
         match layout(conn, table).await {
             Ok(parts) => plans.push((table, plan(&parts, now.date(), cutoff))),
             Err(e) => {
@@ -438,6 +447,21 @@ mod tests {
         let week = Duration::from_secs(7 * 86_400);
         assert_eq!(accepted(week), week - GRACE);
         assert_eq!(accepted(Duration::from_secs(60)), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_retention_past_the_start_of_time_keeps_everything() {
+        let now = at_noon("2026-12-07");
+        let forever = Duration::from_secs(u64::MAX / 4);
+        assert_eq!(cutoff(now, forever), NaiveDateTime::MIN);
+        let parts = days("2026-11-01", 3);
+        assert!(plan(&parts, now.date(), cutoff(now, forever))
+            .drop
+            .is_empty());
+        assert_eq!(
+            cutoff(now, Duration::from_secs(86_400)),
+            at_noon("2026-12-06")
+        );
     }
 
     #[test]

@@ -92,8 +92,7 @@ pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, 
         .await?;
     // The partitions' failure does not stop the small tables' retention.
     let partitioned = partitions::manage(pool, retention, now).await;
-    let cutoff: NaiveDateTime =
-        now - chrono::Duration::from_std(retention.raw).unwrap_or(chrono::TimeDelta::MAX);
+    let cutoff = partitions::cutoff(now, retention.raw);
     let mut deleted = 0;
     // Boots (0006_host_boots.sql) no longer live before the horizon, by
     // live_until, which is indexed (0009_host_boots_written_less.sql). It is
@@ -105,8 +104,7 @@ pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, 
     // A host unheard of for as long as its minutes are kept is gone, and
     // so is its last process list: until then the dashboards list it, and
     // its Host dashboard draws its history from the minutes.
-    let cutoff: NaiveDateTime =
-        now - chrono::Duration::from_std(retention.minutes).unwrap_or(chrono::TimeDelta::MAX);
+    let cutoff = partitions::cutoff(now, retention.minutes);
     let hosts: Vec<String> =
         sqlx::query_scalar("SELECT host FROM hosts WHERE last_seen < ? ORDER BY host")
             .bind(cutoff)
@@ -153,7 +151,7 @@ async fn in_chunks(pool: &MySqlPool, sql: &str, cutoff: NaiveDateTime) -> Result
 /// One pass over the `commands` audit trail: deletes the commands handled
 /// more than `retention` ago; returns the rows deleted.
 pub async fn expire_commands(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    let cutoff: NaiveDateTime = (Utc::now() - retention).naive_utc();
+    let cutoff = partitions::cutoff(Utc::now().naive_utc(), retention);
     let sql = format!("DELETE FROM commands WHERE ts < ? LIMIT {CHUNK}");
     in_chunks(pool, &sql, cutoff).await
 }
