@@ -201,6 +201,18 @@ async fn publish(js: &JetStream, samples: &[Sample]) -> Result<()> {
     Ok(())
 }
 
+/// Waits for the sink to create its stream.
+async fn stream_created(js: &JetStream) -> Result<()> {
+    until("the sink to create its stream", async || {
+        Ok(js
+            .get_stream(vigia_schema::subject::STREAM)
+            .await
+            .ok()
+            .map(|_| ()))
+    })
+    .await
+}
+
 /// Polls `check` until it holds; the sink works in its own time.
 async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Result<Option<T>>) -> Result<T> {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -271,14 +283,7 @@ async fn each_rule_fires_on_real_trouble_through_the_sink_and_clears_after() -> 
     let mut sink = Sink::start(&nats.url(), &db.url());
     let client = async_nats::connect(nats.url()).await?;
     let js = async_nats::jetstream::new(client);
-    until("the sink to create its stream", async || {
-        Ok(js
-            .get_stream(vigia_schema::subject::STREAM)
-            .await
-            .ok()
-            .map(|_| ()))
-    })
-    .await?;
+    stream_created(&js).await?;
 
     // Thirty-two minutes of history, a sample every 10 s, ending now:
     // `calm` idles; `hot` is pinned (CPU 97 %, RAM 95 %, `miner` at 180 %)
@@ -486,14 +491,7 @@ async fn telemetry_the_stream_dropped_unread_fires_its_rule_and_clears_after() -
     let small = ["--stream-max-bytes", "1048576"];
     let sink = Sink::start_with(&nats.url(), &db.url(), &small);
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
-    until("the sink to create its stream", async || {
-        Ok(js
-            .get_stream(vigia_schema::subject::STREAM)
-            .await
-            .ok()
-            .map(|_| ()))
-    })
-    .await?;
+    stream_created(&js).await?;
     let mut conn = runner::connect(&db.url()).await?;
     let mut host = Host::new("lossy", "l0");
     let now = Utc::now();

@@ -15,7 +15,7 @@ use vigia_dashboards::runner;
 use vigia_dashboards::template::{Value, Variables};
 use vigia_dashboards::QueryWindow;
 
-use common::{last, HOUR};
+use common::{last, metrics, panel_sql, HOUR};
 
 const HOSTS: u32 = 20;
 
@@ -73,16 +73,6 @@ async fn every_panel_returns_rows_on_a_filled_fleet() -> Result<()> {
     Ok(())
 }
 
-/// The SQL of the first target of the panel titled `title`, expanded.
-fn panel_sql(d: &Dashboard, title: &str, vars: &Variables, window: &QueryWindow) -> Result<String> {
-    let panel = d
-        .panels
-        .iter()
-        .find(|p| p.title == title)
-        .with_context(|| format!("no panel {title}"))?;
-    vigia_dashboards::expand(&panel.targets[0].raw_sql, vars, window)
-}
-
 /// The number in the first cell of a panel's first target.
 async fn single_number(conn: &mut MySqlConnection, d: &Dashboard, title: &str) -> Result<i64> {
     let sql = panel_sql(d, title, &Variables::new(), &last_hour()?)?;
@@ -117,22 +107,6 @@ async fn fleet_counts_follow_the_churn() -> Result<()> {
     .await?;
     assert_eq!(hosts.len(), HOSTS as usize);
     Ok(())
-}
-
-/// The distinct `metric` values a panel returns.
-async fn metrics(
-    conn: &mut MySqlConnection,
-    d: &Dashboard,
-    title: &str,
-    vars: &Variables,
-    window: &QueryWindow,
-) -> Result<Vec<String>> {
-    let sql = panel_sql(d, title, vars, window)?;
-    let rows = runner::query(conn, &sql).await?;
-    let mut out: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
 #[tokio::test]

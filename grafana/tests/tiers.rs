@@ -19,7 +19,7 @@ use vigia_dashboards::runner;
 use vigia_dashboards::template::{Value, Variables};
 use vigia_dashboards::QueryWindow;
 
-use common::HOUR;
+use common::{last, metrics, HOUR};
 
 const HOSTS: u32 = 4;
 const HOST: &str = "host-002";
@@ -105,7 +105,7 @@ async fn a_range_straddling_raw_and_rollup_draws_the_series_the_raw_rows_drew() 
     let tops = ["Top processes by CPU", "Top processes by RSS"];
     let mut tops_before = Vec::new();
     for title in tops {
-        tops_before.push(metrics(&mut conn, &host, title, &vars).await?);
+        tops_before.push(metrics(&mut conn, &host, title, &vars, &last(HOUR)?).await?);
     }
 
     // Retention drops the raw rows older than an edge 20 minutes back, on
@@ -155,33 +155,13 @@ async fn a_range_straddling_raw_and_rollup_draws_the_series_the_raw_rows_drew() 
     // A short range starting before the edge reads the ten-minute rollup
     // for the top processes: the same eight as before.
     for (title, was) in tops.into_iter().zip(&tops_before) {
-        let now = metrics(&mut conn, &host, title, &vars).await?;
+        let now = metrics(&mut conn, &host, title, &vars, &last(HOUR)?).await?;
         ensure!(
             now.len() == 8 && &now == was,
             "{title}: {was:?} became {now:?}"
         );
     }
     Ok(())
-}
-
-/// The distinct `metric` values of a panel over the last hour.
-async fn metrics(
-    conn: &mut MySqlConnection,
-    d: &Dashboard,
-    title: &str,
-    vars: &Variables,
-) -> Result<Vec<String>> {
-    let panel = d
-        .panels
-        .iter()
-        .find(|p| p.title == title)
-        .with_context(|| format!("no panel {title}"))?;
-    let sql = vigia_dashboards::expand(&panel.targets[0].raw_sql, vars, &common::last(HOUR)?)?;
-    let rows = runner::query(conn, &sql).await?;
-    let mut out: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
 /// The columns 0012 adds to host_minutes.

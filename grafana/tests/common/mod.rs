@@ -11,6 +11,11 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::mysql::MySql;
+use sqlx::mysql::MySqlConnection;
+use sqlx::Row;
+use vigia_dashboards::dashboard::Dashboard;
+use vigia_dashboards::runner;
+use vigia_dashboards::template::Variables;
 use vigia_dashboards::QueryWindow;
 use vigia_testkit::TestDatabase;
 
@@ -50,4 +55,35 @@ impl TestDb {
             .await;
         Ok(())
     }
+}
+
+/// The SQL of the first target of the panel titled `title`, expanded.
+pub fn panel_sql(
+    d: &Dashboard,
+    title: &str,
+    vars: &Variables,
+    window: &QueryWindow,
+) -> Result<String> {
+    let panel = d
+        .panels
+        .iter()
+        .find(|p| p.title == title)
+        .with_context(|| format!("no panel {title}"))?;
+    vigia_dashboards::expand(&panel.targets[0].raw_sql, vars, window)
+}
+
+/// The distinct `metric` values a panel returns.
+pub async fn metrics(
+    conn: &mut MySqlConnection,
+    d: &Dashboard,
+    title: &str,
+    vars: &Variables,
+    window: &QueryWindow,
+) -> Result<Vec<String>> {
+    let sql = panel_sql(d, title, vars, window)?;
+    let rows = runner::query(conn, &sql).await?;
+    let mut out: Vec<String> = rows.iter().map(|r| r.get::<String, _>("metric")).collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
