@@ -95,8 +95,8 @@ pub struct Config {
 
     /// How long the ten-minute rollups (host_ten_minutes,
     /// process_ten_minutes) are kept; at least --minute-retention. Unset:
-    /// 90 days, or the minute tier's if longer. A year costs about 2.5 times
-    /// the disk of the raw tier's 7 days per host (README.md, "Disk").
+    /// 90 days, or the minute tier's if longer. A year costs a host about as
+    /// much disk as the raw tier's two days (README.md, "Disk").
     #[arg(long, env = "VIGIA_TEN_MINUTE_RETENTION", value_parser = parse_positive)]
     pub ten_minute_retention: Option<Duration>,
 

@@ -96,8 +96,8 @@ impl Batch {
         let started = std::time::Instant::now();
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
         // A grace short of the retention, so a sample taken is written
-        // before its day can be dropped (crate::partitions::GRACE).
-        let keep = crate::partitions::accepted(retention);
+        // before its day can be dropped (crate::retention::GRACE).
+        let keep = crate::retention::accepted(retention);
         let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
         let window = TimeWindow::keeping(now, keep, "the sink's retention horizon (--retention)");
         let items: Vec<Classified> = messages

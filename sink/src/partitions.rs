@@ -38,25 +38,11 @@ use chrono::{Days, NaiveDate, NaiveDateTime};
 use sqlx::mysql::{MySqlConnection, MySqlPool};
 use sqlx::Connection as _;
 
-use crate::retention::{Retention, Tier};
+use crate::retention::{cutoff, Retention, Tier};
 
 /// Days created past today: time to spare for a sink that is down over a
 /// day boundary (`future` takes the rows meanwhile) or for clocks ahead.
 pub const AHEAD_DAYS: u64 = 2;
-/// How much younger than the raw retention a sample must be for the sink
-/// to take it ([`accepted`]): a sample taken just inside the retention but
-/// written late (retries, a slow batch) must still find its day, or its
-/// minute's rollup, kept longer, would be recomputed from that one sample
-/// alone after the rest of the minute was dropped.
-pub const GRACE: Duration = Duration::from_secs(3600);
-
-/// The age up to which the sink takes samples under a raw retention of
-/// `raw`: `raw` less [`GRACE`] (less half of it when it is shorter than
-/// two graces).
-pub fn accepted(raw: Duration) -> Duration {
-    raw - GRACE.min(raw / 2)
-}
-
 /// How long a pass waits for a table's metadata lock before it gives up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -123,16 +109,6 @@ pub enum PartitionError {
         "{table}: not partitioned by day (no `{FUTURE}` partition last); migration 0010 missing?"
     )]
     Layout { table: &'static str },
-}
-
-/// `now` less `keep`, or the earliest time there is when `keep` reaches
-/// past it (a retention of a million years keeps everything, it does not
-/// overflow).
-pub fn cutoff(now: NaiveDateTime, keep: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(keep)
-        .ok()
-        .and_then(|d| now.checked_sub_signed(d))
-        .unwrap_or(NaiveDateTime::MIN)
 }
 
 /// The day partition named for `day`: `dYYYYMMDD`.
@@ -221,9 +197,9 @@ async fn pass(
     let mut first_error = None;
     let mut plans = Vec::with_capacity(TABLES.len());
     for (table, _, tier) in TABLES {
-        let cutoff = cutoff(now, retention.of(tier));
+        let expired_before = cutoff(now, retention.of(tier));
         match layout(conn, table).await {
-            Ok(parts) => plans.push((table, plan(&parts, now.date(), cutoff))),
+            Ok(parts) => plans.push((table, plan(&parts, now.date(), expired_before))),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -249,13 +225,13 @@ async fn pass(
              PARTITION {FUTURE} VALUES LESS THAN (MAXVALUE))",
             days.join(", ")
         );
-        match sqlx::query(&sql).execute(&mut *conn).await {
-            Ok(_) => {
+        match alter(conn, table, &sql).await {
+            Ok(()) => {
                 report.added += plan.add.len();
                 tracing::debug!(table, days = plan.add.len(), "partitions created");
             }
             Err(e) => {
-                first_error.get_or_insert(at(table)(e));
+                first_error.get_or_insert(e);
             }
         }
     }
@@ -269,13 +245,13 @@ async fn pass(
             .map(|n| format!("`{}`", n.replace('`', "``")))
             .collect();
         let sql = format!("ALTER TABLE {table} DROP PARTITION {}", names.join(", "));
-        match sqlx::query(&sql).execute(&mut *conn).await {
-            Ok(_) => {
+        match alter(conn, table, &sql).await {
+            Ok(()) => {
                 report.dropped += plan.drop.len();
                 tracing::info!(table, days = ?plan.drop, "expired days dropped");
             }
             Err(e) => {
-                first_error.get_or_insert(at(table)(e));
+                first_error.get_or_insert(e);
             }
         }
     }
@@ -283,6 +259,19 @@ async fn pass(
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// One ALTER of `table`.
+async fn alter(
+    conn: &mut MySqlConnection,
+    table: &'static str,
+    sql: &str,
+) -> Result<(), PartitionError> {
+    sqlx::query(sql)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(at(table))
 }
 
 /// A table's partitions in order, as the server reports them.
@@ -440,13 +429,6 @@ mod tests {
         let plan = plan(&parts, day("2026-12-07"), at_noon("2030-01-01"));
         assert!(!plan.drop.iter().any(|n| n == FUTURE));
         assert_eq!(plan.drop.len(), 2);
-    }
-
-    #[test]
-    fn samples_are_taken_a_grace_short_of_the_retention() {
-        let week = Duration::from_secs(7 * 86_400);
-        assert_eq!(accepted(week), week - GRACE);
-        assert_eq!(accepted(Duration::from_secs(60)), Duration::from_secs(30));
     }
 
     #[test]

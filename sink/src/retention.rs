@@ -25,6 +25,30 @@ const CHUNK: u32 = 2_000;
 const PAUSE: Duration = Duration::from_millis(20);
 const EVERY: Duration = Duration::from_secs(60);
 
+/// How much younger than the raw retention a sample must be for the sink
+/// to take it ([`accepted`]): a sample taken just inside the retention but
+/// written late (retries, a slow batch) must still find its day, or its
+/// minute's rollup, kept longer, would be recomputed from that one sample
+/// alone after the rest of the minute was dropped.
+pub const GRACE: Duration = Duration::from_secs(3600);
+
+/// The age up to which the sink takes samples under a raw retention of
+/// `raw`: `raw` less [`GRACE`] (less half of it when it is shorter than
+/// two graces).
+pub fn accepted(raw: Duration) -> Duration {
+    raw - GRACE.min(raw / 2)
+}
+
+/// `now` less `keep`, or the earliest time there is when `keep` reaches
+/// past it (a retention of a million years keeps everything, it does not
+/// overflow).
+pub fn cutoff(now: NaiveDateTime, keep: Duration) -> NaiveDateTime {
+    chrono::Duration::from_std(keep)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(NaiveDateTime::MIN)
+}
+
 /// What a table holds, for how long it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
@@ -92,7 +116,7 @@ pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, 
         .await?;
     // The partitions' failure does not stop the small tables' retention.
     let partitioned = partitions::manage(pool, retention, now).await;
-    let cutoff = partitions::cutoff(now, retention.raw);
+    let boots_before = cutoff(now, retention.raw);
     let mut deleted = 0;
     // Boots (0006_host_boots.sql) no longer live before the horizon, by
     // live_until, which is indexed (0009_host_boots_written_less.sql). It is
@@ -100,20 +124,20 @@ pub async fn expire(pool: &MySqlPool, retention: &Retention) -> Result<Expired, 
     // the bye's time and a sample stamped after the bye may be later: such
     // a boot, already over, goes up to that gap sooner.
     let sql = format!("DELETE FROM host_boots WHERE live_until < ? LIMIT {CHUNK}");
-    deleted += in_chunks(pool, &sql, cutoff).await?;
+    deleted += in_chunks(pool, &sql, boots_before).await?;
     // A host unheard of for as long as its minutes are kept is gone, and
     // so is its last process list: until then the dashboards list it, and
     // its Host dashboard draws its history from the minutes.
-    let cutoff = partitions::cutoff(now, retention.minutes);
+    let hosts_before = cutoff(now, retention.minutes);
     let hosts: Vec<String> =
         sqlx::query_scalar("SELECT host FROM hosts WHERE last_seen < ? ORDER BY host")
-            .bind(cutoff)
+            .bind(hosts_before)
             .fetch_all(pool)
             .await?;
     for host in &hosts {
         let gone = sqlx::query("DELETE FROM hosts WHERE host = ? AND last_seen < ?")
             .bind(host)
-            .bind(cutoff)
+            .bind(hosts_before)
             .execute(pool)
             .await?
             .rows_affected();
@@ -151,9 +175,9 @@ async fn in_chunks(pool: &MySqlPool, sql: &str, cutoff: NaiveDateTime) -> Result
 /// One pass over the `commands` audit trail: deletes the commands handled
 /// more than `retention` ago; returns the rows deleted.
 pub async fn expire_commands(pool: &MySqlPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    let cutoff = partitions::cutoff(Utc::now().naive_utc(), retention);
+    let before = cutoff(Utc::now().naive_utc(), retention);
     let sql = format!("DELETE FROM commands WHERE ts < ? LIMIT {CHUNK}");
-    in_chunks(pool, &sql, cutoff).await
+    in_chunks(pool, &sql, before).await
 }
 
 /// Expires once a minute, forever; `commands` only when
@@ -187,5 +211,17 @@ pub(crate) async fn run(
                 tracing::warn!(%error, "retention pass failed; trying again next minute")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_taken_a_grace_short_of_the_retention() {
+        let week = Duration::from_secs(7 * 86_400);
+        assert_eq!(accepted(week), week - GRACE);
+        assert_eq!(accepted(Duration::from_secs(60)), Duration::from_secs(30));
     }
 }
