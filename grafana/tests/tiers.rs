@@ -247,3 +247,54 @@ async fn migration_0012_fills_the_minutes_of_data_stored_before_it_as_the_sink_d
     ensure!(minute_columns(&mut conn).await? == by_the_sink);
     Ok(())
 }
+
+#[tokio::test]
+async fn top_processes_read_the_raw_history_of_a_period_the_sink_has_not_settled_yet() -> Result<()>
+{
+    // The sink computes a process period a little after it closes (up to
+    // two minutes, sink/src/store/rollup.rs). Until then the Host
+    // dashboard's top processes must read that period from the raw
+    // history: the same figures, no hole.
+    let db = common::TestDb::create("tiers_unsettled").await?;
+    fill::fill(&db.url(), &Plan::small(HOSTS, Duration::from_secs(40 * 60))).await?;
+    let mut conn = runner::connect(&db.url()).await?;
+    let host = dashboard::load(&dashboard::dashboards_dir().join("host.json"))?;
+    let mut vars = Variables::new();
+    vars.set("host", Value::Single(HOST.into()), false);
+    // Over 3 h: the branch that reads the ten-minute rollup.
+    let to = Utc::now();
+    let range = QueryWindow {
+        from: to - chrono::Duration::hours(6),
+        to,
+        interval: Duration::from_secs(600),
+    };
+    let tops = ["Top processes by CPU", "Top processes by RSS"];
+    let mut settled = Vec::new();
+    for title in tops {
+        let mut drawn = series(&mut conn, &host, title, &vars, &range).await?;
+        ensure!(!drawn.is_empty(), "{title}: nothing drawn");
+        // Rows of one bucket come in any order.
+        drawn.sort();
+        settled.push(drawn);
+    }
+    let deleted = sqlx::query(
+        "DELETE FROM process_ten_minutes WHERE host = ? AND period = \
+         (SELECT newest FROM (SELECT MAX(period) AS newest FROM process_ten_minutes \
+          WHERE host = ?) n)",
+    )
+    .bind(HOST)
+    .bind(HOST)
+    .execute(&mut conn)
+    .await?
+    .rows_affected();
+    ensure!(deleted > 0, "the fill left no period to unsettle");
+    for (title, was) in tops.into_iter().zip(&settled) {
+        let mut now = series(&mut conn, &host, title, &vars, &range).await?;
+        now.sort();
+        ensure!(
+            now == *was,
+            "{title}: the newest period unsettled draws {now:?}, settled {was:?}"
+        );
+    }
+    Ok(())
+}

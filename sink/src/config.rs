@@ -113,6 +113,15 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub history_top: u32,
 
+    /// How often at most a host's current minute of the per-minute rollup
+    /// is recomputed while it is open (a minute is always recomputed when
+    /// it settles, up to a minute after it ends, and when a late sample
+    /// reaches it); 0s recomputes it on every batch, and the process
+    /// periods as they close instead of up to 2 minutes later. Up to 60s.
+    /// See sink/src/store/open_minutes.rs.
+    #[arg(long, env = "VIGIA_ROLLUP_REFRESH", default_value = "10s", value_parser = parse_refresh)]
+    pub rollup_refresh: Duration,
+
     /// Serve /metrics (Prometheus text format) and /healthz on this
     /// address, e.g. 0.0.0.0:9464; off when unset.
     #[arg(long, env = "VIGIA_METRICS_ADDR")]
@@ -187,6 +196,16 @@ fn parse_or_off(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     parse_positive(text).map_err(|e| format!("{e}, or off"))
+}
+
+/// A duration from 0 to a minute.
+fn parse_refresh(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("not a duration ({e}); use e.g. 0s, 500ms, 10s"))?;
+    if d > Duration::from_secs(60) {
+        return Err("must be at most 60s: a minute is recomputed when it closes".into());
+    }
+    Ok(d)
 }
 
 fn parse_positive(text: &str) -> Result<Duration, String> {

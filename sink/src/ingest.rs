@@ -50,6 +50,17 @@ mod isolate;
 /// drained), instead of always waiting the whole batch wait.
 const IDLE_GAP: Duration = Duration::from_millis(20);
 
+/// How often the writer looks for open minutes of the rollup to recompute
+/// between batches (store/open_minutes.rs).
+const REFRESH_TICK: Duration = Duration::from_secs(1);
+
+/// How often the writer computes the last process periods of hosts that
+/// went quiet before those settled (store/rollup.rs).
+const SETTLE_TICK: Duration = Duration::from_secs(60);
+
+/// How long a stopping sink gives that recompute.
+const FLUSH_AT_STOP: Duration = Duration::from_secs(3);
+
 pub(crate) struct Ingest {
     pub consumer: PullConsumer,
     pub jetstream: Context,
@@ -297,10 +308,38 @@ impl Ingest {
         shutdown: &Shutdown,
     ) -> Vec<Message> {
         let mut unwritten = Vec::new();
+        let mut refresh = tokio::time::interval(REFRESH_TICK);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut settle = tokio::time::interval(SETTLE_TICK);
+        settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let refresh_log = LogLimit::every(Duration::from_secs(60));
+        let settle_log = LogLimit::every(Duration::from_secs(60));
         loop {
             let batch = tokio::select! {
                 biased;
                 _ = shutdown.wait() => break,
+                // Before the batches, which would otherwise starve them
+                // under load. Each is reset when its work ends, so a tick
+                // never finds itself due again at once: however long a
+                // pass takes, a batch is written between two passes.
+                _ = refresh.tick() => {
+                    tokio::select! {
+                        _ = shutdown.wait() => break,
+                        () = self.refresh_open_minutes(&refresh_log) => {
+                            refresh.reset();
+                            continue;
+                        }
+                    }
+                }
+                _ = settle.tick() => {
+                    tokio::select! {
+                        _ = shutdown.wait() => break,
+                        () = self.settle_quiet_hosts(&settle_log) => {
+                            settle.reset();
+                            continue;
+                        }
+                    }
+                }
                 batch = ready.recv() => match batch {
                     Some(batch) => batch,
                     None => break,
@@ -319,7 +358,45 @@ impl Ingest {
         while let Ok(batch) = ready.try_recv() {
             unwritten.extend(batch.into_messages());
         }
+        // The minutes this sink left for later are recomputed before it
+        // goes: a sink scaled in has no successor whose start would.
+        // Best effort: MySQL may be what stopped it.
+        let _ = tokio::time::timeout(FLUSH_AT_STOP, self.writer.flush_open_minutes()).await;
         unwritten
+    }
+
+    /// Recomputes the open minutes of the rollup that batches left for
+    /// later and that are due (store/open_minutes.rs). A failure is retried
+    /// at the next tick, and logged once a minute at most.
+    async fn refresh_open_minutes(&self, log: &LogLimit) {
+        match self.writer.refresh_open_minutes().await {
+            Ok(hosts) if hosts > 0 => {
+                tracing::trace!(hosts, "open minutes recomputed");
+            }
+            Ok(_) => {}
+            Err(error) if log.allow() => tracing::warn!(
+                %error,
+                "recomputing the rollup's open minutes failed; retrying each second"
+            ),
+            Err(_) => {}
+        }
+    }
+
+    /// Computes the process periods of hosts that went quiet before their
+    /// last periods settled (store/rollup.rs). A failure is retried at the
+    /// next tick.
+    async fn settle_quiet_hosts(&self, log: &LogLimit) {
+        match self.writer.settle_quiet_hosts().await {
+            Ok(hosts) if hosts > 0 => {
+                tracing::debug!(hosts, "process periods of quiet hosts computed");
+            }
+            Ok(_) => {}
+            Err(error) if log.allow() => tracing::warn!(
+                %error,
+                "computing the process periods of quiet hosts failed; retrying each minute"
+            ),
+            Err(_) => {}
+        }
     }
 
     /// Stores, dead-letters and acknowledges one batch. Gives the batch

@@ -118,7 +118,8 @@ pub async fn run(
     let ingest = ingest::Ingest {
         consumer,
         jetstream,
-        writer: store::Writer::new(pool.clone(), config.history_top as usize),
+        writer: store::Writer::new(pool.clone(), config.history_top as usize)
+            .with_rollup_refresh(config.rollup_refresh),
         metrics: metrics.clone(),
         stream: config.stream.clone(),
         batch_size: config.batch_size as usize,

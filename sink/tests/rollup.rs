@@ -124,9 +124,14 @@ impl Lcg {
 /// start and end mid-minute and cross into a new ten minutes, the second
 /// host restarting (a new boot) in the middle of a minute.
 fn fleet() -> Vec<Sample> {
+    fleet_periods_ago(2)
+}
+
+/// [`fleet`], starting in the ten minutes `periods` before the current.
+fn fleet_periods_ago(periods: i64) -> Vec<Sample> {
     let mut rng = Lcg(7);
     let ten = 10 * MINUTE;
-    let start = (chrono::Utc::now().timestamp_nanos_opt().unwrap() / ten - 2) * ten
+    let start = (chrono::Utc::now().timestamp_nanos_opt().unwrap() / ten - periods) * ten
         + 8 * MINUTE
         + 17 * SECOND
         + 250_000_000;
@@ -244,6 +249,42 @@ async fn matches_raw_tables(pool: &MySqlPool) -> Rollups {
         assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
     }
     got
+}
+
+/// [`matches_raw_tables`] for a writer with a rollup refresh: the process
+/// periods computed are exact, but a period may not have settled yet (the
+/// last closed one, up to two minutes after it closed). Returns the rows.
+async fn matches_raw_tables_settled(pool: &MySqlPool) -> Rollups {
+    let got = rollups(pool).await;
+    same_aggregates(&got.minutes, &rows(pool, DIRECT).await, "host_minutes");
+    same_aggregates(
+        &got.ten_minutes,
+        &rows(pool, TEN_DIRECT).await,
+        "host_ten_minutes",
+    );
+    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_DIRECT)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    for g in &got.processes {
+        let w = direct
+            .iter()
+            .find(|w| (&w.0, &w.1, w.2, &w.3) == (&g.0, &g.1, g.2, &g.3))
+            .unwrap_or_else(|| panic!("{g:?} is not a closed period"));
+        assert_eq!((g.5, g.6), (w.5, w.6), "{g:?} vs {w:?}");
+        assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
+    }
+    got
+}
+
+/// Whether `got`'s rows are `want`'s, process periods not yet settled
+/// apart.
+fn same_but_unsettled(got: &Rollups, want: &Rollups) {
+    assert_eq!(got.minutes, want.minutes);
+    assert_eq!(got.ten_minutes, want.ten_minutes);
+    for g in &got.processes {
+        assert!(want.processes.contains(g), "{g:?}");
+    }
 }
 
 /// Writes `samples` in batches of `size`, in the order `order` gives.
@@ -436,21 +477,48 @@ async fn three_sinks_writing_the_same_hosts_at_once_keep_every_rollup_exact() {
     for i in (1..shares[2].len()).rev() {
         shares[2].swap(i, rng.next() as usize % (i + 1));
     }
-    let mut tasks = Vec::new();
-    for share in shares {
+    // One sink recomputes every minute it touches on every batch, two
+    // only when a minute settles (--rollup-refresh longer than the test):
+    // the minutes they leave unsettled are made exact by their flush at
+    // stop. Each runs its start's recovery first (nothing to find yet), so
+    // that the flush recomputes only what the sink itself left.
+    let mut writers = Vec::new();
+    for refresh in [0, 60, 60] {
         let sink_pool = connect(&_db2.url(), 2).await.expect("a sink's own pool");
-        tasks.push(tokio::spawn(write_retrying(
-            Writer::new(sink_pool, 2),
-            share,
-        )));
+        let writer = Writer::new(sink_pool, 2).with_rollup_refresh(Duration::from_secs(refresh));
+        assert_eq!(writer.refresh_open_minutes().await.unwrap(), 0);
+        writers.push(writer);
     }
+    let tasks: Vec<_> = shares
+        .into_iter()
+        .zip(&writers)
+        .map(|(share, writer)| tokio::spawn(write_retrying(writer.clone(), share)))
+        .collect();
     let mut retries = 0;
     for task in tasks {
         retries += task.await.expect("a sink's task");
     }
     eprintln!("three concurrent sinks: {retries} batches retried after a transient error");
-    let concurrent = matches_raw_tables(&pool2).await;
-    assert_eq!(concurrent, once, "three concurrent sinks, same rollups");
+    for writer in &writers {
+        writer.flush_open_minutes().await.expect("flush at stop");
+    }
+    let concurrent = matches_raw_tables_settled(&pool2).await;
+    same_but_unsettled(&concurrent, &once);
+    // A period missing can only be a host's last closed one, which may not
+    // have settled yet.
+    for missing in once
+        .processes
+        .iter()
+        .filter(|p| !concurrent.processes.contains(p))
+    {
+        let last = once
+            .processes
+            .iter()
+            .filter(|p| p.0 == missing.0)
+            .map(|p| &p.1)
+            .max();
+        assert_eq!(Some(&missing.1), last, "{missing:?}");
+    }
     let hosts_rows = |pool: &MySqlPool| {
         let pool = pool.clone();
         async move {
@@ -467,4 +535,169 @@ async fn three_sinks_writing_the_same_hosts_at_once_keep_every_rollup_exact() {
         hosts_rows(&pool).await,
         "hosts (liveness, last seen) as one sink leaves them"
     );
+}
+
+/// `rows` (host_minutes as read) without each host's newest two minutes:
+/// what a refresh period longer than the test may leave not yet computed
+/// (a minute settles up to a minute after it ends; see
+/// sink/src/store/open_minutes.rs).
+fn settled(rows: &[Row]) -> Vec<Row> {
+    rows.iter()
+        .filter(|r| {
+            rows.iter()
+                .filter(|later| later.0 == r.0 && later.1 > r.1)
+                .count()
+                >= 2
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn with_a_refresh_period_a_minute_is_computed_when_it_settles_and_before_by_the_refresh() {
+    let samples = fleet();
+    let all: Vec<&Sample> = samples.iter().collect();
+    let (_db, pool, writer) = setup("rollup_refresh_ref").await;
+    writer.write(&all).await.unwrap();
+    let once = matches_raw_tables(&pool).await;
+
+    // Batches of 37 in order, a refresh period longer than the test: a
+    // host's first batch computes its minutes, and from then on each
+    // minute is computed by the batch that settles it; each host's last
+    // minute or two are not settled yet, and not computed in full.
+    let (_db2, pool2, _) = setup("rollup_refresh").await;
+    let lazy = Writer::new(pool2.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    assert_eq!(
+        lazy.refresh_open_minutes().await.unwrap(),
+        0,
+        "nothing to recover"
+    );
+    let n = samples.len().div_ceil(37);
+    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    let before = rollups(&pool2).await;
+    let settled_once = settled(&once.minutes);
+    let settled_before: Vec<Row> = before
+        .minutes
+        .iter()
+        .filter(|r| settled_once.iter().any(|s| (&s.0, &s.1) == (&r.0, &r.1)))
+        .cloned()
+        .collect();
+    assert_eq!(settled_before, settled_once, "{before:#?}");
+    assert_ne!(before.minutes, once.minutes, "the last minutes wait");
+    // The refresh each second finds them not yet due (30 s at least)...
+    assert_eq!(lazy.refresh_open_minutes().await.unwrap(), 0);
+    // ...and a flush, as at stop, makes them exact.
+    assert_eq!(lazy.flush_open_minutes().await.unwrap(), 2);
+    same_but_unsettled(&matches_raw_tables_settled(&pool2).await, &once);
+    assert_eq!(
+        lazy.flush_open_minutes().await.unwrap(),
+        0,
+        "nothing stale is left"
+    );
+    // A redelivery of the whole fleet changes nothing.
+    let flushed = rollups(&pool2).await;
+    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    lazy.flush_open_minutes().await.unwrap();
+    assert_eq!(rollups(&pool2).await, flushed);
+}
+
+#[tokio::test]
+async fn a_sink_that_stopped_with_open_minutes_left_stale_has_them_recomputed_by_the_next_start() {
+    let samples = fleet();
+    let all: Vec<&Sample> = samples.iter().collect();
+    let (_db, pool, writer) = setup("rollup_recover_ref").await;
+    writer.write(&all).await.unwrap();
+    let once = matches_raw_tables(&pool).await;
+
+    let (_db2, pool2, _) = setup("rollup_recover").await;
+    let killed = Writer::new(pool2.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    // Its start's recovery ran (nothing to find), then batches, then it
+    // is gone without a flush, as a SIGKILL leaves it.
+    assert_eq!(killed.refresh_open_minutes().await.unwrap(), 0);
+    let n = samples.len().div_ceil(37);
+    write_in(&killed, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    drop(killed);
+    assert_ne!(rollups(&pool2).await, once, "the open minutes were left");
+
+    let next = Writer::new(pool2.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    assert_eq!(
+        next.refresh_open_minutes().await.unwrap(),
+        2,
+        "both hosts heard within a day"
+    );
+    assert_eq!(matches_raw_tables(&pool2).await, once);
+}
+
+/// Every process period from the history, the newest too.
+const PROCESS_ALL_DIRECT: &str = "SELECT host, CAST(p AS CHAR), pid, name, AVG(cpu_pct), \
+    CAST(MAX(rss) AS UNSIGNED), CAST(COUNT(*) AS UNSIGNED) \
+    FROM (SELECT host, pid, name, cpu_pct, rss, \
+            CAST(DATE_FORMAT(ts, '%Y-%m-%d %H:00:00') AS DATETIME) \
+              + INTERVAL (MINUTE(ts) DIV 10 * 10) MINUTE AS p FROM process_samples) s \
+    GROUP BY host, p, pid, name ORDER BY host, p, pid, name";
+
+#[tokio::test]
+async fn a_host_gone_quiet_before_its_last_periods_settled_has_them_computed_by_the_sweep() {
+    // Snapshots that ended over half an hour ago, 107 s into a period.
+    let samples = fleet_periods_ago(4);
+    let (_db, pool, _) = setup("rollup_quiet").await;
+    let lazy = Writer::new(pool.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    let n = samples.len().div_ceil(37);
+    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    lazy.flush_open_minutes().await.unwrap();
+    let before = matches_raw_tables_settled(&pool).await;
+    let periods = |r: &Rollups| -> BTreeSet<(String, String)> {
+        r.processes
+            .iter()
+            .map(|p| (p.0.clone(), p.1.clone()))
+            .collect()
+    };
+    assert!(periods(&before).len() < 4, "{:?}", periods(&before));
+
+    // Both hosts' last two periods, the newest included: no snapshot
+    // will come to settle them.
+    assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 2);
+    let after = rollups(&pool).await;
+    assert_eq!(periods(&after).len(), 4, "{:?}", periods(&after));
+    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_ALL_DIRECT)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(after.processes.len(), direct.len());
+    for (g, w) in after.processes.iter().zip(&direct) {
+        assert_eq!(
+            (&g.0, &g.1, g.2, &g.3, g.5, g.6),
+            (&w.0, &w.1, w.2, &w.3, w.5, w.6)
+        );
+        assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
+    }
+    // Done once: the next sweep finds nothing, and a redelivery changes
+    // nothing.
+    assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 0);
+    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    assert_eq!(rollups(&pool).await, after);
+
+    // A late snapshot of alpha's newest period (a sink that held it, an
+    // agent whose clock is behind): not late by the batch's rule, since it
+    // is in the newest period; the next sweep sees the counts differ.
+    let last = samples
+        .iter()
+        .filter(|s| s.host == "alpha" && matches!(s.body, SampleBody::Procs(_)))
+        .max_by_key(|s| s.ts)
+        .unwrap();
+    let mut late = last.clone();
+    late.seq += 1_000_000;
+    late.ts -= SECOND;
+    lazy.write(&[&late]).await.unwrap();
+    assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 1, "alpha again");
+    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_ALL_DIRECT)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let again = rollups(&pool).await;
+    assert_eq!(again.processes.len(), direct.len());
+    for (g, w) in again.processes.iter().zip(&direct) {
+        assert_eq!((&g.0, &g.1, g.2, &g.3, g.6), (&w.0, &w.1, w.2, &w.3, w.6));
+    }
+    assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 0);
 }

@@ -17,6 +17,7 @@ use vigia_schema::{HelloBody, ProcsBody, Sample};
 
 use super::error::{At as _, WriteError};
 use super::insert::{insert, PacketLimit, Table};
+use super::open_minutes::SeenBefore;
 use super::rollup::ProcsBefore;
 use super::rows::{datetime, fit, Plan};
 
@@ -79,6 +80,9 @@ pub(super) struct HostsWritten<'a> {
     pub newer_procs: Vec<(&'a Sample, &'a ProcsBody)>,
     /// For the rollups: each host's newest snapshot stored before.
     pub procs_before: ProcsBefore<'a>,
+    /// For the rollups: each host's newest sample stored before, which
+    /// says the minute this batch may close.
+    pub seen_before: SeenBefore<'a>,
 }
 
 /// The columns of `hosts` a batch needs to know before it updates them.
@@ -121,6 +125,11 @@ pub(super) async fn write<'a>(
         .hosts
         .keys()
         .map(|host| (*host, stored.get(*host).and_then(|o| o.procs_ts)))
+        .collect();
+    let seen_before: SeenBefore = plan
+        .hosts
+        .keys()
+        .map(|host| (*host, stored.get(*host).map(|o| o.last_seen)))
         .collect();
     let mut rows = Vec::with_capacity(plan.hosts.len());
     for (&host, seen) in &plan.hosts {
@@ -212,6 +221,7 @@ pub(super) async fn write<'a>(
     Ok(HostsWritten {
         newer_procs,
         procs_before,
+        seen_before,
     })
 }
 
@@ -255,6 +265,67 @@ async fn lock(
         }
     }
     Ok(stored)
+}
+
+/// Reads and locks the `last_seen` of `hosts`, as [`lock`] does.
+pub(super) async fn lock_last_seen(
+    conn: &mut MySqlConnection,
+    hosts: &[&str],
+) -> Result<HashMap<String, NaiveDateTime>, WriteError> {
+    lock_column(conn, hosts, "last_seen").await
+}
+
+/// Reads and locks the `procs_ts` of `hosts` that have one.
+pub(super) async fn lock_procs_ts(
+    conn: &mut MySqlConnection,
+    hosts: &[&str],
+) -> Result<HashMap<String, NaiveDateTime>, WriteError> {
+    lock_column(conn, hosts, "procs_ts").await
+}
+
+/// Reads and locks one time column of `hosts`, in host order, chunk after
+/// chunk, as [`lock`] does; rows where it is NULL are left out.
+async fn lock_column(
+    conn: &mut MySqlConnection,
+    hosts: &[&str],
+    column: &'static str,
+) -> Result<HashMap<String, NaiveDateTime>, WriteError> {
+    let mut sorted = hosts.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut seen = HashMap::new();
+    for part in sorted.chunks(MAX_LOCKED) {
+        let mut select =
+            QueryBuilder::<MySql>::new(format!("SELECT host, {column} FROM hosts WHERE host IN ("));
+        let mut list = select.separated(", ");
+        for host in part {
+            list.push_bind(*host);
+        }
+        select.push(") ORDER BY host FOR UPDATE");
+        let found: Vec<(String, Option<NaiveDateTime>)> = select
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .at("hosts")?;
+        seen.extend(found.into_iter().filter_map(|(host, t)| Some((host, t?))));
+    }
+    Ok(seen)
+}
+
+/// The hosts heard from within `within` of the database's clock, in
+/// host order.
+pub(super) async fn heard_within(
+    conn: &mut MySqlConnection,
+    within: std::time::Duration,
+) -> Result<Vec<String>, WriteError> {
+    sqlx::query_scalar(
+        "SELECT host FROM hosts WHERE last_seen >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND \
+         ORDER BY host",
+    )
+    .bind(within.as_secs())
+    .fetch_all(&mut *conn)
+    .await
+    .at("hosts")
 }
 
 /// A sampling interval as stored: INT UNSIGNED milliseconds.

@@ -6,6 +6,7 @@
 //!                                            ├─ boots    host_boots
 //!                                            ├─ insert   process lists, samples
 //!                                            └─ rollup   recompute the rollups
+//! open_minutes  which minutes a batch recomputes now, which wait
 //! rows, lists   a batch sorted by table; process lists as JSON (pure)
 //! error         why a write failed
 //! ```
@@ -17,6 +18,7 @@ mod hosts;
 mod insert;
 mod lists;
 mod migrate;
+mod open_minutes;
 mod rollup;
 mod rows;
 mod writer;

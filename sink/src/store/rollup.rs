@@ -7,8 +7,8 @@
 //! The stream may redeliver a message, and a raw insert of a sample already
 //! stored is a no-op, so adding a batch's values to the rollup would count a
 //! redelivered sample twice. Instead, after the batch's raw rows are written
-//! and inside the same transaction, every (host, minute) that the batch
-//! touched is recomputed from the raw table:
+//! and inside the same transaction, the (host, minute) rows the batch
+//! closed or changed are recomputed from the raw tables:
 //!
 //! ```sql
 //! INSERT INTO host_minutes (...)
@@ -18,19 +18,26 @@
 //! ON DUPLICATE KEY UPDATE ...
 //! ```
 //!
+//! Which minutes those are is [`super::open_minutes`]' choice: every closed
+//! minute a batch touched or closed, and a host's open minute at most once
+//! per `--rollup-refresh` (the rest of its refreshes come from the sink's
+//! tick, [`refresh`]).
+//!
 //! `host_ten_minutes` is recomputed the same way from `host_minutes` (at
-//! most 10 rows per host and period). `process_ten_minutes` holds closed
-//! periods only and computes each once, when it closes (see
-//! [`closed_periods`]): recomputing a period on every snapshot would read
-//! up to 120 snapshots x 2N history rows each time.
+//! most 10 rows per host and period), for the periods of the minutes
+//! recomputed. `process_ten_minutes` holds closed periods only, each
+//! computed when it settles, up to two minutes after it closes, and again
+//! only if a late snapshot reaches it (see [`closed_periods`]; with a
+//! rollup refresh of zero also as it closes): recomputing a period on
+//! every snapshot would read up to 120 snapshots x 2N history rows each
+//! time.
 //!
 //! A redelivery then rewrites the same values, and samples of one minute
-//! split across batches in any order end in the same row: the last batch to
-//! touch the minute reads all of it. The ranges follow the raw tables'
-//! (host, ts) index, so a batch reads only the raw rows of the minutes it
-//! touched: at 1 s sampling at most 60 rows per host, minute and table, and
-//! in steady state (a batch a second) about 30 on average, which are the
-//! newest rows and so in the buffer pool.
+//! split across batches in any order end in the same row: the batch that
+//! closes the minute reads all of it. The ranges follow the raw tables'
+//! (host, ts) index, so a recompute reads only the raw rows of its minutes:
+//! at 1 s sampling at most 60 rows per host, minute and table, the newest
+//! rows and so in the buffer pool.
 //!
 //! Two sinks cannot recompute one host's minute at once from different
 //! snapshots: the writer locks the batch's `hosts` rows first (FOR UPDATE,
@@ -47,9 +54,10 @@ use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::QueryBuilder;
 
 use super::error::{At as _, WriteError};
+use super::open_minutes::{lag_under, minute, unsettled_from};
 use super::rows::{datetime, Plan};
 
-const MINUTE_NS: i64 = 60_000_000_000;
+pub(super) const MINUTE_NS: i64 = 60_000_000_000;
 const TEN_MINUTES_NS: i64 = 10 * MINUTE_NS;
 /// Ranges per statement, well under 200, where MariaDB 10.11 and MySQL 8
 /// stop estimating equality ranges from the index
@@ -293,14 +301,13 @@ pub(super) struct Range<'a> {
     pub to: i64,
 }
 
-/// The (host, minute) pairs of `stamps`, merged into runs of consecutive
-/// minutes per host, sorted by host and time.
-pub(super) fn ranges<'a>(stamps: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<Range<'a>> {
-    periods(stamps, MINUTE_NS)
-}
-
-/// [`ranges`] for periods of `period_ns`, aligned on the unix epoch.
-fn periods<'a>(stamps: impl IntoIterator<Item = (&'a str, i64)>, period_ns: i64) -> Vec<Range<'a>> {
+/// The (host, period) pairs of `stamps`, periods of `period_ns` aligned on
+/// the unix epoch, merged into runs of consecutive periods per host, sorted
+/// by host and time.
+pub(super) fn periods<'a>(
+    stamps: impl IntoIterator<Item = (&'a str, i64)>,
+    period_ns: i64,
+) -> Vec<Range<'a>> {
     let starts: BTreeSet<(&str, i64)> = stamps
         .into_iter()
         .map(|(host, ts)| (host, ts.div_euclid(period_ns) * period_ns))
@@ -319,45 +326,179 @@ fn periods<'a>(stamps: impl IntoIterator<Item = (&'a str, i64)>, period_ns: i64)
     out
 }
 
-/// Recomputes the rollup rows of every period that `plan`'s samples fall
-/// in. Call after the raw rows are written, in the same transaction.
+/// `ranges` sorted by host and start, the overlapping or adjacent ones of a
+/// host joined: what [`periods`] gives for single periods, for runs of any
+/// length without a step per period (a host's stored `last_seen` may be
+/// days behind the batch's).
+pub(super) fn merge(mut ranges: Vec<Range<'_>>) -> Vec<Range<'_>> {
+    ranges.sort_by(|a, b| (a.host, a.from).cmp(&(b.host, b.from)));
+    let mut out: Vec<Range<'_>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.host == r.host && r.from <= last.to => last.to = last.to.max(r.to),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// The periods of `period_ns` that `ranges` overlap, as runs per host.
+fn covering<'a>(ranges: &[Range<'a>], period_ns: i64) -> Vec<Range<'a>> {
+    let floor = |ns: i64| ns.div_euclid(period_ns) * period_ns;
+    merge(
+        ranges
+            .iter()
+            .filter(|r| r.from < r.to)
+            .map(|r| Range {
+                host: r.host,
+                from: floor(r.from),
+                to: floor(r.to - 1).saturating_add(period_ns),
+            })
+            .collect(),
+    )
+}
+
+/// Recomputes the rollup rows `minutes` names, and the process periods
+/// `plan`'s snapshots settle (or close, with `at_close`: see
+/// [`closed_periods`]). Call after the raw rows are written, in the same
+/// transaction.
 pub(super) async fn write(
     conn: &mut MySqlConnection,
     plan: &Plan<'_>,
     procs_before: &ProcsBefore<'_>,
+    minutes: &[Range<'_>],
+    at_close: bool,
 ) -> Result<(), WriteError> {
-    let cpu = ranges(plan.cpu.iter().map(|(s, _)| (s.host.as_str(), s.ts)));
-    HOST_MINUTES_FROM_CPU.recompute(conn, &cpu).await?;
-    let ram = ranges(plan.ram.iter().map(|(s, _)| (s.host.as_str(), s.ts)));
-    HOST_MINUTES_FROM_RAM.recompute(conn, &ram).await?;
-    let snapshots = ranges(plan.procs.iter().map(|(s, _)| (s.host.as_str(), s.ts)));
-    HOST_MINUTES_FROM_PROCS.recompute(conn, &snapshots).await?;
-    // After host_minutes, which it reads.
-    let ten_minutes = periods(
-        plan.cpu
-            .iter()
-            .map(|(s, _)| (s.host.as_str(), s.ts))
-            .chain(plan.ram.iter().map(|(s, _)| (s.host.as_str(), s.ts))),
-        TEN_MINUTES_NS,
-    );
-    HOST_TEN_MINUTES.recompute(conn, &ten_minutes).await?;
+    host_minutes(conn, minutes).await?;
     let procs = closed_periods(
         plan.procs.iter().map(|(s, _)| (s.host.as_str(), s.ts)),
         procs_before,
+        at_close,
     );
     PROCESS_TEN_MINUTES.recompute(conn, &procs).await
 }
 
+/// Recomputes `minutes` of host_minutes from all three of its sources,
+/// then the ten-minute periods they fall in.
+async fn host_minutes(conn: &mut MySqlConnection, minutes: &[Range<'_>]) -> Result<(), WriteError> {
+    HOST_MINUTES_FROM_CPU.recompute(conn, minutes).await?;
+    HOST_MINUTES_FROM_RAM.recompute(conn, minutes).await?;
+    HOST_MINUTES_FROM_PROCS.recompute(conn, minutes).await?;
+    // After host_minutes, which it reads.
+    HOST_TEN_MINUTES
+        .recompute(conn, &covering(minutes, TEN_MINUTES_NS))
+        .await
+}
+
+/// Recomputes the unsettled minutes of each of `hosts`: from the oldest
+/// this sink skipped (or, for None, from [`unsettled_from`] of its
+/// `last_seen`, whatever any sink skipped) to the minute of its `last_seen`,
+/// under their row locks so that no batch writes them meanwhile. Returns
+/// the hosts found.
+pub(super) async fn refresh(
+    conn: &mut MySqlConnection,
+    hosts: &[(String, Option<i64>)],
+) -> Result<usize, WriteError> {
+    let names: Vec<&str> = hosts.iter().map(|(host, _)| host.as_str()).collect();
+    let seen = super::hosts::lock_last_seen(conn, &names).await?;
+    let mut minutes = Vec::new();
+    for (host, stale_from) in hosts {
+        let Some(ns) = seen
+            .get(host)
+            .and_then(|t| t.and_utc().timestamp_nanos_opt())
+        else {
+            continue;
+        };
+        let edge = unsettled_from(ns);
+        minutes.push(Range {
+            host: host.as_str(),
+            from: stale_from.map_or(edge, |f| f.min(edge)),
+            to: minute(ns) + MINUTE_NS,
+        });
+    }
+    host_minutes(conn, &merge(minutes)).await?;
+    Ok(seen.len())
+}
+
+/// Computes the newest process period of hosts that went quiet before it
+/// settled: no snapshot for ten minutes and [`PROCESS_SETTLE_UP_TO`] (so
+/// that period has ended and would have settled), heard from within the
+/// last day, and whose period in the rollup does not count every history
+/// row of it (never computed, or computed before a late snapshot came:
+/// such a snapshot is not late by [`closed_periods`]' rule while it is in
+/// the host's newest period). The period before it too, in case it had
+/// not settled either. At most [`SETTLE_AT_ONCE`] hosts a pass, each under
+/// its row lock. Returns the hosts computed.
+pub(super) async fn settle_quiet(conn: &mut MySqlConnection) -> Result<usize, WriteError> {
+    let quiet = std::time::Duration::from_nanos((TEN_MINUTES_NS + PROCESS_SETTLE_UP_TO) as u64);
+    // The period of procs_ts, as TEN_MINUTES_OF_TS writes it.
+    let hosts: Vec<String> = sqlx::query_scalar(
+        "SELECT host FROM (SELECT h.host, CAST(DATE_FORMAT(h.procs_ts, '%Y-%m-%d %H:00:00') \
+             AS DATETIME) + INTERVAL (MINUTE(h.procs_ts) DIV 10 * 10) MINUTE AS newest \
+           FROM hosts h \
+           WHERE h.procs_ts < UTC_TIMESTAMP(6) - INTERVAL ? SECOND \
+             AND h.procs_ts >= UTC_TIMESTAMP(6) - INTERVAL 1 DAY) q \
+         WHERE (SELECT COUNT(*) FROM process_samples s WHERE s.host = q.host \
+                  AND s.ts >= q.newest AND s.ts < q.newest + INTERVAL 10 MINUTE) \
+            <> (SELECT COALESCE(SUM(p.samples), 0) FROM process_ten_minutes p \
+                  WHERE p.host = q.host AND p.period = q.newest) \
+         ORDER BY host LIMIT ?",
+    )
+    .bind(quiet.as_secs())
+    .bind(SETTLE_AT_ONCE)
+    .fetch_all(&mut *conn)
+    .await
+    .at("hosts")?;
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let procs_ts = super::hosts::lock_procs_ts(conn, &names).await?;
+    let mut computed = Vec::new();
+    for (host, ts) in &procs_ts {
+        let Some(ns) = ts.and_utc().timestamp_nanos_opt() else {
+            continue;
+        };
+        let newest = ns.div_euclid(TEN_MINUTES_NS) * TEN_MINUTES_NS;
+        computed.push(Range {
+            host: host.as_str(),
+            from: newest - TEN_MINUTES_NS,
+            to: newest + TEN_MINUTES_NS,
+        });
+    }
+    PROCESS_TEN_MINUTES
+        .recompute(conn, &merge(computed))
+        .await?;
+    Ok(procs_ts.len())
+}
+
+/// Hosts at most per pass of [`settle_quiet`]: one transaction holds their
+/// row locks; the rest wait for the next pass.
+const SETTLE_AT_ONCE: u32 = 500;
+
+/// How long after a ten-minute period ends a host's period settles, at
+/// most: each host's lag is spread over these two minutes
+/// ([`super::open_minutes::lag_under`]), so that a fleet's periods are not
+/// all computed in the same batches, a spike of a few seconds every ten
+/// minutes (2,000 hosts x 120 snapshots x 20 history rows read at once).
+const PROCESS_SETTLE_UP_TO: i64 = 2 * MINUTE_NS;
+
 /// The periods of `process_ten_minutes` a batch must compute, given its
 /// procs snapshots (host, ts) and each host's newest snapshot stored
-/// before it. A period is closed once a snapshot of a later period is
-/// stored, and computed then: every period from the one open before the
-/// batch to the one open after it, plus each earlier (closed) period that
-/// a snapshot of the batch fell in, late or redelivered. The open period
-/// is left to the raw table.
+/// before it.
+///
+/// A period *settles* once a snapshot is stored that is past its end by
+/// the host's lag ([`PROCESS_SETTLE_UP_TO`]), and is computed then: every
+/// period the batch settles, plus each settled period that a snapshot of
+/// the batch fell in, late or redelivered. The rule reads nothing but the
+/// snapshots' times, so every sink computes each period. With `at_close`
+/// (a rollup refresh of zero: exact at every commit) a period is also
+/// computed as soon as it closes, the lag aside. A host that goes quiet
+/// before its last periods settle has them computed by [`settle_quiet`].
+/// Periods not yet settled
+/// are left to the raw table: the Host dashboard's top processes read the
+/// raw history after the newest period in the rollup.
 pub(super) fn closed_periods<'a>(
     snapshots: impl IntoIterator<Item = (&'a str, i64)>,
     before: &ProcsBefore<'_>,
+    at_close: bool,
 ) -> Vec<Range<'a>> {
     let period = |ns: i64| ns.div_euclid(TEN_MINUTES_NS) * TEN_MINUTES_NS;
     let mut by_host: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
@@ -377,20 +518,34 @@ pub(super) fn closed_periods<'a>(
             .chain(stored)
             .max()
             .unwrap_or(i64::MIN);
-        let open_after = period(newest);
-        let open_before = stored.map(period);
-        let late = stamps
+        // Late: a snapshot of a period that had closed before the batch,
+        // settled or not, so that a period computed early (by a sink with
+        // `at_close`) is never left short of it.
+        let closed_before = stored.map_or(period(newest), period);
+        let late: Vec<(&str, i64)> = stamps
             .iter()
             .map(|&ts| period(ts))
-            .filter(|&p| open_before.map_or(p < open_after, |b| p < b));
-        out.extend(periods(late.map(|p| (host, p)), TEN_MINUTES_NS));
-        if let Some(from) = open_before.filter(|&b| b < open_after) {
-            out.push(Range {
-                host,
-                from,
-                to: open_after,
-            });
+            .filter(|&p| p < closed_before)
+            .map(|p| (host, p))
+            .collect();
+        let lags = [
+            Some(lag_under(host, PROCESS_SETTLE_UP_TO)),
+            at_close.then_some(0),
+        ];
+        let mut computed = periods(late, TEN_MINUTES_NS);
+        for lag in lags.into_iter().flatten() {
+            let settled = |ns: i64| period(ns.saturating_sub(lag));
+            if let Some(from) = stored.map(settled) {
+                computed.push(Range {
+                    host,
+                    from,
+                    to: settled(newest),
+                });
+            }
         }
+        out.extend(merge(
+            computed.into_iter().filter(|r| r.from < r.to).collect(),
+        ));
     }
     out
 }
@@ -424,14 +579,17 @@ mod tests {
     #[test]
     fn runs_of_minutes_merge_per_host() {
         let t = 1_700_000_000 * 1_000_000_000 / M * M;
-        let got = ranges([
-            ("b", t + 5),
-            ("a", t + 2 * M + 1),
-            ("a", t),
-            ("a", t + M - 1),
-            ("a", t + M),
-            ("b", t + 3 * M),
-        ]);
+        let got = periods(
+            [
+                ("b", t + 5),
+                ("a", t + 2 * M + 1),
+                ("a", t),
+                ("a", t + M - 1),
+                ("a", t + M),
+                ("b", t + 3 * M),
+            ],
+            MINUTE_NS,
+        );
         assert_eq!(
             got,
             vec![
@@ -483,25 +641,31 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let got = closed_periods(
-            [
-                // Never seen: the periods before its newest are closed.
-                ("new", t0 + 1),
-                ("new", t0 + 2 * P + 1),
-                // Still in its open period: nothing to do.
-                ("same", t0 + 2 * P + 9),
-                // Moves on by two periods: the two it left close.
-                ("ahead", t0 + 4 * P),
-                // Late: a closed period gets one more snapshot.
-                ("behind", t0 + P + 3),
-                ("behind", t0 + 5 * P + 3),
-            ],
-            &before,
-        );
+        let snapshots = [
+            // Never seen: the periods before its newest are closed.
+            ("new", t0 + 1),
+            ("new", t0 + 2 * P + 1),
+            // Still in its open period: nothing to do.
+            ("same", t0 + 2 * P + 9),
+            // Moves on by two periods: the two it left close.
+            ("ahead", t0 + 4 * P),
+            // Late: a closed period gets one more snapshot.
+            ("behind", t0 + P + 3),
+            ("behind", t0 + 5 * P + 3),
+        ];
+        let got = closed_periods(snapshots, &before, true);
+        // At close, as without a lag; a period the lag settles only now
+        // ("ahead"'s first, if its lag is over 5 ns) is computed again.
+        let ahead_from = t0 + 2 * P
+            - if lag_under("ahead", PROCESS_SETTLE_UP_TO) > 5 {
+                P
+            } else {
+                0
+            };
         assert_eq!(
             got,
             vec![
-                at("ahead", t0 + 2 * P, t0 + 4 * P),
+                at("ahead", ahead_from, t0 + 4 * P),
                 at("behind", t0 + P, t0 + 2 * P),
                 at("new", t0, t0 + P),
             ]
@@ -509,8 +673,43 @@ mod tests {
     }
 
     #[test]
+    fn without_at_close_a_period_waits_for_the_hosts_lag_past_its_end() {
+        const P: i64 = TEN_MINUTES_NS;
+        const S: i64 = 1_000_000_000;
+        let t0 = 1_700_000_000 * S / P * P;
+        // A host whose lag is at least ten seconds.
+        let host = (0..)
+            .map(|i| format!("host-{i}"))
+            .find(|h| lag_under(h, PROCESS_SETTLE_UP_TO) >= 10 * S)
+            .unwrap();
+        let lag = lag_under(&host, PROCESS_SETTLE_UP_TO);
+        assert!(lag < PROCESS_SETTLE_UP_TO);
+        let before: ProcsBefore = [(host.as_str(), Some(datetime(t0 + P - 5 * S)))]
+            .into_iter()
+            .collect();
+        // Past the end, short of the lag: nothing yet.
+        let short = closed_periods([(host.as_str(), t0 + P + lag - S)], &before, false);
+        assert_eq!(short, vec![]);
+        // Past the lag: the period settles.
+        let past = closed_periods([(host.as_str(), t0 + P + lag)], &before, false);
+        assert_eq!(
+            past,
+            vec![Range {
+                host: host.as_str(),
+                from: t0,
+                to: t0 + P
+            }]
+        );
+        // Lags spread over the two minutes.
+        let lags: BTreeSet<i64> = (0..300)
+            .map(|i| lag_under(&format!("host-{i}"), PROCESS_SETTLE_UP_TO) / (10 * S))
+            .collect();
+        assert_eq!(lags.len(), 12, "{lags:?}");
+    }
+
+    #[test]
     fn times_before_1970_floor_down() {
-        let got = ranges([("a", -1)]);
+        let got = periods([("a", -1)], MINUTE_NS);
         assert_eq!(
             got,
             vec![Range {

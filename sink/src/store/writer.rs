@@ -26,6 +26,7 @@ use vigia_schema::{ProcsBody, Sample, SampleBody};
 use super::error::{At as _, ProbeError, WriteError};
 use super::insert::{insert, PacketLimit, Table};
 use super::lists::{process_list_json, state_letter, ProcessLists};
+use super::open_minutes::OpenMinutes;
 use super::rows::{datetime, fit, history, state_counts, Plan};
 
 /// How long the probe may take to connect and answer.
@@ -115,6 +116,24 @@ const PUBLISHER_HEALTH: Table = Table {
 /// memory is forgotten: the commit may or may not have happened).
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Hosts per transaction of [`Writer::refresh_open_minutes`]: each holds
+/// its hosts' row locks, so batches of those hosts wait for it.
+const REFRESH_CHUNK: usize = 500;
+
+/// How far back a starting sink looks for minutes a stopped sink may have
+/// left stale: a quiet host's last two, recomputable while its raw rows
+/// are kept (--retention, 48 h by default).
+const RECOVER_WITHIN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `work`, failed as timed out after [`WRITE_TIMEOUT`].
+async fn timed<T>(
+    work: impl std::future::Future<Output = Result<T, WriteError>>,
+) -> Result<T, WriteError> {
+    tokio::time::timeout(WRITE_TIMEOUT, work)
+        .await
+        .unwrap_or(Err(WriteError::TimedOut(WRITE_TIMEOUT)))
+}
+
 #[derive(Clone)]
 pub struct Writer {
     pool: MySqlPool,
@@ -122,6 +141,8 @@ pub struct Writer {
     packet: PacketLimit,
     /// The host_boots rows this sink has written (see store/boots.rs).
     boots: std::sync::Arc<super::boots::Remembered>,
+    /// The minutes this sink left for later (see store/open_minutes.rs).
+    minutes: std::sync::Arc<OpenMinutes>,
 }
 
 /// Milliseconds spent in each step of a write, for the trace log.
@@ -148,7 +169,102 @@ impl Writer {
             history_top,
             packet: PacketLimit::default(),
             boots: Default::default(),
+            minutes: Default::default(),
         }
+    }
+
+    /// Recomputes a host's minutes that have not settled yet (its current
+    /// one and the one before) at most once per `every` instead of on every
+    /// batch, and its process periods a little after they close instead of
+    /// at once (zero, the default: every batch, exact at every commit).
+    /// Every minute is still recomputed when it settles, up to a minute
+    /// after it ends; [`Writer::refresh_open_minutes`] keeps a quiet host's
+    /// current. See store/open_minutes.rs.
+    pub fn with_rollup_refresh(mut self, every: std::time::Duration) -> Self {
+        self.minutes = std::sync::Arc::new(OpenMinutes::new(every));
+        self
+    }
+
+    /// Recomputes the unsettled minutes that batches left stale and that
+    /// are due, at most [`REFRESH_CHUNK`] hosts; at first, instead, those of
+    /// every host heard from within [`RECOVER_WITHIN`], which a stopped sink
+    /// may have left stale, a chunk a call. Returns how many hosts' minutes
+    /// it recomputed. Call every second or so, between batches.
+    pub async fn refresh_open_minutes(&self) -> Result<usize, WriteError> {
+        self.recompute_open_minutes(false).await
+    }
+
+    /// Recomputes every unsettled minute that batches left stale, due or
+    /// not, and what is left of the start's recovery: when the sink stops,
+    /// and in tests.
+    pub async fn flush_open_minutes(&self) -> Result<usize, WriteError> {
+        self.recompute_open_minutes(true).await
+    }
+
+    /// Computes the last process periods of hosts that went quiet before
+    /// those settled (store/rollup.rs, `settle_quiet`). Returns how many
+    /// hosts. Call once a minute or so.
+    pub async fn settle_quiet_hosts(&self) -> Result<usize, WriteError> {
+        timed(async {
+            let mut tx = self.pool.begin().await.at("begin")?;
+            let settled = super::rollup::settle_quiet(&mut tx).await?;
+            tx.commit().await.at("commit")?;
+            Ok(settled)
+        })
+        .await
+    }
+
+    /// In transactions of [`REFRESH_CHUNK`] hosts, each under its hosts'
+    /// row locks and timed out on its own; one recovery chunk and one of
+    /// due hosts a call, or everything (`all`).
+    async fn recompute_open_minutes(&self, all: bool) -> Result<usize, WriteError> {
+        let at = std::time::Instant::now();
+        if self.minutes.recovery_unread() {
+            let heard = timed(async {
+                let mut conn = self.pool.acquire().await.at("connect")?;
+                super::hosts::heard_within(&mut conn, RECOVER_WITHIN).await
+            })
+            .await?;
+            self.minutes.recovery_read(heard);
+        }
+        let mut refreshed = 0;
+        loop {
+            let recover = self.minutes.recovery_take(REFRESH_CHUNK);
+            let mut hosts: Vec<(String, Option<i64>)> =
+                recover.iter().map(|host| (host.clone(), None)).collect();
+            hosts.extend(
+                self.minutes
+                    .stale((!all).then_some(at))
+                    .into_iter()
+                    .take(REFRESH_CHUNK)
+                    .map(|(host, from)| (host, Some(from))),
+            );
+            if hosts.is_empty() {
+                break;
+            }
+            let done = timed(async {
+                let mut tx = self.pool.begin().await.at("begin")?;
+                let found = super::rollup::refresh(&mut tx, &hosts).await?;
+                tx.commit().await.at("commit")?;
+                Ok(found)
+            })
+            .await;
+            match done {
+                Ok(found) => {
+                    refreshed += found;
+                    self.minutes.refreshed(&hosts, at);
+                }
+                Err(error) => {
+                    self.minutes.recovery_put_back(recover);
+                    return Err(error);
+                }
+            }
+            if !all {
+                break;
+            }
+        }
+        self.minutes.prune(at);
+        Ok(refreshed)
     }
 
     /// Whether MySQL answers and takes writes: a cheap query on a fresh
@@ -203,10 +319,7 @@ impl Writer {
         samples: &[&Sample],
         lists: &ProcessLists,
     ) -> Result<(), WriteError> {
-        let written =
-            tokio::time::timeout(WRITE_TIMEOUT, self.write_in_one_transaction(samples, lists))
-                .await
-                .unwrap_or(Err(WriteError::TimedOut(WRITE_TIMEOUT)));
+        let written = timed(self.write_in_one_transaction(samples, lists)).await;
         if written.is_err() {
             self.boots.forget();
         }
@@ -229,16 +342,26 @@ impl Writer {
         }
         let hosts = super::hosts::write(&mut tx, &self.packet, &plan).await?;
         let boots = super::boots::record(&mut tx, samples, &self.boots).await?;
+        let planned_at = std::time::Instant::now();
+        let minutes = self.minutes.plan(&plan, &hosts.seen_before, planned_at);
         let hosts_ms = steps.next();
         self.write_processes(&mut tx, &hosts.newer_procs, lists)
             .await?;
         let process_lists = steps.next();
         self.write_samples(&mut tx, &plan).await?;
         let samples = steps.next();
-        super::rollup::write(&mut tx, &plan, &hosts.procs_before).await?;
+        super::rollup::write(
+            &mut tx,
+            &plan,
+            &hosts.procs_before,
+            &minutes.recompute,
+            self.minutes.at_every_commit(),
+        )
+        .await?;
         let rollup = steps.next();
         tx.commit().await.at("commit")?;
         self.boots.remember(boots);
+        self.minutes.committed(&minutes, planned_at);
         let commit = steps.next();
         // Where a write's time goes (RUST_LOG=vigia_sink=trace).
         tracing::trace!(
