@@ -701,3 +701,21 @@ async fn a_host_gone_quiet_before_its_last_periods_settled_has_them_computed_by_
     }
     assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_sweep_leaves_hosts_quiet_for_over_an_hour_so_its_cost_stays_bounded_on_a_churning_fleet(
+) {
+    // Snapshots that ended over an hour ago (70 to 80 minutes).
+    let samples = fleet_periods_ago(8);
+    let (_db, pool, _) = setup("rollup_quiet_long").await;
+    let lazy = Writer::new(pool.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    let n = samples.len().div_ceil(37);
+    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 0);
+    // The same fleet half an hour ago is swept (the test above).
+    let recent = fleet_periods_ago(4);
+    let (_db2, pool2, _) = setup("rollup_quiet_recent").await;
+    let lazy = Writer::new(pool2.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    write_in(&lazy, &recent, 37, &(0..n).collect::<Vec<_>>()).await;
+    assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 2);
+}

@@ -422,9 +422,9 @@ pub(super) async fn refresh(
 
 /// Computes the newest process period of hosts that went quiet before it
 /// settled: no snapshot for ten minutes and [`PROCESS_SETTLE_UP_TO`] (so
-/// that period has ended and would have settled), heard from within the
-/// last day, and whose period in the rollup does not count every history
-/// row of it (never computed, or computed before a late snapshot came:
+/// that period has ended and would have settled), but one within
+/// [`QUIET_WITHIN`], and whose period in the rollup does not count every
+/// history row of it (never computed, or computed before a late snapshot came:
 /// such a snapshot is not late by [`closed_periods`]' rule while it is in
 /// the host's newest period). The period before it too, in case it had
 /// not settled either. At most [`SETTLE_AT_ONCE`] hosts a pass, each under
@@ -437,7 +437,7 @@ pub(super) async fn settle_quiet(conn: &mut MySqlConnection) -> Result<usize, Wr
              AS DATETIME) + INTERVAL (MINUTE(h.procs_ts) DIV 10 * 10) MINUTE AS newest \
            FROM hosts h \
            WHERE h.procs_ts < UTC_TIMESTAMP(6) - INTERVAL ? SECOND \
-             AND h.procs_ts >= UTC_TIMESTAMP(6) - INTERVAL 1 DAY) q \
+             AND h.procs_ts >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND) q \
          WHERE (SELECT COUNT(*) FROM process_samples s WHERE s.host = q.host \
                   AND s.ts >= q.newest AND s.ts < q.newest + INTERVAL 10 MINUTE) \
             <> (SELECT COALESCE(SUM(p.samples), 0) FROM process_ten_minutes p \
@@ -445,6 +445,7 @@ pub(super) async fn settle_quiet(conn: &mut MySqlConnection) -> Result<usize, Wr
          ORDER BY host LIMIT ?",
     )
     .bind(quiet.as_secs())
+    .bind(QUIET_WITHIN.as_secs())
     .bind(SETTLE_AT_ONCE)
     .fetch_all(&mut *conn)
     .await
@@ -469,6 +470,13 @@ pub(super) async fn settle_quiet(conn: &mut MySqlConnection) -> Result<usize, Wr
     Ok(procs_ts.len())
 }
 
+/// How long after a host's last snapshot [`settle_quiet`] still looks at
+/// it. Each pass counts the history rows of every host gone quiet within
+/// it (up to 2,400 a host at the defaults), so a fleet that churns hosts
+/// must not keep a day of them in every pass; 48 passes is time enough for
+/// a host to be computed, and again after a snapshot an hour late at most.
+const QUIET_WITHIN: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Hosts at most per pass of [`settle_quiet`]: one transaction holds their
 /// row locks; the rest wait for the next pass.
 const SETTLE_AT_ONCE: u32 = 500;
@@ -492,9 +500,9 @@ const PROCESS_SETTLE_UP_TO: i64 = 2 * MINUTE_NS;
 /// (a rollup refresh of zero: exact at every commit) a period is also
 /// computed as soon as it closes, the lag aside. A host that goes quiet
 /// before its last periods settle has them computed by [`settle_quiet`].
-/// Periods not yet settled
-/// are left to the raw table: the Host dashboard's top processes read the
-/// raw history after the newest period in the rollup.
+/// Periods not yet settled are left to the raw table: the Host dashboard's
+/// top processes read the raw history after the newest period in the
+/// rollup.
 pub(super) fn closed_periods<'a>(
     snapshots: impl IntoIterator<Item = (&'a str, i64)>,
     before: &ProcsBefore<'_>,
