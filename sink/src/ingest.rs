@@ -325,7 +325,11 @@ impl Ingest {
                 _ = refresh.tick() => {
                     tokio::select! {
                         _ = shutdown.wait() => break,
-                        () = self.refresh_open_minutes(&refresh_log) => {
+                        () = self.rollup_pass(
+                            "recomputing the rollup's unsettled minutes",
+                            self.writer.refresh_open_minutes(),
+                            &refresh_log,
+                        ) => {
                             refresh.reset();
                             continue;
                         }
@@ -334,7 +338,11 @@ impl Ingest {
                 _ = settle.tick() => {
                     tokio::select! {
                         _ = shutdown.wait() => break,
-                        () = self.settle_quiet_hosts(&settle_log) => {
+                        () = self.rollup_pass(
+                            "computing the process periods of quiet hosts",
+                            self.writer.settle_quiet_hosts(),
+                            &settle_log,
+                        ) => {
                             settle.reset();
                             continue;
                         }
@@ -365,36 +373,22 @@ impl Ingest {
         unwritten
     }
 
-    /// Recomputes the open minutes of the rollup that batches left for
-    /// later and that are due (store/open_minutes.rs). A failure is retried
-    /// at the next tick, and logged once a minute at most.
-    async fn refresh_open_minutes(&self, log: &LogLimit) {
-        match self.writer.refresh_open_minutes().await {
-            Ok(hosts) if hosts > 0 => {
-                tracing::trace!(hosts, "open minutes recomputed");
-            }
+    /// Runs one of the writer's rollup passes between batches: the
+    /// unsettled minutes batches left for later (store/open_minutes.rs), or
+    /// the process periods of hosts gone quiet (store/rollup.rs). A failure
+    /// is retried at the pass's next tick, and logged once a minute at most.
+    async fn rollup_pass(
+        &self,
+        what: &'static str,
+        pass: impl Future<Output = Result<usize, WriteError>>,
+        log: &LogLimit,
+    ) {
+        match pass.await {
+            Ok(hosts) if hosts > 0 => tracing::debug!(hosts, "{what}: done"),
             Ok(_) => {}
-            Err(error) if log.allow() => tracing::warn!(
-                %error,
-                "recomputing the rollup's open minutes failed; retrying each second"
-            ),
-            Err(_) => {}
-        }
-    }
-
-    /// Computes the process periods of hosts that went quiet before their
-    /// last periods settled (store/rollup.rs). A failure is retried at the
-    /// next tick.
-    async fn settle_quiet_hosts(&self, log: &LogLimit) {
-        match self.writer.settle_quiet_hosts().await {
-            Ok(hosts) if hosts > 0 => {
-                tracing::debug!(hosts, "process periods of quiet hosts computed");
+            Err(error) if log.allow() => {
+                tracing::warn!(%error, "{what} failed; retrying at the next tick")
             }
-            Ok(_) => {}
-            Err(error) if log.allow() => tracing::warn!(
-                %error,
-                "computing the process periods of quiet hosts failed; retrying each minute"
-            ),
             Err(_) => {}
         }
     }

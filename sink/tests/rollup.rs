@@ -229,25 +229,8 @@ fn same_aggregates(got: &[Row], want: &[Row], table: &str) {
 /// Checks every rollup row against a direct aggregate of the raw tables;
 /// returns the rows.
 async fn matches_raw_tables(pool: &MySqlPool) -> Rollups {
-    let got = rollups(pool).await;
-    same_aggregates(&got.minutes, &rows(pool, DIRECT).await, "host_minutes");
-    same_aggregates(
-        &got.ten_minutes,
-        &rows(pool, TEN_DIRECT).await,
-        "host_ten_minutes",
-    );
-    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_DIRECT)
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    assert_eq!(got.processes.len(), direct.len(), "process_ten_minutes");
-    for (g, w) in got.processes.iter().zip(&direct) {
-        assert_eq!(
-            (&g.0, &g.1, g.2, &g.3, g.5, g.6),
-            (&w.0, &w.1, w.2, &w.3, w.5, w.6)
-        );
-        assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
-    }
+    let (got, closed) = host_rollups_match(pool).await;
+    same_processes(&got.processes, &closed);
     got
 }
 
@@ -255,19 +238,9 @@ async fn matches_raw_tables(pool: &MySqlPool) -> Rollups {
 /// periods computed are exact, but a period may not have settled yet (the
 /// last closed one, up to two minutes after it closed). Returns the rows.
 async fn matches_raw_tables_settled(pool: &MySqlPool) -> Rollups {
-    let got = rollups(pool).await;
-    same_aggregates(&got.minutes, &rows(pool, DIRECT).await, "host_minutes");
-    same_aggregates(
-        &got.ten_minutes,
-        &rows(pool, TEN_DIRECT).await,
-        "host_ten_minutes",
-    );
-    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_DIRECT)
-        .fetch_all(pool)
-        .await
-        .unwrap();
+    let (got, closed) = host_rollups_match(pool).await;
     for g in &got.processes {
-        let w = direct
+        let w = closed
             .iter()
             .find(|w| (&w.0, &w.1, w.2, &w.3) == (&g.0, &g.1, g.2, &g.3))
             .unwrap_or_else(|| panic!("{g:?} is not a closed period"));
@@ -275,6 +248,24 @@ async fn matches_raw_tables_settled(pool: &MySqlPool) -> Rollups {
         assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
     }
     got
+}
+
+/// Checks host_minutes and host_ten_minutes against the raw tables;
+/// returns every rollup's rows and the closed process periods computed
+/// from the history.
+async fn host_rollups_match(pool: &MySqlPool) -> (Rollups, Vec<ProcessRow>) {
+    let got = rollups(pool).await;
+    same_aggregates(&got.minutes, &rows(pool, DIRECT).await, "host_minutes");
+    same_aggregates(
+        &got.ten_minutes,
+        &rows(pool, TEN_DIRECT).await,
+        "host_ten_minutes",
+    );
+    let closed: Vec<ProcessRow> = sqlx::query_as(PROCESS_DIRECT)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    (got, closed)
 }
 
 /// Whether `got`'s rows are `want`'s, process periods not yet settled
@@ -285,6 +276,43 @@ fn same_but_unsettled(got: &Rollups, want: &Rollups) {
     for g in &got.processes {
         assert!(want.processes.contains(g), "{g:?}");
     }
+}
+
+/// Asserts that `got` and `want` (process_ten_minutes rows) are the same
+/// rows, averages within rounding.
+fn same_processes(got: &[ProcessRow], want: &[ProcessRow]) {
+    assert_eq!(got.len(), want.len(), "process_ten_minutes");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(
+            (&g.0, &g.1, g.2, &g.3, g.5, g.6),
+            (&w.0, &w.1, w.2, &w.3, w.5, w.6)
+        );
+        assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
+    }
+}
+
+/// The reference: `samples` in one batch by a writer exact at every
+/// commit, its rollups checked against the raw tables.
+async fn reference(name: &str, samples: &[Sample]) -> (TestDatabase, Rollups) {
+    let (db, pool, writer) = setup(name).await;
+    let all: Vec<&Sample> = samples.iter().collect();
+    writer.write(&all).await.unwrap();
+    let once = matches_raw_tables(&pool).await;
+    (db, once)
+}
+
+/// A writer whose rollup refresh is longer than any test, on a database
+/// of its own.
+async fn lazy_writer(name: &str) -> (TestDatabase, MySqlPool, Writer) {
+    let (db, pool, _) = setup(name).await;
+    let lazy = Writer::new(pool.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    (db, pool, lazy)
+}
+
+/// Writes `samples` in batches of 37, in order.
+async fn write_forward(writer: &Writer, samples: &[Sample]) {
+    let n = samples.len().div_ceil(37);
+    write_in(writer, samples, 37, &(0..n).collect::<Vec<_>>()).await;
 }
 
 /// Writes `samples` in batches of `size`, in the order `order` gives.
@@ -556,24 +584,19 @@ fn settled(rows: &[Row]) -> Vec<Row> {
 #[tokio::test]
 async fn with_a_refresh_period_a_minute_is_computed_when_it_settles_and_before_by_the_refresh() {
     let samples = fleet();
-    let all: Vec<&Sample> = samples.iter().collect();
-    let (_db, pool, writer) = setup("rollup_refresh_ref").await;
-    writer.write(&all).await.unwrap();
-    let once = matches_raw_tables(&pool).await;
+    let (_db, once) = reference("rollup_refresh_ref", &samples).await;
 
     // Batches of 37 in order, a refresh period longer than the test: a
     // host's first batch computes its minutes, and from then on each
     // minute is computed by the batch that settles it; each host's last
     // minute or two are not settled yet, and not computed in full.
-    let (_db2, pool2, _) = setup("rollup_refresh").await;
-    let lazy = Writer::new(pool2.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    let (_db2, pool2, lazy) = lazy_writer("rollup_refresh").await;
     assert_eq!(
         lazy.refresh_open_minutes().await.unwrap(),
         0,
         "nothing to recover"
     );
-    let n = samples.len().div_ceil(37);
-    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    write_forward(&lazy, &samples).await;
     let before = rollups(&pool2).await;
     let settled_once = settled(&once.minutes);
     let settled_before: Vec<Row> = before
@@ -596,7 +619,7 @@ async fn with_a_refresh_period_a_minute_is_computed_when_it_settles_and_before_b
     );
     // A redelivery of the whole fleet changes nothing.
     let flushed = rollups(&pool2).await;
-    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    write_forward(&lazy, &samples).await;
     lazy.flush_open_minutes().await.unwrap();
     assert_eq!(rollups(&pool2).await, flushed);
 }
@@ -604,18 +627,13 @@ async fn with_a_refresh_period_a_minute_is_computed_when_it_settles_and_before_b
 #[tokio::test]
 async fn a_sink_that_stopped_with_open_minutes_left_stale_has_them_recomputed_by_the_next_start() {
     let samples = fleet();
-    let all: Vec<&Sample> = samples.iter().collect();
-    let (_db, pool, writer) = setup("rollup_recover_ref").await;
-    writer.write(&all).await.unwrap();
-    let once = matches_raw_tables(&pool).await;
+    let (_db, once) = reference("rollup_recover_ref", &samples).await;
 
-    let (_db2, pool2, _) = setup("rollup_recover").await;
-    let killed = Writer::new(pool2.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
+    let (_db2, pool2, killed) = lazy_writer("rollup_recover").await;
     // Its start's recovery ran (nothing to find), then batches, then it
     // is gone without a flush, as a SIGKILL leaves it.
     assert_eq!(killed.refresh_open_minutes().await.unwrap(), 0);
-    let n = samples.len().div_ceil(37);
-    write_in(&killed, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    write_forward(&killed, &samples).await;
     drop(killed);
     assert_ne!(rollups(&pool2).await, once, "the open minutes were left");
 
@@ -636,14 +654,20 @@ const PROCESS_ALL_DIRECT: &str = "SELECT host, CAST(p AS CHAR), pid, name, AVG(c
               + INTERVAL (MINUTE(ts) DIV 10 * 10) MINUTE AS p FROM process_samples) s \
     GROUP BY host, p, pid, name ORDER BY host, p, pid, name";
 
+/// [`PROCESS_ALL_DIRECT`]'s rows.
+async fn all_periods(pool: &MySqlPool) -> Vec<ProcessRow> {
+    sqlx::query_as(PROCESS_ALL_DIRECT)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_host_gone_quiet_before_its_last_periods_settled_has_them_computed_by_the_sweep() {
     // Snapshots that ended over half an hour ago, 107 s into a period.
     let samples = fleet_periods_ago(4);
-    let (_db, pool, _) = setup("rollup_quiet").await;
-    let lazy = Writer::new(pool.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
-    let n = samples.len().div_ceil(37);
-    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    let (_db, pool, lazy) = lazy_writer("rollup_quiet").await;
+    write_forward(&lazy, &samples).await;
     lazy.flush_open_minutes().await.unwrap();
     let before = matches_raw_tables_settled(&pool).await;
     let periods = |r: &Rollups| -> BTreeSet<(String, String)> {
@@ -659,22 +683,11 @@ async fn a_host_gone_quiet_before_its_last_periods_settled_has_them_computed_by_
     assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 2);
     let after = rollups(&pool).await;
     assert_eq!(periods(&after).len(), 4, "{:?}", periods(&after));
-    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_ALL_DIRECT)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(after.processes.len(), direct.len());
-    for (g, w) in after.processes.iter().zip(&direct) {
-        assert_eq!(
-            (&g.0, &g.1, g.2, &g.3, g.5, g.6),
-            (&w.0, &w.1, w.2, &w.3, w.5, w.6)
-        );
-        assert!(close(Some(g.4), Some(w.4)), "process cpu {g:?} vs {w:?}");
-    }
+    same_processes(&after.processes, &all_periods(&pool).await);
     // Done once: the next sweep finds nothing, and a redelivery changes
     // nothing.
     assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 0);
-    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    write_forward(&lazy, &samples).await;
     assert_eq!(rollups(&pool).await, after);
 
     // A late snapshot of alpha's newest period (a sink that held it, an
@@ -690,15 +703,7 @@ async fn a_host_gone_quiet_before_its_last_periods_settled_has_them_computed_by_
     late.ts -= SECOND;
     lazy.write(&[&late]).await.unwrap();
     assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 1, "alpha again");
-    let direct: Vec<ProcessRow> = sqlx::query_as(PROCESS_ALL_DIRECT)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let again = rollups(&pool).await;
-    assert_eq!(again.processes.len(), direct.len());
-    for (g, w) in again.processes.iter().zip(&direct) {
-        assert_eq!((&g.0, &g.1, g.2, &g.3, g.6), (&w.0, &w.1, w.2, &w.3, w.6));
-    }
+    same_processes(&rollups(&pool).await.processes, &all_periods(&pool).await);
     assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 0);
 }
 
@@ -707,15 +712,12 @@ async fn the_sweep_leaves_hosts_quiet_for_over_an_hour_so_its_cost_stays_bounded
 ) {
     // Snapshots that ended over an hour ago (70 to 80 minutes).
     let samples = fleet_periods_ago(8);
-    let (_db, pool, _) = setup("rollup_quiet_long").await;
-    let lazy = Writer::new(pool.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
-    let n = samples.len().div_ceil(37);
-    write_in(&lazy, &samples, 37, &(0..n).collect::<Vec<_>>()).await;
+    let (_db, _, lazy) = lazy_writer("rollup_quiet_long").await;
+    write_forward(&lazy, &samples).await;
     assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 0);
     // The same fleet half an hour ago is swept (the test above).
     let recent = fleet_periods_ago(4);
-    let (_db2, pool2, _) = setup("rollup_quiet_recent").await;
-    let lazy = Writer::new(pool2.clone(), 2).with_rollup_refresh(Duration::from_secs(60));
-    write_in(&lazy, &recent, 37, &(0..n).collect::<Vec<_>>()).await;
+    let (_db2, _, lazy) = lazy_writer("rollup_quiet_recent").await;
+    write_forward(&lazy, &recent).await;
     assert_eq!(lazy.settle_quiet_hosts().await.unwrap(), 2);
 }
