@@ -227,15 +227,17 @@ impl Writer {
             .await?;
             self.minutes.recovery_read(heard);
         }
+        // Read once: a batch that skips more meanwhile leaves them for the
+        // next call, so a flush ends however busy the writer is.
+        let mut stale = self.minutes.stale((!all).then_some(at)).into_iter();
         let mut refreshed = 0;
         loop {
             let recover = self.minutes.recovery_take(REFRESH_CHUNK);
             let mut hosts: Vec<(String, Option<i64>)> =
                 recover.iter().map(|host| (host.clone(), None)).collect();
             hosts.extend(
-                self.minutes
-                    .stale((!all).then_some(at))
-                    .into_iter()
+                stale
+                    .by_ref()
                     .take(REFRESH_CHUNK)
                     .map(|(host, from)| (host, Some(from))),
             );
