@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 
-use super::rollup::{merge, Range, MINUTE_NS};
+use super::rollup::{floor, merge, Range, MINUTE_NS};
 use super::rows::Plan;
 
 /// Each host's `last_seen` as stored before the batch (None: a new host).
@@ -291,7 +291,7 @@ impl OpenMinutes {
 
 /// The start of the minute of `ns`.
 pub(super) fn minute(ns: i64) -> i64 {
-    ns.div_euclid(MINUTE_NS) * MINUTE_NS
+    floor(ns, MINUTE_NS)
 }
 
 /// The first minute of `host` not yet settled when its `last_seen` is

@@ -301,6 +301,12 @@ pub(super) struct Range<'a> {
     pub to: i64,
 }
 
+/// The start of the period of `period_ns` that `ns` falls in, periods
+/// aligned on the unix epoch (times before 1970 floor down).
+pub(super) fn floor(ns: i64, period_ns: i64) -> i64 {
+    ns.div_euclid(period_ns) * period_ns
+}
+
 /// The (host, period) pairs of `stamps`, periods of `period_ns` aligned on
 /// the unix epoch, merged into runs of consecutive periods per host, sorted
 /// by host and time.
@@ -310,7 +316,7 @@ pub(super) fn periods<'a>(
 ) -> Vec<Range<'a>> {
     let starts: BTreeSet<(&str, i64)> = stamps
         .into_iter()
-        .map(|(host, ts)| (host, ts.div_euclid(period_ns) * period_ns))
+        .map(|(host, ts)| (host, floor(ts, period_ns)))
         .collect();
     let mut out: Vec<Range<'a>> = Vec::new();
     for (host, start) in starts {
@@ -344,15 +350,14 @@ pub(super) fn merge(mut ranges: Vec<Range<'_>>) -> Vec<Range<'_>> {
 
 /// The periods of `period_ns` that `ranges` overlap, as runs per host.
 fn covering<'a>(ranges: &[Range<'a>], period_ns: i64) -> Vec<Range<'a>> {
-    let floor = |ns: i64| ns.div_euclid(period_ns) * period_ns;
     merge(
         ranges
             .iter()
             .filter(|r| r.from < r.to)
             .map(|r| Range {
                 host: r.host,
-                from: floor(r.from),
-                to: floor(r.to - 1).saturating_add(period_ns),
+                from: floor(r.from, period_ns),
+                to: floor(r.to - 1, period_ns).saturating_add(period_ns),
             })
             .collect(),
     )
@@ -457,7 +462,7 @@ pub(super) async fn settle_quiet(conn: &mut MySqlConnection) -> Result<usize, Wr
         let Some(ns) = ts.and_utc().timestamp_nanos_opt() else {
             continue;
         };
-        let newest = ns.div_euclid(TEN_MINUTES_NS) * TEN_MINUTES_NS;
+        let newest = floor(ns, TEN_MINUTES_NS);
         computed.push(Range {
             host: host.as_str(),
             from: newest - TEN_MINUTES_NS,
@@ -508,7 +513,7 @@ pub(super) fn closed_periods<'a>(
     before: &ProcsBefore<'_>,
     at_close: bool,
 ) -> Vec<Range<'a>> {
-    let period = |ns: i64| ns.div_euclid(TEN_MINUTES_NS) * TEN_MINUTES_NS;
+    let period = |ns: i64| floor(ns, TEN_MINUTES_NS);
     let mut by_host: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for (host, ts) in snapshots {
         by_host.entry(host).or_default().push(ts);
