@@ -267,30 +267,55 @@ impl Rollup {
         ranges: &[Range<'_>],
     ) -> Result<(), WriteError> {
         let (head, tail) = self.sql();
-        let (at_least, below) = (
-            format!(" AND {} >= ", self.time),
-            format!(" AND {} < ", self.time),
-        );
         for part in ranges.chunks(MAX_RANGES) {
             let mut query = QueryBuilder::<MySql>::new(&head);
-            for (i, r) in part.iter().enumerate() {
-                if i > 0 {
-                    query.push(" OR ");
-                }
-                query
-                    .push("(host = ")
-                    .push_bind(r.host)
-                    .push(&at_least)
-                    .push_bind(datetime(r.from))
-                    .push(&below)
-                    .push_bind(datetime(r.to))
-                    .push(")");
-            }
+            push_ranges(&mut query, part, self.time);
             query.push(&tail);
             query.build().execute(&mut *conn).await.at(self.table)?;
         }
         Ok(())
     }
+}
+
+/// Appends `(host = ? AND <time> >= ? AND <time> < ?) OR ...`, one term a
+/// range, every bound a literal the optimizer sees: it prunes partitions
+/// and reads each range from the index, which it cannot do for bounds taken
+/// from another table's row (a correlated subquery reads every row the
+/// host has in every partition).
+fn push_ranges<'q>(query: &mut QueryBuilder<'q, MySql>, ranges: &[Range<'q>], time: &str) {
+    for (i, r) in ranges.iter().enumerate() {
+        if i > 0 {
+            query.push(" OR ");
+        }
+        query
+            .push("(host = ")
+            .push_bind(r.host)
+            .push(format_args!(" AND {time} >= "))
+            .push_bind(datetime(r.from))
+            .push(format_args!(" AND {time} < "))
+            .push_bind(datetime(r.to))
+            .push(")");
+    }
+}
+
+/// `SELECT host, <count> FROM <table> WHERE <ranges> GROUP BY host` over
+/// `ranges` (at most [`MAX_RANGES`]): each host's count.
+async fn count_per_host<'a>(
+    conn: &mut MySqlConnection,
+    select: &str,
+    time: &str,
+    ranges: &[Range<'a>],
+) -> Result<HashMap<String, i64>, WriteError> {
+    let mut query = QueryBuilder::<MySql>::new(select);
+    query.push(" WHERE ");
+    push_ranges(&mut query, ranges, time);
+    query.push(" GROUP BY host");
+    let rows: Vec<(String, i64)> = query
+        .build_query_as()
+        .fetch_all(&mut *conn)
+        .await
+        .at("counts")?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A host and a run of whole periods, [from, to) in unix nanoseconds.
@@ -436,27 +461,56 @@ pub(super) async fn refresh(
 /// its row lock. Returns the hosts computed.
 pub(super) async fn settle_quiet(conn: &mut MySqlConnection) -> Result<usize, WriteError> {
     let quiet = std::time::Duration::from_nanos((TEN_MINUTES_NS + PROCESS_SETTLE_UP_TO) as u64);
-    // The period of procs_ts, as TEN_MINUTES_OF_TS writes it.
-    let hosts: Vec<String> = sqlx::query_scalar(
-        "SELECT host FROM (SELECT h.host, CAST(DATE_FORMAT(h.procs_ts, '%Y-%m-%d %H:00:00') \
-             AS DATETIME) + INTERVAL (MINUTE(h.procs_ts) DIV 10 * 10) MINUTE AS newest \
-           FROM hosts h \
-           WHERE h.procs_ts < UTC_TIMESTAMP(6) - INTERVAL ? SECOND \
-             AND h.procs_ts >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND) q \
-         WHERE (SELECT COUNT(*) FROM process_samples s WHERE s.host = q.host \
-                  AND s.ts >= q.newest AND s.ts < q.newest + INTERVAL 10 MINUTE) \
-            <> (SELECT COALESCE(SUM(p.samples), 0) FROM process_ten_minutes p \
-                  WHERE p.host = q.host AND p.period = q.newest) \
-         ORDER BY host LIMIT ?",
+    let candidates: Vec<(String, NaiveDateTime)> = sqlx::query_as(
+        "SELECT host, procs_ts FROM hosts \
+         WHERE procs_ts < UTC_TIMESTAMP(6) - INTERVAL ? SECOND \
+           AND procs_ts >= UTC_TIMESTAMP(6) - INTERVAL ? SECOND ORDER BY host",
     )
     .bind(quiet.as_secs())
     .bind(QUIET_WITHIN.as_secs())
-    .bind(SETTLE_AT_ONCE)
     .fetch_all(&mut *conn)
     .await
     .at("hosts")?;
-    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
-    let procs_ts = super::hosts::lock_procs_ts(conn, &names).await?;
+    // Each one's newest period, its history rows counted against the
+    // samples its rollup holds, the bounds written out (see push_ranges).
+    let newest: Vec<Range> = candidates
+        .iter()
+        .filter_map(|(host, ts)| {
+            let period = floor(ts.and_utc().timestamp_nanos_opt()?, TEN_MINUTES_NS);
+            Some(Range {
+                host: host.as_str(),
+                from: period,
+                to: period + TEN_MINUTES_NS,
+            })
+        })
+        .collect();
+    let mut hosts: Vec<&str> = Vec::new();
+    for part in newest.chunks(MAX_RANGES) {
+        let history = count_per_host(
+            conn,
+            "SELECT host, COUNT(*) FROM process_samples",
+            "ts",
+            part,
+        )
+        .await?;
+        let rolled_up = count_per_host(
+            conn,
+            "SELECT host, CAST(SUM(samples) AS SIGNED) FROM process_ten_minutes",
+            "period",
+            part,
+        )
+        .await?;
+        hosts.extend(
+            part.iter()
+                .filter(|r| history.get(r.host) != rolled_up.get(r.host))
+                .map(|r| r.host),
+        );
+        if hosts.len() >= SETTLE_AT_ONCE {
+            hosts.truncate(SETTLE_AT_ONCE);
+            break;
+        }
+    }
+    let procs_ts = super::hosts::lock_procs_ts(conn, &hosts).await?;
     let mut computed = Vec::new();
     for (host, ts) in &procs_ts {
         let Some(ns) = ts.and_utc().timestamp_nanos_opt() else {
@@ -484,7 +538,7 @@ const QUIET_WITHIN: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Hosts at most per pass of [`settle_quiet`]: one transaction holds their
 /// row locks; the rest wait for the next pass.
-const SETTLE_AT_ONCE: u32 = 500;
+const SETTLE_AT_ONCE: usize = 500;
 
 /// How long after a ten-minute period ends a host's period settles, at
 /// most: each host's lag is spread over these two minutes
