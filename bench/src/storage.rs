@@ -98,25 +98,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .execute(&pool)
             .await?;
     }
-    let rows = sqlx::query(
-        "SELECT table_name AS name, table_rows AS n, data_length AS data, \
-         index_length AS idx FROM information_schema.tables \
-         WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' \
-         AND table_name <> '_sqlx_migrations' ORDER BY data_length + index_length DESC",
-    )
-    .fetch_all(&pool)
-    .await?;
+    vigia_testkit::flush_dirty_pages(&pool).await?;
+    let rows = tables_on_disk(&pool).await?;
+    let compression: String =
+        sqlx::query_scalar("SELECT CAST(@@innodb_compression_default AS CHAR)")
+            .fetch_one(&pool)
+            .await?;
     println!("host-days in the data: {host_days:.2} (from {cpu_rows} cpu rows)");
-    println!("| table | rows (est.) | data MiB | index MiB | bytes per host-day |");
+    println!("innodb_compression_default: {compression}");
+    println!("| table | rows (est.) | pages MiB (data + index) | on disk MiB | bytes on disk per host-day |");
     println!("|---|---|---|---|---|");
     let (mut growing, mut fixed) = (0.0, 0.0);
     let mut per_table: Vec<(String, f64)> = Vec::new();
-    for row in rows {
-        let name: String = row.try_get("name")?;
-        let n: u64 = row.try_get("n")?;
-        let data: u64 = row.try_get("data")?;
-        let idx: u64 = row.try_get("idx")?;
-        let bytes = (data + idx) as f64;
+    for TableBytes {
+        name,
+        rows: n,
+        pages,
+        disk,
+    } in rows
+    {
+        let bytes = disk as f64;
         let per = if PER_HOST.contains(&name.as_str()) {
             fixed += bytes / args.hosts as f64;
             format!("{:.0} per host (does not grow)", bytes / args.hosts as f64)
@@ -127,8 +128,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         println!(
             "| {name} | {n} | {:.1} | {:.1} | {per} |",
-            data as f64 / 1048576.0,
-            idx as f64 / 1048576.0
+            pages as f64 / 1048576.0,
+            disk as f64 / 1048576.0
         );
     }
     let tiers = default_tiers();
@@ -162,8 +163,51 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One table's size.
+pub(crate) struct TableBytes {
+    pub name: String,
+    /// information_schema's estimate.
+    pub rows: u64,
+    /// Data and index pages, uncompressed.
+    pub pages: u64,
+    /// What its files take on disk.
+    pub disk: u64,
+}
+
+/// Every table of the connection's database, largest on disk first.
+///
+/// Bytes on disk are what the files take (their allocated blocks), not what
+/// their pages hold. The two differ by the files' free space and, with
+/// InnoDB page compression (`innodb-compression-default` in
+/// mysql/conf/vigia.cnf), by the holes punched where a compressed page
+/// needed fewer blocks. Call [`vigia_testkit::flush_dirty_pages`] first.
+pub(crate) async fn tables_on_disk(pool: &sqlx::MySqlPool) -> anyhow::Result<Vec<TableBytes>> {
+    let rows = sqlx::query(
+        "SELECT t.table_name AS name, t.table_rows AS n, t.data_length + t.index_length AS pages, \
+         CAST(COALESCE((SELECT SUM(s.ALLOCATED_SIZE) FROM information_schema.INNODB_SYS_TABLESPACES s \
+           WHERE s.NAME = CONCAT(t.table_schema, '/', t.table_name) \
+              OR LEFT(s.NAME, CHAR_LENGTH(t.table_schema) + CHAR_LENGTH(t.table_name) + 4) \
+                 = CONCAT(t.table_schema, '/', t.table_name, '#P#')), 0) AS UNSIGNED) AS disk \
+         FROM information_schema.tables t \
+         WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' \
+         AND t.table_name <> '_sqlx_migrations' ORDER BY disk DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(TableBytes {
+                name: row.try_get("name")?,
+                rows: row.try_get("n")?,
+                pages: row.try_get("pages")?,
+                disk: row.try_get("disk")?,
+            })
+        })
+        .collect()
+}
+
 /// The sink's retention tiers when no flag is given.
-fn default_tiers() -> Retention {
+pub(crate) fn default_tiers() -> Retention {
     use clap::Parser as _;
     vigia_sink::config::Config::try_parse_from(["vigia-sink"])
         .ok()

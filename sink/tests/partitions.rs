@@ -385,6 +385,11 @@ async fn a_database_holding_data_is_migrated_without_losing_or_changing_a_row() 
              cached, swap_total, swap_free) VALUES ('h', 'b', ?, ?, 1000, 100 * ?, 1, 2, 3, 4, 5, 6)",
             "INSERT INTO host_events (host, boot, kind, seq, ts, detail) \
              VALUES ('h', 'b', 'hello', ?, ?, CONCAT('day ', ?))",
+            "INSERT INTO procs_snapshots (host, boot, seq, ts, processes, running, sleeping, \
+             blocked, zombie, other) VALUES ('h', 'b', ?, ?, 40 + ?, 1, 2, 3, 4, 5)",
+            "INSERT INTO process_samples (host, boot, seq, ts, pid, name, user, state, rss, \
+             mem_pct, cpu_pct, threads) VALUES ('h', 'b', ?, ?, 7, 'nginx', 'www', 'S', 4096, \
+             0.5, ?, 3)",
         ] {
             sqlx::query(sql)
                 .bind(seq)
@@ -411,6 +416,7 @@ async fn a_database_holding_data_is_migrated_without_losing_or_changing_a_row() 
         digests.insert(table, (digest(&pool, table, &columns).await, columns));
     }
     assert_eq!(digests["cpu_samples"].0 .0, 12);
+    assert_eq!(digests["process_samples"].0 .0, 12);
     assert_eq!(digests["host_minutes"].0 .0, 12);
 
     // The sink starts on it: 0010 and every later migration run.
@@ -418,6 +424,34 @@ async fn a_database_holding_data_is_migrated_without_losing_or_changing_a_row() 
     for (table, _, _) in TABLES {
         let (was, columns) = &digests[table];
         assert_eq!(&digest(&pool, table, columns).await, was, "{table}");
+    }
+    // 0013 keyed the raw samples by (host, ts, ...) and dropped the
+    // (host, ts) indexes that only repeated it.
+    for (table, key) in [
+        ("cpu_samples", "host,ts,boot,seq"),
+        ("ram_samples", "host,ts,boot,seq"),
+        ("procs_snapshots", "host,ts,boot,seq"),
+        ("process_samples", "host,ts,boot,seq,pid"),
+        ("publisher_health", "host,ts,boot,seq"),
+    ] {
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT CAST(INDEX_NAME AS CHAR), \
+             CAST(GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) AS CHAR) \
+             FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = ? GROUP BY INDEX_NAME ORDER BY INDEX_NAME",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(
+            indexes.contains(&("PRIMARY".into(), key.into())),
+            "{table}: {indexes:?}"
+        );
+        assert!(
+            !indexes.iter().any(|(_, columns)| columns == "host,ts"),
+            "{table}: {indexes:?}"
+        );
     }
     // 0012 computed the Host dashboard's minute columns from the samples.
     assert_eq!(
@@ -454,5 +488,57 @@ async fn a_database_holding_data_is_migrated_without_losing_or_changing_a_row() 
     assert_eq!(
         common::seqs(&pool, "cpu_samples", "h").await,
         (5..=12).collect::<Vec<u64>>()
+    );
+}
+
+#[tokio::test]
+async fn the_shipped_settings_page_compress_every_table_and_every_day_the_sink_adds() {
+    let server = vigia_testkit::Mariadbd::shipped();
+    let db = TestDatabase::on(
+        &format!("mysql://root@127.0.0.1:{}", server.port),
+        "compressed",
+    );
+    let pool = connect(&db.url(), 2).await.unwrap();
+    let plain: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(table_name AS CHAR) FROM information_schema.TABLES \
+         WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' \
+         AND table_name <> '_sqlx_migrations' \
+         AND LOWER(create_options) NOT LIKE '%page_compressed%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        plain,
+        Vec::<String>::new(),
+        "tables created without page compression"
+    );
+
+    // A day the sink creates itself, ten days on, filled with a day of one
+    // host's cpu samples (one every second) and written out.
+    manage_until_done(&pool, &week(), at(10)).await;
+    let day = offset(10);
+    let start = noon(10);
+    let samples: Vec<Sample> = (0..20_000u64)
+        .map(|i| cpu(i + 1, start + i as i64 * 1_000_000_000))
+        .collect();
+    let writer = Writer::new(pool.clone(), 10);
+    for chunk in samples.chunks(5000) {
+        let refs: Vec<&Sample> = chunk.iter().collect();
+        writer.write(&refs).await.unwrap();
+    }
+    vigia_testkit::flush_dirty_pages(&pool).await.unwrap();
+    let name = format!("{}/cpu_samples#P#{}", db.name, name_of(day));
+    let (file, allocated): (u64, u64) = sqlx::query_as(
+        "SELECT FILE_SIZE, ALLOCATED_SIZE FROM information_schema.INNODB_SYS_TABLESPACES \
+         WHERE NAME = ?",
+    )
+    .bind(&name)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        file >= 2 << 20 && allocated * 10 < file * 7,
+        "{name}: {allocated} bytes on disk of a {file}-byte file: not compressed"
     );
 }

@@ -35,7 +35,7 @@ pub mod vigia;
 
 pub use child::{binary, Child};
 pub use cluster::NatsCluster;
-pub use mariadb::{Mariadbd, TestDatabase, SHARED_MYSQL};
+pub use mariadb::{flush_dirty_pages, Mariadbd, TestDatabase, SHARED_MYSQL};
 pub use nats::{auth_nats_server, NatsServer, AUTH_NATS_VERSION};
 pub use net::{free_port, wait_for_port};
 

@@ -131,6 +131,16 @@ impl Mariadbd {
         server
     }
 
+    /// A private mariadbd with the settings vigia ships
+    /// (`mysql/conf/vigia.cnf`, which docker compose gives MariaDB).
+    pub fn shipped() -> Self {
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../mysql/conf/vigia.cnf")
+            .canonicalize()
+            .expect("mysql/conf/vigia.cnf beside the testkit crate");
+        Self::start_with_config(&config)
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("mysql://root@127.0.0.1:{}/{database}", self.port)
     }
@@ -189,4 +199,36 @@ impl Drop for Mariadbd {
 
 fn current_user() -> String {
     std::env::var("USER").unwrap_or_else(|_| "root".into())
+}
+
+/// Waits until InnoDB has written every changed page to its file, so that
+/// the files' allocated blocks are what steady state leaves (with page
+/// compression a page is compressed when it is written, not when it is
+/// changed). Gives up after 5 minutes. The server's
+/// `innodb_max_dirty_pages_pct` is 0 meanwhile, and as it was after.
+pub async fn flush_dirty_pages(pool: &sqlx::MySqlPool) -> Result<(), sqlx::Error> {
+    let was: f64 = sqlx::query_scalar("SELECT @@GLOBAL.innodb_max_dirty_pages_pct + 0e0")
+        .fetch_one(pool)
+        .await?;
+    sqlx::query("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        .execute(pool)
+        .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let flushed = loop {
+        let status: Result<(String, String), _> =
+            sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+                .fetch_one(pool)
+                .await;
+        match status {
+            Ok((_, dirty)) if dirty != "0" && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            other => break other.map(drop),
+        }
+    };
+    sqlx::query("SET GLOBAL innodb_max_dirty_pages_pct = ?")
+        .bind(was)
+        .execute(pool)
+        .await?;
+    flushed
 }
