@@ -9,22 +9,24 @@
 #   scripts/bench.sh latency   [--hosts 500 --processes 400 --seconds 60 --warmup 10 --poll-ms 20 --sink-args "..."]
 #   scripts/bench.sh capacity  [--steps 250,500,1000,2000,4000 --step-seconds 180 --shared-mariadb --sink-args "..." --sinks N]
 #   scripts/bench.sh storage   [--hosts 20 --span 6h --processes 400]
+#   scripts/bench.sh history   [--hosts 50 --round-seconds 60 --rounds 13 --sink-args "..." --sink-log FILE]
 #   scripts/bench.sh dashboards [--dashboards DIR]  (scripts/bench-dashboards.sh: HOSTS, SPAN, RUNS)
 #   scripts/bench.sh all       (footprint, ingest and latency at their defaults, one after another)
 #
 # Timings: footprint ~70 s, ingest ~1-3 min, latency ~75 s plus the drain,
 # capacity about 3 min a step (it stops one step past the knee), storage
-# about a minute per 20 host-hours, dashboards about 10 min at full size
+# about a minute per 20 host-hours, history about 15 min (10 of them
+# filling 90 days of 50 hosts), dashboards about 10 min at full size
 # (the fill writes 100 hosts x 24 h in about 6 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 what=$1
 shift
 case $what in
-  footprint | ingest | latency | capacity | storage | all) ;;
+  footprint | ingest | latency | capacity | storage | history | all) ;;
   # Its own mariadbd, kept between runs on request: a script of its own.
   dashboards) exec bash scripts/bench-dashboards.sh "$@" ;;
   -h | --help | help) usage ;;

@@ -72,7 +72,11 @@ impl Hosts {
 
     /// Host `h`'s next sample of `kind` (cpu, ram or procs), taken now.
     pub fn sample(&mut self, h: usize, kind: Kind) -> Sample {
-        let ts = unix_nanos();
+        self.sample_at(h, kind, unix_nanos())
+    }
+
+    /// Host `h`'s next sample of `kind`, stamped `ts` (ns).
+    pub fn sample_at(&mut self, h: usize, kind: Kind, ts: i64) -> Sample {
         let body = match kind {
             Kind::Cpu => SampleBody::Cpu(cpu_body(h as u64, ts)),
             Kind::Ram => SampleBody::Ram(ram_body(h as u64, ts)),

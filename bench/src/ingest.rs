@@ -208,7 +208,7 @@ async fn sink_round(
 }
 
 /// Publishes through JetStream, 256 acknowledgements in flight at most.
-async fn publish_all(
+pub(crate) async fn publish_all(
     js: &async_nats::jetstream::Context,
     messages: Vec<fleet::Message>,
 ) -> anyhow::Result<()> {

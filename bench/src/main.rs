@@ -13,6 +13,7 @@ mod capacity;
 mod dashboards;
 mod fleet;
 mod footprint;
+mod history;
 mod ingest;
 mod latency;
 mod rig;
@@ -50,6 +51,9 @@ enum Command {
     /// Bytes on disk per host per day, every table, as the sink writes
     /// them into MariaDB with the product's settings.
     Storage(storage::Args),
+    /// Ingest on a database holding a full retention of history, against
+    /// the same ingest on empty tables.
+    History(history::Args),
     /// Fills a database with a synthetic fleet through the sink's writer
     /// (the data of `dashboards`).
     Fill(dashboards::FillArgs),
@@ -65,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         Command::Latency(args) => runtime()?.block_on(latency::run(args)),
         Command::Capacity(args) => runtime()?.block_on(capacity::run(args)),
         Command::Storage(args) => runtime()?.block_on(storage::run(args)),
+        Command::History(args) => runtime()?.block_on(history::run(args)),
         Command::Fill(args) => runtime()?.block_on(dashboards::fill(args)),
         Command::Dashboards(args) => runtime()?.block_on(dashboards::run(args)),
     }
