@@ -15,13 +15,14 @@
 #
 # Timings: footprint ~70 s, ingest ~1-3 min, latency ~75 s plus the drain,
 # capacity about 3 min a step (it stops one step past the knee), storage
-# about a minute per 20 host-hours, history about 15 min (10 of them
-# filling 90 days of 50 hosts), dashboards about 10 min at full size
+# about a minute per 20 host-hours, history about 15 min (6 of them
+# filling 90 days of 50 hosts, most of the rest waiting for the rounds'
+# clock), dashboards about 10 min at full size
 # (the fill writes 100 hosts x 24 h in about 6 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 what=$1
 shift

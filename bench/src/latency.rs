@@ -132,19 +132,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ticker.tick().await;
         for (k, table) in TABLES.iter().enumerate() {
             let polled_at = unix_nanos();
+            // Each host's newest committed sample: the primary key starts
+            // (host, ts), so this reads one entry a host (a loose index
+            // scan), not the table. A host's samples commit in order.
             let rows = sqlx::query(&format!(
-                "SELECT host, MAX(seq) AS top FROM {table} GROUP BY host, boot"
+                "SELECT host, MAX(ts) AS top FROM {table} GROUP BY host"
             ))
             .fetch_all(pool)
             .await?;
             let sent = sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             for row in rows {
                 let host: String = row.try_get("host")?;
-                let top: u64 = row.try_get("top")?;
+                let top: chrono::NaiveDateTime = row.try_get("top")?;
                 let Some(h) = fleet::host_index(&host).filter(|&h| h < args.hosts) else {
                     continue;
                 };
-                let top = (top as usize).min(sent[k][h].len());
+                // Stored times are microseconds.
+                let top_us = top.and_utc().timestamp_micros();
+                let top = sent[k][h]
+                    .partition_point(|&ts| ts.div_euclid(1000) <= top_us)
+                    .max(seen_upto[k][h]);
                 for &ts in &sent[k][h][seen_upto[k][h]..top] {
                     latencies.push((k, ts, (polled_at - ts) as f64 / 1e6));
                 }

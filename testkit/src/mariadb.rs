@@ -204,8 +204,9 @@ fn current_user() -> String {
 /// Waits until InnoDB has written every changed page to its file, so that
 /// the files' allocated blocks are what steady state leaves (with page
 /// compression a page is compressed when it is written, not when it is
-/// changed). Gives up after 5 minutes. The server's
-/// `innodb_max_dirty_pages_pct` is 0 meanwhile, and as it was after.
+/// changed); an error if pages are still dirty after 5 minutes. The
+/// server's `innodb_max_dirty_pages_pct` is 0 meanwhile, and as it was
+/// after.
 pub async fn flush_dirty_pages(pool: &sqlx::MySqlPool) -> Result<(), sqlx::Error> {
     let was: f64 = sqlx::query_scalar("SELECT @@GLOBAL.innodb_max_dirty_pages_pct + 0e0")
         .fetch_one(pool)
@@ -220,7 +221,12 @@ pub async fn flush_dirty_pages(pool: &sqlx::MySqlPool) -> Result<(), sqlx::Error
                 .fetch_one(pool)
                 .await;
         match status {
-            Ok((_, dirty)) if dirty != "0" && std::time::Instant::now() < deadline => {
+            Ok((_, dirty)) if dirty != "0" => {
+                if std::time::Instant::now() >= deadline {
+                    break Err(sqlx::Error::Protocol(format!(
+                        "{dirty} InnoDB pages still dirty after 300 s"
+                    )));
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await
             }
             other => break other.map(drop),

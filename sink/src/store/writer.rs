@@ -6,9 +6,10 @@
 //! samples inserted, a multi-row INSERT per table ([`super::insert`]), and
 //! the rollups recomputed ([`super::rollup`]); then the commit.
 //!
-//! Every sample table is keyed on (host, boot, seq, ts), process_samples on
-//! (host, boot, seq, pid, ts) (ts since the tables are partitioned by day,
-//! 0010_daily_partitions.sql), and their inserts end in a no-op `ON
+//! Every sample table is keyed on (host, ts, boot, seq), process_samples on
+//! (host, ts, boot, seq, pid) (ts since the tables are partitioned by day,
+//! 0010_daily_partitions.sql; first after host since
+//! 0013_raw_samples_keyed_by_time.sql), and their inserts end in a no-op `ON
 //! DUPLICATE KEY UPDATE seq = seq` (`pid = pid`): a redelivered message
 //! carries the same ts, finds its row and changes nothing. (A publisher
 //! resending a seq with another ts would now store a second row: only
