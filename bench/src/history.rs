@@ -373,21 +373,20 @@ async fn fill_history(db: &TestDatabase, tiers: &Retention, args: &Args) -> anyh
 /// bound) into one partition per day, back to the first day `keep` reaches.
 async fn split_past_days(
     pool: &MySqlPool,
-    table: &str,
+    table: &'static str,
     today: chrono::NaiveDate,
     keep: Duration,
 ) -> anyhow::Result<()> {
-    let oldest: String = sqlx::query_scalar(
-        "SELECT CAST(PARTITION_NAME AS CHAR) FROM information_schema.PARTITIONS \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY PARTITION_ORDINAL_POSITION \
-         LIMIT 1",
-    )
-    .bind(table)
-    .fetch_one(pool)
-    .await?;
+    let mut conn = pool.acquire().await?;
+    let parts = partitions::layout(&mut conn, table).await?;
+    let Some(oldest) = parts.first() else {
+        anyhow::bail!("{table}: no partitions");
+    };
+    let Some(below) = oldest.below else {
+        anyhow::bail!("{table}: only `{}`", oldest.name);
+    };
     // The day it holds (and everything before).
-    let held = chrono::NaiveDate::parse_from_str(&oldest, "d%Y%m%d")
-        .map_err(|e| anyhow::anyhow!("{table}: partition {oldest}: {e}"))?;
+    let held = below - chrono::Days::new(1);
     let first = today - chrono::Days::new(keep.as_secs() / 86_400);
     if first >= held {
         return Ok(());
@@ -395,19 +394,14 @@ async fn split_past_days(
     let days: Vec<String> = first
         .iter_days()
         .take_while(|d| *d <= held)
-        .map(|d| {
-            format!(
-                "PARTITION {} VALUES LESS THAN ('{}')",
-                partitions::name_of(d),
-                d + chrono::Days::new(1)
-            )
-        })
+        .map(partitions::definition_of)
         .collect();
     sqlx::query(&format!(
-        "ALTER TABLE {table} REORGANIZE PARTITION {oldest} INTO ({})",
+        "ALTER TABLE {table} REORGANIZE PARTITION {} INTO ({})",
+        oldest.name,
         days.join(", ")
     ))
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -116,6 +116,15 @@ pub fn name_of(day: NaiveDate) -> String {
     format!("d{}", day.format("%Y%m%d"))
 }
 
+/// The partition of `day` as `PARTITION BY` and `REORGANIZE` write it.
+pub fn definition_of(day: NaiveDate) -> String {
+    format!(
+        "PARTITION {} VALUES LESS THAN ('{}')",
+        name_of(day),
+        day + Days::new(1)
+    )
+}
+
 /// Plans one table: add every day after its newest (from `today` when it
 /// has none) up to `today + AHEAD_DAYS`; drop every day whose bound is at
 /// or before `cutoff` (all its rows are older). `future` is never dropped.
@@ -209,17 +218,7 @@ async fn pass(
         if plan.add.is_empty() {
             continue;
         }
-        let days: Vec<String> = plan
-            .add
-            .iter()
-            .map(|d| {
-                format!(
-                    "PARTITION {} VALUES LESS THAN ('{}')",
-                    name_of(*d),
-                    *d + Days::new(1)
-                )
-            })
-            .collect();
+        let days: Vec<String> = plan.add.iter().map(|d| definition_of(*d)).collect();
         let sql = format!(
             "ALTER TABLE {table} REORGANIZE PARTITION {FUTURE} INTO ({}, \
              PARTITION {FUTURE} VALUES LESS THAN (MAXVALUE))",
